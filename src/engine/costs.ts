@@ -1,0 +1,51 @@
+// The cycle cost table: what one step of each kind costs the CPU that runs
+// it. Figures are order-of-magnitude for a recent Intel server core; a
+// scenario's `costs:` overrides any of them. Integers only: cycles and time
+// must be bit-identical on every engine.
+
+export const DEFAULT_COSTS = {
+  step: 10, // a few loads and stores
+  user_op: 5, // dispatching one user-program op
+  atomic: 20, // a locked RMW on a refcount (refcount_ops)
+  syscall_entry: 100,
+  syscall_exit: 100,
+  irq_entry: 300,
+  irq_exit: 200,
+  tick: 400, // scheduler_tick()
+  schedule: 300, // __schedule(): pick_next_task and rq bookkeeping
+  switch_to: 200, // register and stack switch
+  cr3_write: 200, // MOV CR3 without a flush
+  wakeup: 250, // try_to_wake_up()
+  ipi_send: 1000, // APIC ICR write and its bookkeeping
+  kmalloc: 100,
+  kfree: 80,
+  copy_process: 8000,
+  dup_mm: 20000, // copying the parent's page tables
+  exit_mmap: 20000, // tearing down an address space
+  exec: 50000, // loading a new image
+  idle_poll: 50,
+} as const;
+
+export type CostKind = keyof typeof DEFAULT_COSTS;
+export const COST_KINDS = Object.keys(DEFAULT_COSTS) as CostKind[];
+
+export type CostTable = Record<CostKind, number>;
+
+/** The table for a scenario: defaults with its overrides; unknown kinds are an input error. */
+export function costTable(overrides: Readonly<Record<string, number>>): CostTable | { unknown: string } {
+  const t: CostTable = { ...DEFAULT_COSTS };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (!(k in t)) return { unknown: k };
+    t[k as CostKind] = v;
+  }
+  return t;
+}
+
+/** ns -> cycles at the machine's clock, as an integer. */
+export function nsToCycles(ns: number, cpuMhz: number): number {
+  return Math.floor((ns * cpuMhz) / 1000);
+}
+
+export function cyclesToNs(cycles: number, cpuMhz: number): number {
+  return Math.floor((cycles * 1000) / cpuMhz);
+}

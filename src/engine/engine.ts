@@ -1,0 +1,136 @@
+// The engine: runs transitions on the model and watches the invariants. What
+// runs next is a Scheduler's choice (simulation by virtual time, seeded random,
+// and later the explorer's strategies); the engine only executes.
+//
+// A transition is one of:
+//   CPU(c)    - CPU c's next step (interrupt entry, kernel step or user op)
+//   TICK(c)   - the local APIC timer raises the tick on CPU c
+//   TIMER(t)  - task t's hrtimer expires
+
+import { cpu_runnable, cpu_step } from "../hw/cpu.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { raise_irq } from "../kernel/sched.js";
+import { hrtimer_wakeup } from "../kernel/sleep.js";
+import { IRQ_TIMER } from "../machine/state.js";
+import type { Invariant } from "./invariants.js";
+
+export const TR_SHIFT = 2 ** 20;
+export const TR_CPU = 0;
+export const TR_TICK = 1;
+export const TR_TIMER = 2;
+export const trCpu = (cpu: number) => cpu;
+export const trTick = (cpu: number) => TR_TICK * TR_SHIFT + cpu;
+export const trTimer = (task: number) => TR_TIMER * TR_SHIFT + task;
+export const trKind = (tr: number) => Math.floor(tr / TR_SHIFT);
+export const trArg = (tr: number) => tr % TR_SHIFT;
+
+export interface Scheduler {
+  readonly name: string;
+  /** The scheduler and its parameters, for output and reproduction. */
+  describe(): string;
+  /** Bind to an engine before the first `next`. */
+  start(e: Engine): void;
+  /** The next transition, or -1 when nothing can happen any more. */
+  next(e: Engine): number;
+  /** `task` armed a timer for `ns` from the current transition's time. */
+  armTimer(e: Engine, task: number, ns: number): void;
+  /** An interrupt was raised on `cpu` during the current transition. */
+  kick(e: Engine, cpu: number): void;
+}
+
+export type StopReason = "quiescent" | "step-limit" | "time-limit";
+
+export interface RunLimits {
+  maxSteps: number;
+  /** Simulated time, in cycles of the CPU clocks. */
+  maxCycles: number;
+}
+
+export class Engine {
+  /** Per-CPU virtual time in cycles. */
+  readonly clock: Float64Array;
+  readonly stepInvariants: Invariant[];
+  readonly endInvariants: Invariant[];
+  /** The transition being executed (for schedulers' callbacks). */
+  current = -1;
+  transitions = 0;
+  /** ns of user work per step; the simulation chunks long computes, `check` does not. */
+  chunkNs: number;
+
+  constructor(
+    readonly k: Kernel,
+    invariants: readonly Invariant[],
+    readonly sched: Scheduler,
+  ) {
+    this.clock = new Float64Array(k.params.cpus);
+    this.stepInvariants = invariants.filter((i) => i.step !== undefined);
+    this.endInvariants = invariants.filter((i) => i.end !== undefined);
+    this.chunkNs = k.params.tickNs;
+    k.link = {
+      kick: (cpu) => sched.kick(this, cpu),
+      armTimer: (task, ns) => sched.armTimer(this, task, ns),
+    };
+  }
+
+  /** Execute one transition; returns the cycles it cost (0 for events). */
+  exec(tr: number): number {
+    this.current = tr;
+    this.transitions++;
+    const k = this.k;
+    const kind = trKind(tr);
+    const arg = trArg(tr);
+    if (kind === TR_CPU) {
+      k.stepNo++;
+      k.metrics.steps++;
+      const cost = cpu_step(k, arg, this.chunkNs);
+      this.clock[arg] += cost;
+      const inv = this.stepInvariants;
+      for (let i = 0; i < inv.length; i++) {
+        const msg = inv[i].step!(k, arg);
+        if (msg !== null) k.warn(inv[i].name, msg, arg);
+      }
+      return cost;
+    }
+    if (kind === TR_TICK) {
+      // NO_HZ idle: a halted CPU's tick is stopped.
+      if (k.get(k.C.halted, arg) === 0) raise_irq(k, arg, IRQ_TIMER);
+      return 0;
+    }
+    hrtimer_wakeup(k, arg);
+    return 0;
+  }
+
+  runnable(cpu: number): boolean {
+    return cpu_runnable(this.k, cpu);
+  }
+
+  /** Run until the scheduler has nothing left or a limit is hit. */
+  run(limits: RunLimits): StopReason {
+    const s = this.sched;
+    s.start(this);
+    const k = this.k;
+    for (;;) {
+      const tr = s.next(this);
+      if (tr < 0) break;
+      this.exec(tr);
+      if (k.metrics.steps >= limits.maxSteps) return "step-limit";
+      if (trKind(tr) === TR_CPU && this.clock[trArg(tr)] > limits.maxCycles) return "time-limit";
+    }
+    this.checkEnd();
+    return "quiescent";
+  }
+
+  checkEnd(): void {
+    for (const inv of this.endInvariants) {
+      const msg = inv.end!(this.k);
+      if (msg !== null) this.k.warn(inv.name, msg, -1);
+    }
+  }
+
+  /** Cycles of the busiest CPU: the simulated time of the run. */
+  maxClock(): number {
+    let m = 0;
+    for (let i = 0; i < this.clock.length; i++) if (this.clock[i] > m) m = this.clock[i];
+    return m;
+  }
+}

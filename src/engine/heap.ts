@@ -1,0 +1,95 @@
+// A binary min-heap of events ordered by (time, seq): the SimPy core. The
+// sequence number makes same-time events come out in the order they were
+// scheduled, so runs are deterministic. Parallel typed arrays, no objects.
+
+export class EventHeap {
+  private time: Float64Array;
+  private seq: Float64Array;
+  private item: Int32Array;
+  private n = 0;
+  private nextSeq = 0;
+
+  constructor(capacity = 64) {
+    this.time = new Float64Array(capacity);
+    this.seq = new Float64Array(capacity);
+    this.item = new Int32Array(capacity);
+  }
+
+  get size(): number {
+    return this.n;
+  }
+
+  topTime(): number {
+    return this.time[0];
+  }
+
+  topItem(): number {
+    return this.item[0];
+  }
+
+  push(time: number, item: number): void {
+    if (this.n === this.time.length) this.grow();
+    let i = this.n++;
+    const s = this.nextSeq++;
+    const T = this.time;
+    const S = this.seq;
+    const I = this.item;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (T[p] < time || (T[p] === time && S[p] < s)) break;
+      T[i] = T[p];
+      S[i] = S[p];
+      I[i] = I[p];
+      i = p;
+    }
+    T[i] = time;
+    S[i] = s;
+    I[i] = item;
+  }
+
+  /** Remove the top event. */
+  pop(): void {
+    const last = --this.n;
+    if (last > 0) this.siftDown(this.time[last], this.seq[last], this.item[last]);
+  }
+
+  /** Replace the top event by a new one (cheaper than pop + push). */
+  replaceTop(time: number, item: number): void {
+    this.siftDown(time, this.nextSeq++, item);
+  }
+
+  private siftDown(time: number, s: number, item: number): void {
+    const T = this.time;
+    const S = this.seq;
+    const I = this.item;
+    const n = this.n;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      const r = c + 1;
+      if (r < n && (T[r] < T[c] || (T[r] === T[c] && S[r] < S[c]))) c = r;
+      if (time < T[c] || (time === T[c] && s < S[c])) break;
+      T[i] = T[c];
+      S[i] = S[c];
+      I[i] = I[c];
+      i = c;
+    }
+    T[i] = time;
+    S[i] = s;
+    I[i] = item;
+  }
+
+  private grow(): void {
+    const cap = this.time.length * 2;
+    const t = new Float64Array(cap);
+    t.set(this.time);
+    const s = new Float64Array(cap);
+    s.set(this.seq);
+    const it = new Int32Array(cap);
+    it.set(this.item);
+    this.time = t;
+    this.seq = s;
+    this.item = it;
+  }
+}

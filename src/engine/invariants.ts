@@ -1,0 +1,90 @@
+// Named properties, checked by the engine: `step` ones after every CPU step
+// (only what that step could have broken, so they stay O(1)), `end` ones once
+// the machine is quiescent. Checkers observe; they never change the state.
+// The model's own WARN_ONs report under the same names (kernel.warn).
+
+import type { Kernel } from "../kernel/kernel.js";
+import { MM_FREE, PF_IDLE, TASK_FREE } from "../machine/state.js";
+
+export interface Invariant {
+  readonly name: string;
+  readonly description: string;
+  /** After a step of `cpu`: a message when broken, else null. */
+  readonly step?: (k: Kernel, cpu: number) => string | null;
+  /** At the end of a run: a message when broken, else null. */
+  readonly end?: (k: Kernel) => string | null;
+}
+
+const mmUseAfterFree: Invariant = {
+  name: "mm-use-after-free",
+  description: "a running task's mm and active_mm, and the CPU's loaded mm, are allocated mm_structs",
+  step(k, cpu) {
+    const t = k.curr(cpu);
+    const mm = k.get(k.T.mm, t);
+    if (mm !== 0 && k.get(k.M.state, mm) === MM_FREE) return `task ${t} runs on freed mm ${mm}`;
+    const active = k.get(k.T.active_mm, t);
+    if (active !== 0 && k.get(k.M.state, active) === MM_FREE) return `task ${t} borrows freed mm ${active}`;
+    const loaded = k.get(k.C.loaded_mm, cpu);
+    if (loaded !== 0 && k.get(k.M.state, loaded) === MM_FREE && loaded === active) {
+      return `cpu ${cpu} has freed mm ${loaded} loaded`;
+    }
+    return null;
+  },
+};
+
+const userModeClean: Invariant = {
+  name: "sched-atomic",
+  description: "user mode runs with preemption enabled, interrupts on and no kernel frames",
+  step(k, cpu) {
+    if (k.get(k.C.in_user, cpu) === 0) return null;
+    if (k.get(k.C.preempt_count, cpu) !== 0) return `user mode with preempt_count ${k.get(k.C.preempt_count, cpu)}`;
+    if (k.get(k.C.irqs_off, cpu) !== 0) return "user mode with interrupts off";
+    if (k.get(k.C.irq_depth, cpu) !== 0) return "user mode inside an interrupt";
+    return null;
+  },
+};
+
+const noLeak: Invariant = {
+  name: "no-leak",
+  description:
+    "once every process has exited: no task, files_struct or mm is left, but for mms that idle CPUs still borrow (lazy TLB), each held by exactly those references",
+  end(k) {
+    if (k.get(k.G.nr_user_tasks, 0) !== 0) return `${k.get(k.G.nr_user_tasks, 0)} tasks never exited`;
+    for (let t = 1; t < k.L.task.count; t++) {
+      const idle = (k.get(k.T.flags, t) & PF_IDLE) !== 0;
+      if (!idle && k.get(k.T.state, t) !== TASK_FREE) return `task slot ${t} not freed`;
+    }
+    if (k.get(k.G.nr_files, 0) !== 0) return `${k.get(k.G.nr_files, 0)} files_structs not freed`;
+    for (let mm = 1; mm < k.L.mm.count; mm++) {
+      if (k.get(k.M.state, mm) === MM_FREE) continue;
+      let refs = 0;
+      for (let cpu = 0; cpu < k.params.cpus; cpu++) {
+        if (k.get(k.T.active_mm, k.get(k.C.idle, cpu)) === mm) refs++;
+        if (k.get(k.C.prev_mm, cpu) === mm) refs++;
+      }
+      if (k.get(k.M.users, mm) !== 0) return `mm ${mm} has mm_users ${k.get(k.M.users, mm)} after every task exited`;
+      if (refs === 0) return `mm ${mm} leaked: mm_count ${k.get(k.M.count, mm)} and no holder`;
+      if (k.get(k.M.count, mm) !== refs) return `mm ${mm}: mm_count ${k.get(k.M.count, mm)} but ${refs} lazy holders`;
+    }
+    return null;
+  },
+};
+
+/** Properties that only the model's WARN_ONs report (no separate checker). */
+const warnOnly: Invariant[] = [
+  { name: "mm-refcount", description: "mm_users and mm_count never go negative; __mmdrop only with no users" },
+  { name: "mm-freed-once", description: "every mm_struct is freed exactly once" },
+  { name: "files-refcount", description: "files_struct counts never go negative" },
+  { name: "task-leak", description: "a dead task holds no mm, active_mm or files when its slot is freed" },
+  { name: "runqueue", description: "a task is queued on at most one run queue, once" },
+  { name: "kernel-stack", description: "kernel and interrupt stacks stay within their depth; user mode has no frames" },
+  { name: "exit", description: "a task exits once and never runs after do_task_dead()" },
+  { name: "mm-leak", description: "an mm slot is there for every fork and exec (the layout is big enough)" },
+  { name: "files-leak", description: "a files_struct slot is there for every fork" },
+  { name: "sched-idle", description: "only the idle task runs the idle loop" },
+  { name: "syscall", description: "only the model's syscalls are made" },
+  { name: "user-program", description: "user programs stay within their loop depth and opcodes" },
+  { name: "timer", description: "a timer fires only for a task that armed it" },
+];
+
+export const CORE_INVARIANTS: readonly Invariant[] = [mmUseAfterFree, userModeClean, noLeak, ...warnOnly];

@@ -1,0 +1,150 @@
+// One transition of a CPU, as the hardware sees it: take a pending interrupt
+// if IF allows, else execute the next step of the kernel path on top of the
+// current stack, else (user mode) the next op of the task's program. This is
+// the hot loop: no allocation, plain array reads.
+
+import { enter_irq, enter_syscall, SYS_CLONE, SYS_EXECVE, SYS_EXIT, SYS_NANOSLEEP, SYS_SCHED_YIELD, SYS_WORK } from "../kernel/entry.js";
+import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kernel/fork.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { allPaths } from "../kernel/path.js";
+import { FR_PATH, FR_PC, LOOP_DEPTH_MAX } from "../machine/state.js";
+import {
+  U_CLONE_THREAD,
+  U_CLONE_VM,
+  U_COMPUTE,
+  U_END,
+  U_ENDLOOP,
+  U_EXEC,
+  U_EXIT,
+  U_FORK,
+  U_LOOP,
+  U_SLEEP,
+  U_SYSCALL,
+  U_YIELD,
+} from "./program.js";
+
+/** Can `cpu` make progress? A halted CPU waits for an interrupt. */
+export function cpu_runnable(k: Kernel, cpu: number): boolean {
+  if (k.get(k.C.halted, cpu) === 0) return true;
+  return k.get(k.C.pending, cpu) !== 0;
+}
+
+/**
+ * Run one transition on `cpu`; returns its cost in cycles. Compute ops run in
+ * chunks of at most `chunkNs`, so that interrupts land between chunks.
+ */
+export function cpu_step(k: Kernel, cpu: number, chunkNs: number): number {
+  k.extra = 0;
+  const C = k.C;
+  const w = k.w;
+  const cb = C.curr.base + cpu * C.curr.stride;
+  // The APIC: an interrupt is taken at an instruction boundary when IF is set.
+  if (w[cb + C.pending.off] !== 0 && w[cb + C.irqs_off.off] === 0 && w[cb + C.irq_depth.off] === 0) {
+    enter_irq(k, cpu);
+    return k.costs.irq_entry + k.extra;
+  }
+  const paths = allPaths();
+  for (;;) {
+    const fr = k.topFrame(cpu);
+    if (fr < 0) break;
+    const p = paths[w[fr + FR_PATH]];
+    const pc = w[fr + FR_PC];
+    if (pc >= p.steps.length) {
+      k.ret(cpu); // ran off the end of the path: return
+      continue;
+    }
+    const s = p.steps[pc];
+    k.mem.write(fr + FR_PC, pc + 1);
+    s.fn(k, cpu, fr);
+    return k.stepCost[p.id][pc] + k.extra;
+  }
+  if (w[cb + C.in_user.off] === 0) {
+    k.warn("kernel-stack", `cpu ${cpu}: no kernel frame and not in user mode`, cpu);
+    k.set(C.in_user, cpu, 1);
+  }
+  user_step(k, cpu, chunkNs);
+  return k.costs.user_op + k.extra;
+}
+
+const CLONE_FORK = 0;
+const CLONE_PTHREAD = (CLONE_VM | CLONE_FILES | CLONE_THREAD) >>> CLONE_FLAGS_SHIFT;
+const CLONE_VM_ONLY = CLONE_VM >>> CLONE_FLAGS_SHIFT;
+
+/** Execute the next op of the current task's program, in user mode. */
+function user_step(k: Kernel, cpu: number, chunkNs: number): void {
+  const T = k.T;
+  const t = k.curr(cpu);
+  const code = k.programs[k.get(T.prog, t)].code;
+  const upc = k.get(T.upc, t);
+  const op = code[upc * 2];
+  const arg = code[upc * 2 + 1];
+  k.metrics.user_ops++;
+  switch (op) {
+    case U_LOOP: {
+      const sp = k.get(T.lsp, t);
+      if (sp >= LOOP_DEPTH_MAX) {
+        k.warn("user-program", `loop nesting beyond ${LOOP_DEPTH_MAX}`, cpu);
+        break;
+      }
+      k.mem.write(T.loops.base + t * T.loops.stride + T.loops.off + sp, arg);
+      k.set(T.lsp, t, sp + 1);
+      k.set(T.upc, t, upc + 1);
+      break;
+    }
+    case U_ENDLOOP: {
+      const sp = k.get(T.lsp, t) - 1;
+      const a = T.loops.base + t * T.loops.stride + T.loops.off + sp;
+      const left = k.w[a] - 1;
+      if (left > 0) {
+        k.mem.write(a, left);
+        k.set(T.upc, t, arg);
+      } else {
+        k.mem.write(a, 0);
+        k.set(T.lsp, t, sp);
+        k.set(T.upc, t, upc + 1);
+      }
+      break;
+    }
+    case U_COMPUTE: {
+      let rem = k.get(T.urem, t);
+      if (rem === 0) rem = arg;
+      const chunk = rem < chunkNs ? rem : chunkNs;
+      k.charge(k.nsToCycles(chunk));
+      rem -= chunk;
+      k.set(T.urem, t, rem);
+      if (rem === 0) k.set(T.upc, t, upc + 1);
+      break;
+    }
+    case U_SYSCALL:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_WORK, arg);
+      break;
+    case U_YIELD:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_SCHED_YIELD, 0);
+      break;
+    case U_SLEEP:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_NANOSLEEP, arg);
+      break;
+    case U_FORK:
+    case U_CLONE_THREAD:
+    case U_CLONE_VM: {
+      const flags = op === U_FORK ? CLONE_FORK : op === U_CLONE_THREAD ? CLONE_PTHREAD : CLONE_VM_ONLY;
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_CLONE | (flags << 8), arg);
+      break;
+    }
+    case U_EXEC:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_EXECVE, arg);
+      break;
+    case U_EXIT:
+    case U_END:
+      enter_syscall(k, cpu, SYS_EXIT, op === U_EXIT ? arg : 0);
+      break;
+    default:
+      k.warn("user-program", `unknown opcode ${op}`, cpu);
+      enter_syscall(k, cpu, SYS_EXIT, 127);
+  }
+}

@@ -1,0 +1,38 @@
+// User programs as the CPU sees them: a flat code array of (opcode, arg)
+// pairs. The scenario compiler produces them; the user-mode executor runs
+// them one op per step. Program text is static, so it lives outside the
+// machine state; a task's position in it (upc, loop counters) is state.
+
+export const U_END = 0; // falls off the end: exit(0)
+export const U_LOOP = 1; // arg: iterations; pushes a loop counter
+export const U_ENDLOOP = 2; // arg: pc of the loop body
+export const U_COMPUTE = 3; // arg: ns of user work
+export const U_SYSCALL = 4; // arg: ns in the kernel
+export const U_YIELD = 5;
+export const U_SLEEP = 6; // arg: ns
+export const U_FORK = 7; // arg: child program id
+export const U_CLONE_THREAD = 8;
+export const U_CLONE_VM = 9;
+export const U_EXEC = 10; // arg: program id
+export const U_EXIT = 11; // arg: exit code
+
+export const OPCODE_NAMES = [
+  "end",
+  "loop",
+  "endloop",
+  "compute",
+  "syscall",
+  "yield",
+  "sleep",
+  "fork",
+  "clone_thread",
+  "clone_vm",
+  "exec",
+  "exit",
+] as const;
+
+export interface Program {
+  readonly name: string;
+  /** [opcode, arg] pairs. */
+  readonly code: Int32Array;
+}

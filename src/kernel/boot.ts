@@ -1,0 +1,107 @@
+// start_kernel(), for a model: lay out the machine, chain the free slots,
+// give each CPU its idle task, and create the scenario's initial processes
+// as if init had forked them (each starts in ret_from_fork).
+
+import type { CostTable } from "../engine/costs.js";
+import type { Program } from "../hw/program.js";
+import { defineLayout, newMemory, PF_IDLE, PF_KTHREAD, TASK_RUNNING } from "../machine/state.js";
+import { files_alloc, P_RET_FROM_FORK } from "./fork.js";
+import { Kernel, type MachineParams } from "./kernel.js";
+import { mm_alloc } from "./mm.js";
+import { enqueue_task, P_IDLE } from "./sched.js";
+import { P_SWITCH_MM } from "./tlb.js";
+
+export interface InitialProcess {
+  prog: number;
+  count: number;
+  threads: number;
+}
+
+export interface BootSpec {
+  params: MachineParams;
+  /** Task slots for user tasks (idle tasks come on top). */
+  tasksMax: number;
+  mmsMax: number;
+  programs: readonly Program[];
+  procs: readonly InitialProcess[];
+  costs: CostTable;
+}
+
+export function boot(spec: BootSpec): Kernel {
+  const ncpus = spec.params.cpus;
+  const L = defineLayout({ cpus: ncpus, tasks: spec.tasksMax + ncpus, mms: spec.mmsMax });
+  const k = new Kernel(newMemory(L), L, spec.params, spec.programs, spec.costs);
+  k.hooks.switch_mm.push(P_SWITCH_MM);
+  chainFreeSlots(k, ncpus);
+  for (let cpu = 0; cpu < ncpus; cpu++) bootIdle(k, cpu);
+  let next = 0;
+  for (const p of spec.procs) {
+    for (let i = 0; i < p.count; i++) {
+      next = spawnProcess(k, p.prog, p.threads, next);
+    }
+  }
+  k.metrics.forks = 0; // boot-time tasks are not forks of the workload
+  k.metrics.mm_allocs = 0;
+  k.metrics.refcount_ops = 0;
+  k.extra = 0;
+  k.mem.rehash();
+  return k;
+}
+
+function chainFreeSlots(k: Kernel, ncpus: number): void {
+  const nt = k.L.task.count; // slot 0 is NULL
+  for (let t = nt - 1; t > ncpus; t--) {
+    k.set(k.T.rq_next, t, k.get(k.G.task_free, 0));
+    k.set(k.G.task_free, 0, t);
+  }
+  for (let m = k.L.mm.count - 1; m >= 1; m--) {
+    k.set(k.M.next_free, m, k.get(k.G.mm_free, 0));
+    k.set(k.G.mm_free, 0, m);
+  }
+  for (let f = k.L.files.count - 1; f >= 1; f--) {
+    k.set(k.F.next_free, f, k.get(k.G.files_free, 0));
+    k.set(k.G.files_free, 0, f);
+  }
+}
+
+function bootIdle(k: Kernel, cpu: number): void {
+  const idle = cpu + 1;
+  k.set(k.T.state, idle, TASK_RUNNING);
+  k.set(k.T.flags, idle, PF_KTHREAD | PF_IDLE);
+  k.set(k.T.cpu, idle, cpu);
+  k.set(k.T.tgid, idle, idle);
+  k.pushTaskFrame(idle, P_IDLE);
+  k.set(k.C.curr, cpu, idle);
+  k.set(k.C.idle, cpu, idle);
+}
+
+/** One process of `threads` threads sharing an mm and files; returns the next CPU to place on. */
+function spawnProcess(k: Kernel, prog: number, threads: number, cpuNext: number): number {
+  const mm = mm_alloc(k);
+  const files = files_alloc(k, -1);
+  let leader = 0;
+  for (let i = 0; i < threads; i++) {
+    const t = k.get(k.G.task_free, 0);
+    if (t === 0) throw new RangeError("boot: more initial tasks than task slots");
+    k.set(k.G.task_free, 0, k.get(k.T.rq_next, t));
+    k.set(k.T.rq_next, t, 0);
+    if (leader === 0) leader = t;
+    else {
+      k.add(k.M.users, mm, 1);
+      k.add(k.F.count, files, 1);
+    }
+    k.set(k.T.state, t, TASK_RUNNING);
+    k.set(k.T.pid, t, k.add(k.G.next_pid, 0, 1));
+    k.set(k.T.tgid, t, leader);
+    k.set(k.T.mm, t, mm);
+    k.set(k.T.active_mm, t, mm);
+    k.set(k.T.files, t, files);
+    k.set(k.T.prog, t, prog);
+    k.pushTaskFrame(t, P_RET_FROM_FORK);
+    k.add(k.G.nr_user_tasks, 0, 1);
+    const cpu = cpuNext % k.params.cpus;
+    enqueue_task(k, cpu, t);
+    cpuNext = cpu + 1;
+  }
+  return cpuNext;
+}

@@ -1,0 +1,176 @@
+// Kernel entry and exit: syscalls, interrupts, and the way back to user
+// space (kernel/entry/common.c). The hook points where the model issues plug
+// in are here: syscall entry, exit-to-user work, and (via sched.ts) switch_mm
+// and the FPU part of switch_to.
+
+import { IRQ_RESCHED, IRQ_TIMER, PF_EXITING, TIF_NEED_RESCHED } from "../machine/state.js";
+import { P_CLONE } from "./fork.js";
+import type { Kernel } from "./kernel.js";
+import { defPath } from "./path.js";
+import { P_EXECVE, P_EXIT } from "./process.js";
+import { P_NANOSLEEP, P_SCHED_YIELD } from "./sleep.js";
+import { P_SCHEDULE, scheduler_tick } from "./sched.js";
+
+// Syscall numbers of the model (a0 & 0xff); the clone flags ride in a0 >> 8.
+export const SYS_WORK = 0; // a generic syscall that spends a1 ns in the kernel
+export const SYS_CLONE = 1;
+export const SYS_EXECVE = 2;
+export const SYS_EXIT = 3;
+export const SYS_SCHED_YIELD = 4;
+export const SYS_NANOSLEEP = 5;
+
+/** Task flag: killed by de_thread() (exec in another thread); dies on its way to user. */
+export const TIF_KILLED = 1 << 4;
+
+/** do_syscall_64(): a0 = nr | flags << 8, a1 = argument. Entered from user by SYSCALL. */
+export const P_SYSCALL = defPath("do_syscall_64", [
+  [
+    "syscall_enter_from_user_mode",
+    (k, cpu) => {
+      k.metrics.syscalls++;
+      k.callHooks(cpu, k.hooks.syscall_enter);
+    },
+    "syscall_entry",
+  ],
+  [
+    "syscall_body",
+    (k, cpu, fr) => {
+      const a0 = k.arg0(fr);
+      const arg = k.arg1(fr);
+      switch (a0 & 0xff) {
+        case SYS_WORK:
+          k.charge(k.nsToCycles(arg));
+          return;
+        case SYS_CLONE:
+          k.call(cpu, P_CLONE, a0 >>> 8, arg);
+          return;
+        case SYS_EXECVE:
+          k.call(cpu, P_EXECVE, arg);
+          return;
+        case SYS_EXIT:
+          k.call(cpu, P_EXIT, arg);
+          return;
+        case SYS_SCHED_YIELD:
+          k.call(cpu, P_SCHED_YIELD);
+          return;
+        case SYS_NANOSLEEP:
+          k.call(cpu, P_NANOSLEEP, arg);
+          return;
+        default:
+          k.warn("syscall", `unknown syscall ${a0 & 0xff}`, cpu);
+      }
+    },
+  ],
+  [
+    "syscall_exit_to_user_mode",
+    (k, cpu) => {
+      k.ret(cpu); // a tail call: nothing of the syscall is left on the stack
+      k.call(cpu, P_EXIT_TO_USER);
+    },
+  ],
+]);
+
+/** exit_to_user_mode(): handle pending work, then return to user space. */
+export const P_EXIT_TO_USER = defPath("exit_to_user_mode", [
+  [
+    "exit_to_user_mode_loop",
+    (k, cpu, fr) => {
+      const t = k.curr(cpu);
+      const tif = k.get(k.T.tif, t);
+      if ((tif & TIF_KILLED) !== 0 && (k.get(k.T.flags, t) & PF_EXITING) === 0) {
+        k.call(cpu, P_EXIT, 9 /* SIGKILL */);
+        return;
+      }
+      if ((tif & TIF_NEED_RESCHED) !== 0) {
+        k.jump(fr, 0); // loop until no work is left
+        k.call(cpu, P_SCHEDULE, 0);
+        return;
+      }
+      k.set(k.C.irqs_off, cpu, 1); // local_irq_disable_exit_to_user()
+    },
+  ],
+  ["arch_exit_to_user_mode_prepare", (k, cpu) => k.callHooks(cpu, k.hooks.exit_to_user)],
+  [
+    "return_to_user",
+    (k, cpu) => {
+      // SYSRET/IRET: back in user mode, interrupts on.
+      k.ret(cpu);
+      k.set(k.C.in_user, cpu, 1);
+      k.set(k.C.irqs_off, cpu, 0);
+      if (k.get(k.T.depth, k.curr(cpu)) !== 0) {
+        k.warn("kernel-stack", `returning to user with kernel frames left`, cpu);
+      }
+    },
+    "syscall_exit",
+  ],
+]);
+
+/** preempt_schedule_irq(): preemption on the way out of an interrupt to kernel code. */
+export const P_PREEMPT_SCHEDULE_IRQ = defPath("preempt_schedule_irq", [
+  ["preempt_schedule_irq", (k, cpu) => k.call(cpu, P_SCHEDULE, 1)],
+]);
+
+/**
+ * An interrupt: the hardware pushed the frame and cleared IF; a0 = 1 when it
+ * interrupted user mode. Handles one pending vector, then irqentry_exit().
+ */
+export const P_IRQ = defPath("common_interrupt", [
+  [
+    "irqentry_enter",
+    (k, cpu) => {
+      k.metrics.interrupts++;
+      const pending = k.get(k.C.pending, cpu);
+      const bit = pending & -pending; // lowest pending vector first
+      k.set(k.C.pending, cpu, pending & ~bit);
+      if (bit === IRQ_TIMER) {
+        k.charge(k.cost("tick"));
+        scheduler_tick(k, cpu);
+      } else if (bit === IRQ_RESCHED) {
+        // scheduler_ipi(): TIF_NEED_RESCHED is already set; the exit path acts on it.
+      }
+    },
+    "irq_entry",
+  ],
+  [
+    "irqentry_exit",
+    (k, cpu, fr) => {
+      const fromUser = k.arg0(fr) !== 0;
+      k.ret(cpu);
+      k.set(k.C.irqs_off, cpu, 0); // IRET restores the interrupted IF (it was on)
+      if (fromUser) {
+        k.call(cpu, P_EXIT_TO_USER);
+        return;
+      }
+      const t = k.curr(cpu);
+      if (
+        k.get(k.C.irq_depth, cpu) === 0 &&
+        k.get(k.C.preempt_count, cpu) === 0 &&
+        (k.get(k.T.tif, t) & TIF_NEED_RESCHED) !== 0 &&
+        t !== k.get(k.C.idle, cpu)
+      ) {
+        k.call(cpu, P_PREEMPT_SCHEDULE_IRQ);
+      }
+    },
+    "irq_exit",
+  ],
+]);
+
+/** The hardware side of taking an interrupt: can `cpu` take one now? */
+export function irq_deliverable(k: Kernel, cpu: number): boolean {
+  return k.get(k.C.pending, cpu) !== 0 && k.get(k.C.irqs_off, cpu) === 0 && k.get(k.C.irq_depth, cpu) === 0;
+}
+
+/** Take an interrupt: leave user mode or halt, push the handler frame. */
+export function enter_irq(k: Kernel, cpu: number): void {
+  const fromUser = k.get(k.C.in_user, cpu);
+  k.set(k.C.in_user, cpu, 0);
+  k.set(k.C.halted, cpu, 0);
+  k.set(k.C.irqs_off, cpu, 1);
+  k.callIrq(cpu, P_IRQ, fromUser);
+}
+
+/** The SYSCALL instruction: from user mode into do_syscall_64. */
+export function enter_syscall(k: Kernel, cpu: number, nr: number, arg: number): void {
+  k.set(k.C.in_user, cpu, 0);
+  k.call(cpu, P_SYSCALL, nr, arg);
+}

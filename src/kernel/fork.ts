@@ -1,0 +1,136 @@
+// kernel_clone() / copy_process(), as kernel/fork.c orders it:
+// dup_task_struct, copy_files, copy_mm, copy_thread (arch hooks such as
+// fpu_clone), then wake_up_new_task. One step per stage, so that `check`
+// can interleave other CPUs between them.
+
+import { TASK_FREE, TASK_NEW } from "../machine/state.js";
+import { P_EXIT_TO_USER } from "./entry.js";
+import type { Kernel } from "./kernel.js";
+import { mm_alloc, mmget } from "./mm.js";
+import { defPath } from "./path.js";
+import { finish_task_switch, wake_up_process } from "./sched.js";
+
+export const CLONE_VM = 0x100;
+export const CLONE_FILES = 0x400;
+export const CLONE_THREAD = 0x10000;
+/** The flags are shifted into a0 >> 8; the model keeps the kernel's values divided by 0x100. */
+export const CLONE_FLAGS_SHIFT = 8;
+
+/** P_CLONE: a0 = clone flags (>> 8), a1 = the child's program. a1 becomes the child. */
+export const P_CLONE = defPath("kernel_clone", [
+  [
+    "dup_task_struct",
+    (k, cpu, fr) => {
+      const child = k.get(k.G.task_free, 0);
+      if (child === 0) {
+        // -EAGAIN: no task slot (the model's pid_max / RLIMIT_NPROC).
+        k.metrics.fork_failures++;
+        if (k.trace !== null) k.trace.instant(cpu, "fork: EAGAIN", {});
+        k.ret(cpu);
+        return;
+      }
+      if (k.get(k.T.state, child) !== TASK_FREE) k.warn("task-leak", `task slot ${child} on the free list in use`, cpu);
+      k.set(k.G.task_free, 0, k.get(k.T.rq_next, child));
+      const parent = k.curr(cpu);
+      const prog = k.arg1(fr);
+      const T = k.T;
+      k.set(T.rq_next, child, 0);
+      k.set(T.state, child, TASK_NEW);
+      k.set(T.pid, child, k.add(k.G.next_pid, 0, 1));
+      k.set(T.cpu, child, cpu);
+      k.set(T.prog, child, prog);
+      const flags = k.arg0(fr) << CLONE_FLAGS_SHIFT;
+      k.set(T.tgid, child, (flags & CLONE_THREAD) !== 0 ? k.get(T.tgid, parent) : child);
+      k.setArg1(fr, child);
+      k.add(k.G.nr_user_tasks, 0, 1);
+      k.charge(k.cost("copy_process"));
+      k.metrics.forks++;
+    },
+  ],
+  [
+    "copy_files",
+    (k, cpu, fr) => {
+      const parent = k.curr(cpu);
+      const child = k.arg1(fr);
+      const flags = k.arg0(fr) << CLONE_FLAGS_SHIFT;
+      if ((flags & CLONE_FILES) !== 0) {
+        const files = k.get(k.T.files, parent);
+        k.add(k.F.count, files, 1);
+        k.metrics.refcount_ops++;
+        k.charge(k.cost("atomic"));
+        k.set(k.T.files, child, files);
+      } else {
+        k.set(k.T.files, child, files_alloc(k, cpu));
+      }
+    },
+  ],
+  [
+    "copy_mm",
+    (k, cpu, fr) => {
+      const parent = k.curr(cpu);
+      const child = k.arg1(fr);
+      const flags = k.arg0(fr) << CLONE_FLAGS_SHIFT;
+      const oldmm = k.get(k.T.mm, parent);
+      let mm: number;
+      if ((flags & CLONE_VM) !== 0) {
+        mmget(k, oldmm, cpu);
+        mm = oldmm;
+      } else {
+        mm = mm_alloc(k); // dup_mm(): a copy of the parent's address space
+        if (mm === 0) k.warn("mm-leak", "no mm slot for dup_mm", cpu);
+        k.charge(k.cost("dup_mm"));
+      }
+      k.set(k.T.mm, child, mm);
+      k.set(k.T.active_mm, child, mm);
+    },
+  ],
+  [
+    "copy_thread",
+    (k, cpu, fr) => {
+      const child = k.arg1(fr);
+      k.pushTaskFrame(child, P_RET_FROM_FORK);
+      k.callHooks(cpu, k.hooks.copy_process, child);
+    },
+  ],
+  ["wake_up_new_task", (k, cpu, fr) => void wake_up_process(k, k.arg1(fr), cpu), "wakeup"],
+]);
+
+/** Where a new task starts: finish the switch that brought it in, then go to user space. */
+export const P_RET_FROM_FORK = defPath("ret_from_fork", [
+  ["schedule_tail", (k, cpu) => finish_task_switch(k, cpu)],
+  [
+    "syscall_exit_to_user_mode",
+    (k, cpu) => {
+      k.ret(cpu);
+      k.call(cpu, P_EXIT_TO_USER);
+    },
+  ],
+]);
+
+/** A new files_struct (copy_files without CLONE_FILES): count 1. */
+export function files_alloc(k: Kernel, cpu: number): number {
+  const f = k.get(k.G.files_free, 0);
+  if (f === 0) {
+    k.warn("files-leak", "no files_struct slot", cpu);
+    return 0;
+  }
+  k.set(k.G.files_free, 0, k.get(k.F.next_free, f));
+  k.set(k.F.next_free, f, 0);
+  k.set(k.F.count, f, 1);
+  k.add(k.G.nr_files, 0, 1);
+  k.charge(k.cost("kmalloc"));
+  return f;
+}
+
+/** put_files_struct(): drop a reference; free at zero (the PASID issue closes device files here). */
+export function put_files_struct(k: Kernel, f: number, cpu: number): void {
+  k.metrics.refcount_ops++;
+  k.charge(k.cost("atomic"));
+  const count = k.add(k.F.count, f, -1);
+  if (count < 0) k.warn("files-refcount", `files ${f}: count went negative`, cpu);
+  if (count !== 0) return;
+  k.set(k.F.next_free, f, k.get(k.G.files_free, 0));
+  k.set(k.G.files_free, 0, f);
+  k.add(k.G.nr_files, 0, -1);
+  k.charge(k.cost("kfree"));
+}

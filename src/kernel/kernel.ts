@@ -1,0 +1,282 @@
+// The kernel's view of the machine: typed access to the flat state, frame
+// push/pop for kernel paths, WARN_ON-style assertions that record findings,
+// metrics and the trace. Everything a step touches goes through here, so a
+// step's effect is exactly its writes to `mem`.
+
+import type { CostKind, CostTable } from "../engine/costs.js";
+import { newMetrics, type Metrics } from "../engine/metrics.js";
+import type { Program } from "../hw/program.js";
+import type { Memory } from "../machine/memory.js";
+import {
+  CPU_FRAMES_MAX,
+  FR_A0,
+  FR_A1,
+  FR_PATH,
+  FR_PC,
+  FRAME_WORDS,
+  type Field,
+  type Layout,
+  TASK_FRAMES_MAX,
+} from "../machine/state.js";
+import { allPaths, type KPath, pathById } from "./path.js";
+
+export interface MachineParams {
+  cpus: number;
+  cpuMhz: number;
+  tickNs: number;
+  /** Ticks per time slice (>= 1). */
+  sliceTicks: number;
+}
+
+export interface Violation {
+  property: string;
+  step: number;
+  message: string;
+  cpu: number;
+  path: string;
+}
+
+/** What the engine wants to hear from the model. */
+export interface EngineLink {
+  /** An interrupt was raised on `cpu` (it may be halted and must be woken). */
+  kick(cpu: number): void;
+  /** `task` sleeps; wake it after `ns` (an hrtimer). */
+  armTimer(task: number, ns: number): void;
+}
+
+/** Receives trace events; null when tracing is off, so the hot loop pays one branch. */
+export interface TraceSink {
+  pathEnter(cpu: number, task: number, path: string): void;
+  pathExit(cpu: number, task: number): void;
+  contextSwitch(cpu: number, prev: number, next: number, nextStack: readonly string[]): void;
+  instant(cpu: number, name: string, args: Record<string, number | string>): void;
+}
+
+/** Named hook points where the model issues plug their paths in. */
+export interface Hooks {
+  /** After syscall entry, before the syscall body. */
+  syscall_enter: KPath[];
+  /** Work on the way out to user space (exit_to_user_mode_prepare), after the resched check. */
+  exit_to_user: KPath[];
+  /** switch_mm_irqs_off(prev, next): a0 = next mm. */
+  switch_mm: KPath[];
+  /** The FPU part of switch_to(): a0 = prev task, a1 = next task. */
+  switch_fpu: KPath[];
+  /** copy_process() extras (fpu_clone, ...): a0 = child task. */
+  copy_process: KPath[];
+  /** begin_new_exec() extras (fpu_flush_thread, ...). */
+  exec: KPath[];
+  /** do_exit() before exit_mm(). */
+  exit: KPath[];
+}
+
+const MAX_VIOLATIONS_KEPT = 100;
+
+export class Kernel {
+  readonly w: Int32Array;
+  readonly T: Layout["task"]["f"];
+  readonly C: Layout["cpu"]["f"];
+  readonly M: Layout["mm"]["f"];
+  readonly F: Layout["files"]["f"];
+  readonly G: Layout["glob"]["f"];
+  readonly metrics: Metrics = newMetrics();
+  readonly violations: Violation[] = [];
+  /** Cycles of each step of each path, from the cost table: stepCost[path.id][pc]. */
+  readonly stepCost: number[][];
+  violationCount = 0;
+  /** Step number of the step being executed (engine-owned). */
+  stepNo = 0;
+  /** Extra cycles the current step costs beyond its kind's (compute, copies). */
+  extra = 0;
+  trace: TraceSink | null = null;
+  link: EngineLink = { kick() {}, armTimer() {} };
+  readonly hooks: Hooks = {
+    syscall_enter: [],
+    exit_to_user: [],
+    switch_mm: [],
+    switch_fpu: [],
+    copy_process: [],
+    exec: [],
+    exit: [],
+  };
+
+  constructor(
+    readonly mem: Memory,
+    readonly L: Layout,
+    readonly params: MachineParams,
+    readonly programs: readonly Program[],
+    readonly costs: CostTable,
+  ) {
+    this.w = mem.words;
+    this.T = L.task.f;
+    this.C = L.cpu.f;
+    this.M = L.mm.f;
+    this.F = L.files.f;
+    this.G = L.glob.f;
+    this.stepCost = allPaths().map((p) => p.steps.map((s) => costs[s.cost]));
+  }
+
+  // --- state access -------------------------------------------------------
+
+  get(f: Field, i: number): number {
+    return this.w[f.base + i * f.stride + f.off];
+  }
+
+  set(f: Field, i: number, v: number): void {
+    this.mem.write(f.base + i * f.stride + f.off, v);
+  }
+
+  add(f: Field, i: number, d: number): number {
+    const a = f.base + i * f.stride + f.off;
+    const v = this.w[a] + d;
+    this.mem.write(a, v);
+    return v;
+  }
+
+  curr(cpu: number): number {
+    return this.get(this.C.curr, cpu);
+  }
+
+  // --- kernel frames ------------------------------------------------------
+
+  /** Address of the top frame of the stack `cpu` executes now, or -1 (user mode). */
+  topFrame(cpu: number): number {
+    const w = this.w;
+    const c = this.C;
+    const cb = c.curr.base + cpu * c.curr.stride;
+    const irqDepth = w[cb + c.irq_depth.off];
+    if (irqDepth > 0) return cb + c.irq_frames.off + (irqDepth - 1) * FRAME_WORDS;
+    const t = w[cb + c.curr.off];
+    const tb = this.T.depth.base + t * this.T.depth.stride;
+    const depth = w[tb + this.T.depth.off];
+    if (depth > 0) return tb + this.T.frames.off + (depth - 1) * FRAME_WORDS;
+    return -1;
+  }
+
+  /** Push a frame for `path` on the stack `cpu` executes now. */
+  call(cpu: number, path: KPath, a0 = 0, a1 = 0): void {
+    const task = this.get(this.C.irq_depth, cpu) > 0 ? -1 : this.get(this.C.curr, cpu);
+    this.pushTaskOrIrq(cpu, task, path, a0, a1);
+  }
+
+  /** Push an interrupt-context frame (entry to an IRQ/NMI handler). */
+  callIrq(cpu: number, path: KPath, a0 = 0, a1 = 0): void {
+    this.pushTaskOrIrq(cpu, -1, path, a0, a1);
+  }
+
+  /** Push a frame on `task`'s kernel stack (also for tasks not running: new tasks). */
+  pushTaskFrame(task: number, path: KPath, a0 = 0, a1 = 0): void {
+    const depth = this.get(this.T.depth, task);
+    if (depth >= TASK_FRAMES_MAX) {
+      this.warn("kernel-stack", `task ${task}: kernel stack overflow calling ${path.name}`, -1);
+      return;
+    }
+    const fr = this.taskFrameAddr(task, depth);
+    this.mem.write(fr + FR_PATH, path.id);
+    this.mem.write(fr + FR_PC, 0);
+    this.mem.write(fr + FR_A0, a0);
+    this.mem.write(fr + FR_A1, a1);
+    this.set(this.T.depth, task, depth + 1);
+  }
+
+  private pushTaskOrIrq(cpu: number, task: number, path: KPath, a0: number, a1: number): void {
+    if (task >= 0) {
+      this.pushTaskFrame(task, path, a0, a1);
+    } else {
+      const d = this.get(this.C.irq_depth, cpu);
+      if (d >= CPU_FRAMES_MAX) {
+        this.warn("kernel-stack", `cpu ${cpu}: interrupt stack overflow calling ${path.name}`, cpu);
+        return;
+      }
+      const fr = this.irqFrameAddr(cpu, d);
+      this.mem.write(fr + FR_PATH, path.id);
+      this.mem.write(fr + FR_PC, 0);
+      this.mem.write(fr + FR_A0, a0);
+      this.mem.write(fr + FR_A1, a1);
+      this.set(this.C.irq_depth, cpu, d + 1);
+    }
+    if (this.trace !== null) this.trace.pathEnter(cpu, this.get(this.C.curr, cpu), path.name);
+  }
+
+  /** Pop the top frame of the stack `cpu` executes now. */
+  ret(cpu: number): void {
+    const d = this.get(this.C.irq_depth, cpu);
+    if (d > 0) {
+      this.set(this.C.irq_depth, cpu, d - 1);
+    } else {
+      const t = this.get(this.C.curr, cpu);
+      const depth = this.get(this.T.depth, t);
+      if (depth <= 0) {
+        this.warn("kernel-stack", `cpu ${cpu}: return with no kernel frame`, cpu);
+        return;
+      }
+      this.set(this.T.depth, t, depth - 1);
+    }
+    if (this.trace !== null) this.trace.pathExit(cpu, this.get(this.C.curr, cpu));
+  }
+
+  /** Continue the frame `fr` at step `pc` of its path. */
+  jump(fr: number, pc: number): void {
+    this.mem.write(fr + FR_PC, pc);
+  }
+
+  arg0(fr: number): number {
+    return this.w[fr + FR_A0];
+  }
+
+  arg1(fr: number): number {
+    return this.w[fr + FR_A1];
+  }
+
+  setArg0(fr: number, v: number): void {
+    this.mem.write(fr + FR_A0, v);
+  }
+
+  setArg1(fr: number, v: number): void {
+    this.mem.write(fr + FR_A1, v);
+  }
+
+  /** Push each hook path so that they run in list order. */
+  callHooks(cpu: number, paths: readonly KPath[], a0 = 0, a1 = 0): void {
+    for (let i = paths.length - 1; i >= 0; i--) this.call(cpu, paths[i], a0, a1);
+  }
+
+  taskFrameAddr(task: number, depth: number): number {
+    return this.T.frames.base + task * this.T.frames.stride + this.T.frames.off + depth * FRAME_WORDS;
+  }
+
+  irqFrameAddr(cpu: number, depth: number): number {
+    return this.C.irq_frames.base + cpu * this.C.irq_frames.stride + this.C.irq_frames.off + depth * FRAME_WORDS;
+  }
+
+  // --- findings, costs ----------------------------------------------------
+
+  /** WARN_ON: record a broken invariant as a finding; the run goes on. */
+  warn(property: string, message: string, cpu: number): void {
+    this.violationCount++;
+    if (this.violations.length >= MAX_VIOLATIONS_KEPT) return;
+    let path = "user";
+    if (cpu >= 0) {
+      const fr = this.topFrame(cpu);
+      if (fr >= 0) path = this.pathNameAt(fr);
+    }
+    this.violations.push({ property, step: this.stepNo, message, cpu, path });
+  }
+
+  pathNameAt(fr: number): string {
+    return pathById(this.w[fr + FR_PATH]).name;
+  }
+
+  /** Add cycles to the current step beyond its kind's base cost. */
+  charge(cycles: number): void {
+    this.extra += cycles;
+  }
+
+  cost(kind: CostKind): number {
+    return this.costs[kind];
+  }
+
+  nsToCycles(ns: number): number {
+    return Math.floor((ns * this.params.cpuMhz) / 1000);
+  }
+}

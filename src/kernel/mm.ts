@@ -1,0 +1,115 @@
+// mm_struct lifetime, as kernel/fork.c has it. Two counts:
+//   mm_users: users of the address space (threads, CLONE_VM tasks, mmget()).
+//             When it reaches 0, __mmput() tears the address space down
+//             (exit_mmap, the mmu-notifier release) and drops the one mm_count
+//             reference that all users share.
+//   mm_count: references to the struct (mmgrab(): lazy-TLB active_mm, bonds).
+//             When it reaches 0, __mmdrop() frees it (and, once the PASID
+//             issue lands, mm_pasid_drop()).
+// Each get/put is an atomic on the real machine: counted in refcount_ops and
+// charged as one.
+
+import { MM_FREE, MM_LIVE, MM_ZOMBIE } from "../machine/state.js";
+import type { Kernel } from "./kernel.js";
+import { defPath } from "./path.js";
+
+/** mm_alloc(): a new mm with mm_users = mm_count = 1. Returns 0 when no slot is free. */
+export function mm_alloc(k: Kernel): number {
+  const mm = k.get(k.G.mm_free, 0);
+  if (mm === 0) return 0;
+  if (k.get(k.M.state, mm) !== MM_FREE) k.warn("mm-refcount", `mm ${mm} on the free list is in use`, -1);
+  k.set(k.G.mm_free, 0, k.get(k.M.next_free, mm));
+  k.set(k.M.next_free, mm, 0);
+  k.set(k.M.state, mm, MM_LIVE);
+  k.set(k.M.users, mm, 1);
+  k.set(k.M.count, mm, 1);
+  k.set(k.M.gen, mm, k.add(k.G.mm_gen, 0, 1));
+  k.add(k.G.nr_mms, 0, 1);
+  k.metrics.mm_allocs++;
+  k.charge(k.cost("kmalloc"));
+  return mm;
+}
+
+function refOp(k: Kernel): void {
+  k.metrics.refcount_ops++;
+  k.charge(k.cost("atomic"));
+}
+
+/** mmget(): a new user of a live address space. */
+export function mmget(k: Kernel, mm: number, cpu: number): void {
+  refOp(k);
+  if (k.get(k.M.state, mm) !== MM_LIVE || k.get(k.M.users, mm) <= 0) {
+    k.warn("mm-use-after-free", `mmget on mm ${mm} with mm_users ${k.get(k.M.users, mm)}`, cpu);
+  }
+  k.add(k.M.users, mm, 1);
+}
+
+/** mmgrab(): pin the struct (not the address space). */
+export function mmgrab(k: Kernel, mm: number, cpu: number): void {
+  refOp(k);
+  if (k.get(k.M.state, mm) === MM_FREE || k.get(k.M.count, mm) <= 0) {
+    k.warn("mm-use-after-free", `mmgrab on freed mm ${mm}`, cpu);
+  }
+  k.add(k.M.count, mm, 1);
+}
+
+/** mmdrop(): drop a struct reference; __mmdrop() at zero. */
+export function mmdrop(k: Kernel, mm: number, cpu: number): void {
+  refOp(k);
+  if (k.get(k.M.state, mm) === MM_FREE) {
+    k.warn("mm-freed-once", `mmdrop on mm ${mm} that is already freed`, cpu);
+    return;
+  }
+  const count = k.add(k.M.count, mm, -1);
+  if (count < 0) k.warn("mm-refcount", `mm ${mm}: mm_count went negative`, cpu);
+  if (count === 0) __mmdrop(k, mm, cpu);
+}
+
+/** __mmdrop(): the last reference to the struct is gone. */
+function __mmdrop(k: Kernel, mm: number, cpu: number): void {
+  if (k.get(k.M.users, mm) !== 0) k.warn("mm-refcount", `__mmdrop of mm ${mm} with mm_users > 0`, cpu);
+  for (const hook of mmdropHooks) hook(k, mm, cpu);
+  k.set(k.M.state, mm, MM_FREE);
+  k.set(k.M.gen, mm, 0);
+  k.set(k.M.next_free, mm, k.get(k.G.mm_free, 0));
+  k.set(k.G.mm_free, 0, mm);
+  k.add(k.G.nr_mms, 0, -1);
+  k.metrics.mm_frees++;
+  k.charge(k.cost("kfree"));
+  if (k.trace !== null) k.trace.instant(cpu, "__mmdrop", { mm });
+}
+
+/** Functions run by __mmdrop() before the struct is freed (mm_pasid_drop lands here). */
+export const mmdropHooks: ((k: Kernel, mm: number, cpu: number) => void)[] = [];
+
+/**
+ * mmput(mm): a0 = mm. Drop a user; at zero, __mmput(): exit_mmap() tears the
+ * address space down, then the users' shared mm_count reference is dropped.
+ */
+export const P_MMPUT = defPath("mmput", [
+  [
+    "atomic_dec_and_test",
+    (k, cpu, fr) => {
+      const mm = k.arg0(fr);
+      refOp(k);
+      if (k.get(k.M.state, mm) !== MM_LIVE) {
+        k.warn("mm-use-after-free", `mmput on mm ${mm} that is not live`, cpu);
+        k.ret(cpu);
+        return;
+      }
+      const users = k.add(k.M.users, mm, -1);
+      if (users < 0) k.warn("mm-refcount", `mm ${mm}: mm_users went negative`, cpu);
+      if (users !== 0) k.ret(cpu);
+    },
+  ],
+  [
+    "__mmput",
+    (k, _cpu, fr) => {
+      // exit_aio, ksm_exit, exit_mmap: the address space is gone after this.
+      const mm = k.arg0(fr);
+      k.set(k.M.state, mm, MM_ZOMBIE);
+    },
+    "exit_mmap",
+  ],
+  ["mmdrop", (k, cpu, fr) => mmdrop(k, k.arg0(fr), cpu)],
+]);

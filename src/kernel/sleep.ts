@@ -1,0 +1,42 @@
+// Voluntary scheduling: sched_yield() and nanosleep() with its hrtimer.
+
+import { TASK_INTERRUPTIBLE, TIF_TIMER_ARMED } from "../machine/state.js";
+import type { Kernel } from "./kernel.js";
+import { defPath } from "./path.js";
+import { P_SCHEDULE, wake_up_process } from "./sched.js";
+
+/** do_sched_yield(): to the back of the queue. */
+export const P_SCHED_YIELD = defPath("do_sched_yield", [["schedule", (k, cpu) => k.call(cpu, P_SCHEDULE, 0)]]);
+
+/** hrtimer_nanosleep(): a0 = ns. Arm the timer, then sleep until it fires. */
+export const P_NANOSLEEP = defPath("hrtimer_nanosleep", [
+  [
+    "hrtimer_start",
+    (k, cpu, fr) => {
+      const t = k.curr(cpu);
+      k.set(k.T.state, t, TASK_INTERRUPTIBLE); // set_current_state() before arming: no lost wake-up
+      k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_TIMER_ARMED);
+      k.link.armTimer(t, k.arg0(fr));
+    },
+  ],
+  [
+    "schedule",
+    (k, cpu) => {
+      if (k.get(k.T.state, k.curr(cpu)) === TASK_INTERRUPTIBLE) k.call(cpu, P_SCHEDULE, 0);
+    },
+  ],
+]);
+
+/**
+ * hrtimer_wakeup(): the sleeper's timer fired. Simplified: the callback runs
+ * as one atomic action charged to the sleeper's CPU, not as an interrupt.
+ */
+export function hrtimer_wakeup(k: Kernel, t: number): void {
+  const tif = k.get(k.T.tif, t);
+  if ((tif & TIF_TIMER_ARMED) === 0) {
+    k.warn("timer", `timer fired for task ${t} with no timer armed`, -1);
+    return;
+  }
+  k.set(k.T.tif, t, tif & ~TIF_TIMER_ARMED);
+  wake_up_process(k, t, k.get(k.T.cpu, t));
+}

@@ -1,0 +1,111 @@
+// The machine's whole state is one Int32Array: every struct, every kernel
+// frame (program counter and locals), every run-queue link. Two words at the
+// front hold a 64-bit fingerprint of the rest, kept up to date on every write
+// (Zobrist-style: XOR of a mix of (address, value) over all words). So:
+//   - hash is O(1): read words 0 and 1;
+//   - snapshot/restore is one memcpy of the buffer, fingerprint included;
+//   - compare is a word-by-word pass.
+// Writes cost two mixes when the value changes; reads are plain array loads.
+
+export const HASH_LO = 0;
+export const HASH_HI = 1;
+export const HEADER_WORDS = 2;
+
+// murmur3's fmix32 over the address and value; two lanes with different seeds.
+function mixLo(addr: number, v: number): number {
+  let h = Math.imul(addr ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(v, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+function mixHi(addr: number, v: number): number {
+  let h = Math.imul(addr ^ 0x7f4a7c15, 0xcc9e2d51) ^ Math.imul(v ^ 0x1b873593, 0x27d4eb2f);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 12;
+  h = Math.imul(h, 0x297a2d39);
+  return h ^ (h >>> 15);
+}
+
+export class Memory {
+  readonly words: Int32Array;
+
+  constructor(size: number) {
+    if (!(size > HEADER_WORDS && size < 1 << 28)) throw new RangeError(`memory size ${size} out of range`);
+    this.words = new Int32Array(size);
+    this.rehash();
+  }
+
+  get size(): number {
+    return this.words.length;
+  }
+
+  read(addr: number): number {
+    return this.words[addr];
+  }
+
+  write(addr: number, v: number): void {
+    const w = this.words;
+    const old = w[addr];
+    if (old === v) return;
+    w[HASH_LO] ^= mixLo(addr, old) ^ mixLo(addr, v);
+    w[HASH_HI] ^= mixHi(addr, old) ^ mixHi(addr, v);
+    w[addr] = v;
+  }
+
+  /** The 64-bit fingerprint as two unsigned 32-bit halves packed in a number-safe string-free form. */
+  hashLo(): number {
+    return this.words[HASH_LO] >>> 0;
+  }
+
+  hashHi(): number {
+    return this.words[HASH_HI] >>> 0;
+  }
+
+  /** The fingerprint as 16 hex digits (for output; not for the hot loop). */
+  hashHex(): string {
+    return this.hashHi().toString(16).padStart(8, "0") + this.hashLo().toString(16).padStart(8, "0");
+  }
+
+  /** Recompute the fingerprint from scratch: the reference the incremental one must equal. */
+  fullHash(): [number, number] {
+    const w = this.words;
+    let lo = 0;
+    let hi = 0;
+    for (let a = HEADER_WORDS; a < w.length; a++) {
+      const v = w[a];
+      if (v === 0) continue; // zero words contribute mix(a, 0) to both; folded into the base below
+      lo ^= mixLo(a, v) ^ mixLo(a, 0);
+      hi ^= mixHi(a, v) ^ mixHi(a, 0);
+    }
+    return [lo >>> 0, hi >>> 0];
+  }
+
+  /** Reset the fingerprint to the full hash (after bulk initialisation through `words`). */
+  rehash(): void {
+    const [lo, hi] = this.fullHash();
+    this.words[HASH_LO] = lo;
+    this.words[HASH_HI] = hi;
+  }
+
+  snapshot(into?: Int32Array): Int32Array {
+    if (into === undefined) return this.words.slice();
+    into.set(this.words);
+    return into;
+  }
+
+  restore(snap: Int32Array): void {
+    if (snap.length !== this.words.length) throw new RangeError("snapshot of another machine layout");
+    this.words.set(snap);
+  }
+
+  equals(snap: Int32Array): boolean {
+    const w = this.words;
+    if (snap.length !== w.length) return false;
+    for (let a = 0; a < w.length; a++) if (w[a] !== snap[a]) return false;
+    return true;
+  }
+}

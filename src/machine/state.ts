@@ -1,0 +1,124 @@
+// The machine as data: the struct layouts of one machine, sized from the
+// scenario. Pointers are 1-based slot numbers with 0 as NULL, so zeroed
+// memory is "nothing there". Task slots 1..ncpus are the per-CPU idle tasks.
+
+import { type Field, LayoutBuilder, type Region } from "./layout.js";
+import { HEADER_WORDS, Memory } from "./memory.js";
+
+/** One kernel frame: the path being executed, its program counter, two locals. */
+export const FRAME_WORDS = 4;
+export const FR_PATH = 0;
+export const FR_PC = 1;
+export const FR_A0 = 2;
+export const FR_A1 = 3;
+/** Kernel call depth per task (syscall -> clone -> schedule -> ...). */
+export const TASK_FRAMES_MAX = 8;
+/** Nesting of interrupt contexts per CPU (IRQ, then NMI on top). */
+export const CPU_FRAMES_MAX = 4;
+/** Nested loops in a user program (repeat, count, nested repeat ...). */
+export const LOOP_DEPTH_MAX = 6;
+
+// task_struct.state, as the kernel's __state
+export const TASK_FREE = 0; // slot not in use (not a kernel state)
+export const TASK_RUNNING = 1;
+export const TASK_INTERRUPTIBLE = 2;
+export const TASK_DEAD = 3; // do_task_dead(): never scheduled again
+export const TASK_NEW = 4; // copy_process() done, not yet woken
+
+// task_struct.flags
+export const PF_KTHREAD = 1 << 0;
+export const PF_IDLE = 1 << 1;
+export const PF_EXITING = 1 << 2;
+
+// task thread-info flags
+export const TIF_NEED_RESCHED = 1 << 0;
+export const TIF_TIMER_ARMED = 1 << 1; // an hrtimer will wake this sleeper
+
+// cpu.pending: interrupts raised and not yet taken
+export const IRQ_TIMER = 1 << 0; // the scheduler tick
+export const IRQ_RESCHED = 1 << 1; // reschedule IPI
+
+export const MM_FREE = 0;
+export const MM_LIVE = 1; // mm_users > 0
+export const MM_ZOMBIE = 2; // __mmput done, mm_count > 0 (lazy TLB or other mmgrab holders)
+
+export interface MachineSize {
+  cpus: number;
+  /** Task slots, idle tasks included. */
+  tasks: number;
+  mms: number;
+}
+
+export function defineLayout(size: MachineSize) {
+  const b = new LayoutBuilder(HEADER_WORDS);
+  const glob = b.region("glob", 1, {
+    task_free: 1, // head of the free task-slot list
+    mm_free: 1,
+    files_free: 1,
+    nr_user_tasks: 1, // live non-idle tasks
+    nr_mms: 1, // mm_structs allocated and not yet __mmdrop'ed
+    nr_files: 1,
+    next_pid: 1,
+    mm_gen: 1, // allocation counter: distinguishes reuses of one mm slot
+  });
+  const cpu = b.region("cpu", size.cpus, {
+    curr: 1,
+    idle: 1,
+    preempt_count: 1,
+    irqs_off: 1, // 1 when interrupts are disabled (EFLAGS.IF clear)
+    in_user: 1,
+    pending: 1, // IRQ_* raised, not yet taken
+    halted: 1,
+    irq_depth: 1,
+    irq_frames: CPU_FRAMES_MAX * FRAME_WORDS,
+    rq_head: 1,
+    rq_tail: 1,
+    nr_running: 1, // runnable tasks on this rq, curr included unless idle
+    prev_task: 1, // switch_to()'s "last": the task we switched away from
+    prev_mm: 1, // rq->prev_mm: lazy mm to mmdrop in finish_task_switch()
+    loaded_mm: 1, // cpu_tlbstate.loaded_mm
+  });
+  const task = b.region("task", size.tasks + 1, {
+    state: 1,
+    flags: 1,
+    tif: 1,
+    pid: 1,
+    tgid: 1, // thread-group leader's slot
+    mm: 1,
+    active_mm: 1,
+    files: 1,
+    cpu: 1,
+    on_rq: 1,
+    rq_next: 1, // run-queue link; the free-list link when the slot is free
+    ticks: 1, // ticks used of the current time slice
+    prog: 1, // program id (static program text lives outside the state)
+    upc: 1, // user program counter
+    urem: 1, // remaining ns of the current compute op
+    lsp: 1, // loop stack pointer
+    loops: LOOP_DEPTH_MAX,
+    exit_code: 1,
+    depth: 1, // kernel frames in use
+    frames: TASK_FRAMES_MAX * FRAME_WORDS,
+  });
+  const mm = b.region("mm", size.mms + 1, {
+    state: 1,
+    users: 1, // mm_users: address-space users (tasks, mmget holders)
+    count: 1, // mm_count: references to the struct itself (mmgrab)
+    gen: 1,
+    next_free: 1,
+  });
+  const files = b.region("files", size.tasks + 1, {
+    count: 1,
+    next_free: 1,
+  });
+  return { size: b.size, describe: b.describer(), glob, cpu, task, mm, files, counts: size };
+}
+
+export type Layout = ReturnType<typeof defineLayout>;
+export type TaskRegion = Layout["task"];
+export type { Field, Region };
+
+/** A fresh memory for a layout. */
+export function newMemory(layout: Layout): Memory {
+  return new Memory(layout.size);
+}
