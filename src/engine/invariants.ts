@@ -37,7 +37,8 @@ const userModeClean: Invariant = {
   description: "user mode runs with preemption enabled, interrupts on and no kernel frames",
   step(k, cpu) {
     if (k.get(k.C.in_user, cpu) === 0) return null;
-    if (k.get(k.C.preempt_count, cpu) !== 0) return `user mode with preempt_count ${k.get(k.C.preempt_count, cpu)}`;
+    if (k.get(k.C.preempt_count, cpu) !== 0)
+      return `user mode with preempt_count ${k.get(k.C.preempt_count, cpu)}`;
     if (k.get(k.C.irqs_off, cpu) !== 0) return "user mode with interrupts off";
     if (k.get(k.C.irq_depth, cpu) !== 0) return "user mode inside an interrupt";
     return null;
@@ -62,9 +63,11 @@ const noLeak: Invariant = {
         if (k.get(k.T.active_mm, k.get(k.C.idle, cpu)) === mm) refs++;
         if (k.get(k.C.prev_mm, cpu) === mm) refs++;
       }
-      if (k.get(k.M.users, mm) !== 0) return `mm ${mm} has mm_users ${k.get(k.M.users, mm)} after every task exited`;
+      if (k.get(k.M.users, mm) !== 0)
+        return `mm ${mm} has mm_users ${k.get(k.M.users, mm)} after every task exited`;
       if (refs === 0) return `mm ${mm} leaked: mm_count ${k.get(k.M.count, mm)} and no holder`;
-      if (k.get(k.M.count, mm) !== refs) return `mm ${mm}: mm_count ${k.get(k.M.count, mm)} but ${refs} lazy holders`;
+      if (k.get(k.M.count, mm) !== refs)
+        return `mm ${mm}: mm_count ${k.get(k.M.count, mm)} but ${refs} lazy holders`;
     }
     return null;
   },
@@ -72,12 +75,18 @@ const noLeak: Invariant = {
 
 /** Properties that only the model's WARN_ONs report (no separate checker). */
 const warnOnly: Invariant[] = [
-  { name: "mm-refcount", description: "mm_users and mm_count never go negative; __mmdrop only with no users" },
+  {
+    name: "mm-refcount",
+    description: "mm_users and mm_count never go negative; __mmdrop only with no users",
+  },
   { name: "mm-freed-once", description: "every mm_struct is freed exactly once" },
   { name: "files-refcount", description: "files_struct counts never go negative" },
   { name: "task-leak", description: "a dead task holds no mm, active_mm or files when its slot is freed" },
   { name: "runqueue", description: "a task is queued on at most one run queue, once" },
-  { name: "kernel-stack", description: "kernel and interrupt stacks stay within their depth; user mode has no frames" },
+  {
+    name: "kernel-stack",
+    description: "kernel and interrupt stacks stay within their depth; user mode has no frames",
+  },
   { name: "exit", description: "a task exits once and never runs after do_task_dead()" },
   { name: "mm-leak", description: "an mm slot is there for every fork and exec (the layout is big enough)" },
   { name: "files-leak", description: "a files_struct slot is there for every fork" },

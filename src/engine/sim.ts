@@ -6,7 +6,7 @@
 // schedule a contended workload differently.
 
 import { nsToCycles } from "./costs.js";
-import { type Engine, type Scheduler, trCpu, trKind, trTick, trTimer, TR_CPU, TR_TICK } from "./engine.js";
+import { type Engine, type Scheduler, TR_CPU, TR_TICK, trCpu, trKind, trTick, trTimer } from "./engine.js";
 import { EventHeap } from "./heap.js";
 import { Rng } from "./rng.js";
 
@@ -92,4 +92,3 @@ export class SimScheduler implements Scheduler {
     this.timersPending++;
   }
 }
-

@@ -3,7 +3,16 @@
 // current stack, else (user mode) the next op of the task's program. This is
 // the hot loop: no allocation, plain array reads.
 
-import { enter_irq, enter_syscall, SYS_CLONE, SYS_EXECVE, SYS_EXIT, SYS_NANOSLEEP, SYS_SCHED_YIELD, SYS_WORK } from "../kernel/entry.js";
+import {
+  enter_irq,
+  enter_syscall,
+  SYS_CLONE,
+  SYS_EXECVE,
+  SYS_EXIT,
+  SYS_NANOSLEEP,
+  SYS_SCHED_YIELD,
+  SYS_WORK,
+} from "../kernel/entry.js";
 import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kernel/fork.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";

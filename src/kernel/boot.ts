@@ -41,7 +41,6 @@ export function boot(spec: BootSpec): Kernel {
     }
   }
   k.metrics.forks = 0; // boot-time tasks are not forks of the workload
-  k.metrics.mm_allocs = 0;
   k.metrics.refcount_ops = 0;
   k.extra = 0;
   k.mem.rehash();

@@ -8,8 +8,8 @@ import { P_CLONE } from "./fork.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 import { P_EXECVE, P_EXIT } from "./process.js";
-import { P_NANOSLEEP, P_SCHED_YIELD } from "./sleep.js";
 import { P_SCHEDULE, scheduler_tick } from "./sched.js";
+import { P_NANOSLEEP, P_SCHED_YIELD } from "./sleep.js";
 
 // Syscall numbers of the model (a0 & 0xff); the clone flags ride in a0 >> 8.
 export const SYS_WORK = 0; // a generic syscall that spends a1 ns in the kernel

@@ -29,7 +29,8 @@ export const P_CLONE = defPath("kernel_clone", [
         k.ret(cpu);
         return;
       }
-      if (k.get(k.T.state, child) !== TASK_FREE) k.warn("task-leak", `task slot ${child} on the free list in use`, cpu);
+      if (k.get(k.T.state, child) !== TASK_FREE)
+        k.warn("task-leak", `task slot ${child} on the free list in use`, cpu);
       k.set(k.G.task_free, 0, k.get(k.T.rq_next, child));
       const parent = k.curr(cpu);
       const prog = k.arg1(fr);

@@ -4,17 +4,17 @@
 // step's effect is exactly its writes to `mem`.
 
 import type { CostKind, CostTable } from "../engine/costs.js";
-import { newMetrics, type Metrics } from "../engine/metrics.js";
+import { type Metrics, newMetrics } from "../engine/metrics.js";
 import type { Program } from "../hw/program.js";
 import type { Memory } from "../machine/memory.js";
 import {
   CPU_FRAMES_MAX,
+  type Field,
   FR_A0,
   FR_A1,
   FR_PATH,
   FR_PC,
   FRAME_WORDS,
-  type Field,
   type Layout,
   TASK_FRAMES_MAX,
 } from "../machine/state.js";
@@ -246,7 +246,9 @@ export class Kernel {
   }
 
   irqFrameAddr(cpu: number, depth: number): number {
-    return this.C.irq_frames.base + cpu * this.C.irq_frames.stride + this.C.irq_frames.off + depth * FRAME_WORDS;
+    return (
+      this.C.irq_frames.base + cpu * this.C.irq_frames.stride + this.C.irq_frames.off + depth * FRAME_WORDS
+    );
   }
 
   // --- findings, costs ----------------------------------------------------

@@ -252,7 +252,8 @@ export const P_IDLE = defPath("do_idle", [
     (k, cpu, fr) => {
       k.jump(fr, 0);
       const idle = k.get(k.C.curr, cpu);
-      if ((k.get(k.T.flags, idle) & PF_IDLE) === 0) k.warn("sched-idle", `cpu ${cpu}: idle loop on task ${idle}`, cpu);
+      if ((k.get(k.T.flags, idle) & PF_IDLE) === 0)
+        k.warn("sched-idle", `cpu ${cpu}: idle loop on task ${idle}`, cpu);
       if ((k.get(k.T.tif, idle) & TIF_NEED_RESCHED) !== 0 || k.get(k.C.nr_running, cpu) > 0) {
         k.call(cpu, P_SCHEDULE, 0);
         return;

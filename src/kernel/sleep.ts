@@ -1,12 +1,14 @@
 // Voluntary scheduling: sched_yield() and nanosleep() with its hrtimer.
 
-import { TASK_INTERRUPTIBLE, TIF_TIMER_ARMED } from "../machine/state.js";
+import { IRQ_HRTIMER, TASK_INTERRUPTIBLE, TIF_TIMER_ARMED } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
-import { P_SCHEDULE, wake_up_process } from "./sched.js";
+import { P_SCHEDULE, raise_irq, wake_up_process } from "./sched.js";
 
 /** do_sched_yield(): to the back of the queue. */
-export const P_SCHED_YIELD = defPath("do_sched_yield", [["schedule", (k, cpu) => k.call(cpu, P_SCHEDULE, 0)]]);
+export const P_SCHED_YIELD = defPath("do_sched_yield", [
+  ["schedule", (k, cpu) => k.call(cpu, P_SCHEDULE, 0)],
+]);
 
 /** hrtimer_nanosleep(): a0 = ns. Arm the timer, then sleep until it fires. */
 export const P_NANOSLEEP = defPath("hrtimer_nanosleep", [
@@ -28,8 +30,10 @@ export const P_NANOSLEEP = defPath("hrtimer_nanosleep", [
 ]);
 
 /**
- * hrtimer_wakeup(): the sleeper's timer fired. Simplified: the callback runs
- * as one atomic action charged to the sleeper's CPU, not as an interrupt.
+ * The sleeper's hrtimer expired on the CPU it slept on: the timer interrupt
+ * is raised there (it wakes a halted CPU) and hrtimer_wakeup() runs.
+ * Simplified: the callback runs at expiry as one atomic action, not inside
+ * the interrupt handler; the handler only does the exit work (resched).
  */
 export function hrtimer_wakeup(k: Kernel, t: number): void {
   const tif = k.get(k.T.tif, t);
@@ -38,5 +42,7 @@ export function hrtimer_wakeup(k: Kernel, t: number): void {
     return;
   }
   k.set(k.T.tif, t, tif & ~TIF_TIMER_ARMED);
-  wake_up_process(k, t, k.get(k.T.cpu, t));
+  const cpu = k.get(k.T.cpu, t);
+  raise_irq(k, cpu, IRQ_HRTIMER);
+  wake_up_process(k, t, cpu);
 }

@@ -37,6 +37,7 @@ export const TIF_TIMER_ARMED = 1 << 1; // an hrtimer will wake this sleeper
 // cpu.pending: interrupts raised and not yet taken
 export const IRQ_TIMER = 1 << 0; // the scheduler tick
 export const IRQ_RESCHED = 1 << 1; // reschedule IPI
+export const IRQ_HRTIMER = 1 << 2; // a high-resolution timer expired
 
 export const MM_FREE = 0;
 export const MM_LIVE = 1; // mm_users > 0

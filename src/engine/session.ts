@@ -1,0 +1,90 @@
+// One `run`: boot the scenario's machine, pick the scheduler, run to the end
+// (or a limit), and gather the result that the CLI prints. Pure: the output
+// depends only on the compiled scenario, the seed and the options.
+
+import { boot } from "../kernel/boot.js";
+import type { Kernel, Violation } from "../kernel/kernel.js";
+import { ChromeTrace } from "../report/chrome-trace.js";
+import type { CompiledScenario } from "../scenario/compile.js";
+import type { Policy } from "../scenario/schema.js";
+import { cyclesToNs } from "./costs.js";
+import { Engine, type Scheduler, type StopReason } from "./engine.js";
+import { CORE_INVARIANTS } from "./invariants.js";
+import type { Metrics } from "./metrics.js";
+import { RandomScheduler } from "./random.js";
+import { SimScheduler } from "./sim.js";
+
+export type SchedulerName = "sim" | "random";
+export const SCHEDULERS: readonly SchedulerName[] = ["sim", "random"];
+
+export interface RunOptions {
+  scheduler?: SchedulerName;
+  maxSteps?: number;
+  /** Simulated-time limit in ns. */
+  maxTimeNs?: number;
+  trace?: boolean;
+}
+
+export interface RunResult {
+  scenario: string;
+  seed: number;
+  policy: Policy;
+  scheduler: string;
+  /** True when the run ended because nothing was left to do, not at a limit. */
+  complete: boolean;
+  stop_reason: StopReason;
+  metrics: Metrics;
+  violations: Pick<Violation, "property" | "step" | "message">[];
+  violations_total: number;
+  /** Fingerprint of the final machine state. */
+  state_hash: string;
+  /** Chrome Trace JSON, when asked for. */
+  trace?: string;
+}
+
+export const DEFAULT_MAX_STEPS = 200_000_000;
+
+export function makeScheduler(name: SchedulerName, seed: number): Scheduler {
+  return name === "random" ? new RandomScheduler(seed) : new SimScheduler(seed);
+}
+
+export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunResult {
+  const k = boot(cs.boot);
+  const sched = makeScheduler(opts.scheduler ?? "sim", cs.seed);
+  const e = new Engine(k, CORE_INVARIANTS, sched);
+  let trace: ChromeTrace | null = null;
+  if (opts.trace) {
+    trace = new ChromeTrace(k, e.clock);
+    k.trace = trace;
+    trace.startRun();
+  }
+  const mhz = cs.boot.params.cpuMhz;
+  const maxTimeNs = opts.maxTimeNs ?? Number.MAX_SAFE_INTEGER / 4;
+  const stop = e.run({
+    maxSteps: opts.maxSteps ?? DEFAULT_MAX_STEPS,
+    maxCycles: Math.floor((maxTimeNs * mhz) / 1000),
+  });
+  finishMetrics(k, e);
+  const result: RunResult = {
+    scenario: cs.name,
+    seed: cs.seed,
+    policy: cs.policy,
+    scheduler: sched.describe(),
+    complete: stop === "quiescent",
+    stop_reason: stop,
+    metrics: k.metrics,
+    violations: k.violations.map((v) => ({ property: v.property, step: v.step, message: v.message })),
+    violations_total: k.violationCount,
+    state_hash: k.mem.hashHex(),
+  };
+  if (trace !== null)
+    result.trace = trace.finish({ scenario: cs.name, seed: cs.seed, scheduler: sched.describe() });
+  return result;
+}
+
+function finishMetrics(k: Kernel, e: Engine): void {
+  let busy = 0;
+  for (let c = 0; c < e.clock.length; c++) busy += e.clock[c];
+  k.metrics.cycles_total = busy - k.metrics.idle_cycles;
+  k.metrics.sim_time_ns = cyclesToNs(e.maxClock(), k.params.cpuMhz);
+}

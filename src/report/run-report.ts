@@ -1,0 +1,65 @@
+// How a run reads: a table for people, one JSON object (the DESIGN.md
+// contract) for scripts.
+
+import Table from "cli-table3";
+import { CONTRACT_METRICS } from "../engine/metrics.js";
+import type { RunResult } from "../engine/session.js";
+
+/** The `--json` object: contract keys first, then the extras. */
+export function runJson(r: RunResult): string {
+  const { trace: _omit, ...rest } = r;
+  const ordered = {
+    scenario: rest.scenario,
+    seed: rest.seed,
+    policy: rest.policy,
+    metrics: rest.metrics,
+    violations: rest.violations,
+    violations_total: rest.violations_total,
+    scheduler: rest.scheduler,
+    complete: rest.complete,
+    stop_reason: rest.stop_reason,
+    state_hash: rest.state_hash,
+  };
+  return `${JSON.stringify(ordered, null, 2)}\n`;
+}
+
+const fmt = (n: number) => n.toLocaleString("en-US");
+
+export function runTable(r: RunResult, cpus: number): string {
+  const out: string[] = [];
+  const policy = Object.entries(r.policy)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
+  const ms = (r.metrics.sim_time_ns / 1e6).toFixed(3);
+  const status = r.complete
+    ? "complete: every task ran to the end"
+    : `INCOMPLETE: stopped at the ${r.stop_reason}`;
+  out.push(`scenario  ${r.scenario}  (seed ${r.seed}, ${r.scheduler})`);
+  out.push(`policy    ${policy}`);
+  out.push(`run       ${status}; ${ms} ms simulated on ${cpus} CPUs, ${fmt(r.metrics.steps)} steps`);
+  out.push("");
+  const t = new Table({
+    head: ["metric", "value"],
+    style: { head: [], border: [] },
+    colAligns: ["left", "right"],
+  });
+  for (const [name, value] of Object.entries(r.metrics)) {
+    if (value === 0) continue;
+    t.push([name, fmt(value)]);
+  }
+  out.push(t.toString());
+  const zero = CONTRACT_METRICS.filter((m) => r.metrics[m] === 0);
+  if (zero.length > 0) out.push(`zero: ${zero.join(", ")}`);
+  out.push("");
+  if (r.violations_total === 0) {
+    out.push("violations: none");
+  } else {
+    out.push(
+      `violations: ${r.violations_total}${r.violations_total > r.violations.length ? ` (first ${r.violations.length} shown)` : ""}`,
+    );
+    const v = new Table({ head: ["step", "property", "message"], style: { head: [], border: [] } });
+    for (const x of r.violations) v.push([String(x.step), x.property, x.message]);
+    out.push(v.toString());
+  }
+  return `${out.join("\n")}\n`;
+}
