@@ -47,6 +47,20 @@ export class EventHeap {
     I[i] = item;
   }
 
+  /**
+   * The earliest time below the top: the top's children are the minima of
+   * their subtrees. An event earlier than this (strictly: a re-pushed event
+   * loses ties, its sequence number being newer) would be the top again.
+   */
+  secondTime(): number {
+    const n = this.n;
+    if (n <= 1) return Number.POSITIVE_INFINITY;
+    if (n === 2) return this.time[1];
+    const a = this.time[1];
+    const b = this.time[2];
+    return a < b ? a : b;
+  }
+
   /** Remove the top event. */
   pop(): void {
     const last = --this.n;

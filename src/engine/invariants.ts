@@ -17,17 +17,15 @@ export interface Invariant {
 
 const mmUseAfterFree: Invariant = {
   name: "mm-use-after-free",
-  description: "a running task's mm and active_mm, and the CPU's loaded mm, are allocated mm_structs",
+  description: "a running task's mm and active_mm are allocated mm_structs",
   step(k, cpu) {
+    const w = k.w;
     const t = k.curr(cpu);
     const mm = k.get(k.T.mm, t);
-    if (mm !== 0 && k.get(k.M.state, mm) === MM_FREE) return `task ${t} runs on freed mm ${mm}`;
     const active = k.get(k.T.active_mm, t);
-    if (active !== 0 && k.get(k.M.state, active) === MM_FREE) return `task ${t} borrows freed mm ${active}`;
-    const loaded = k.get(k.C.loaded_mm, cpu);
-    if (loaded !== 0 && k.get(k.M.state, loaded) === MM_FREE && loaded === active) {
-      return `cpu ${cpu} has freed mm ${loaded} loaded`;
-    }
+    const S = k.M.state;
+    if (mm !== 0 && w[S.at + mm * S.stride] === MM_FREE) return `task ${t} runs on freed mm ${mm}`;
+    if (active !== 0 && w[S.at + active * S.stride] === MM_FREE) return `task ${t} borrows freed mm ${active}`;
     return null;
   },
 };

@@ -117,7 +117,7 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
     case U_COMPUTE: {
       let rem = k.get(T.urem, t);
       if (rem === 0) rem = arg;
-      const chunk = rem < chunkNs ? rem : chunkNs;
+      const chunk = Math.min(rem, chunkNs);
       k.charge(k.nsToCycles(chunk));
       rem -= chunk;
       k.set(T.urem, t, rem);

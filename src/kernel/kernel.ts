@@ -26,6 +26,8 @@ export interface MachineParams {
   tickNs: number;
   /** Ticks per time slice (>= 1). */
   sliceTicks: number;
+  /** How far a CPU may run ahead of the others in the simulation (0: exact order). */
+  quantumNs: number;
 }
 
 export interface Violation {
@@ -119,15 +121,15 @@ export class Kernel {
   // --- state access -------------------------------------------------------
 
   get(f: Field, i: number): number {
-    return this.w[f.base + i * f.stride + f.off];
+    return this.w[f.at + i * f.stride];
   }
 
   set(f: Field, i: number, v: number): void {
-    this.mem.write(f.base + i * f.stride + f.off, v);
+    this.mem.write(f.at + i * f.stride, v);
   }
 
   add(f: Field, i: number, d: number): number {
-    const a = f.base + i * f.stride + f.off;
+    const a = f.at + i * f.stride;
     const v = this.w[a] + d;
     this.mem.write(a, v);
     return v;
@@ -142,15 +144,14 @@ export class Kernel {
   /** Address of the top frame of the stack `cpu` executes now, or -1 (user mode). */
   topFrame(cpu: number): number {
     const w = this.w;
-    const c = this.C;
-    const cb = c.curr.base + cpu * c.curr.stride;
-    const irqDepth = w[cb + c.irq_depth.off];
-    if (irqDepth > 0) return cb + c.irq_frames.off + (irqDepth - 1) * FRAME_WORDS;
-    const t = w[cb + c.curr.off];
-    const tb = this.T.depth.base + t * this.T.depth.stride;
-    const depth = w[tb + this.T.depth.off];
-    if (depth > 0) return tb + this.T.frames.off + (depth - 1) * FRAME_WORDS;
-    return -1;
+    const C = this.C;
+    const cb = C.curr.base + cpu * C.curr.stride;
+    const irqDepth = w[cb + C.irq_depth.off];
+    if (irqDepth > 0) return cb + C.irq_frames.off + (irqDepth - 1) * FRAME_WORDS;
+    const T = this.T;
+    const tb = T.depth.base + w[cb + C.curr.off] * T.depth.stride;
+    const depth = w[tb + T.depth.off];
+    return depth > 0 ? tb + T.frames.off + (depth - 1) * FRAME_WORDS : -1;
   }
 
   /** Push a frame for `path` on the stack `cpu` executes now. */

@@ -12,7 +12,6 @@
 import { PF_EXITING, TASK_DEAD, TASK_INTERRUPTIBLE } from "../machine/state.js";
 import { TIF_KILLED } from "./entry.js";
 import { put_files_struct } from "./fork.js";
-import type { Kernel } from "./kernel.js";
 import { mm_alloc, mmgrab, P_MMPUT } from "./mm.js";
 import { defPath } from "./path.js";
 import { P_SCHEDULE, wake_up_process } from "./sched.js";

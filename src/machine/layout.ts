@@ -9,6 +9,8 @@ export interface Field {
   readonly base: number;
   readonly stride: number;
   readonly off: number;
+  /** base + off: instance i's word is at `at + i * stride`. */
+  readonly at: number;
   /** Number of consecutive words (arrays such as kernel frames or cpumasks). */
   readonly len: number;
 }
@@ -41,7 +43,7 @@ export class LayoutBuilder {
     const f = {} as { [K in F]: Field };
     let off = 0;
     for (const k in spec) {
-      f[k] = { struct: name, name: k, base, stride, off, len: spec[k] };
+      f[k] = { struct: name, name: k, base, stride, off, at: base + off, len: spec[k] };
       off += spec[k];
     }
     const region: Region<F> = {

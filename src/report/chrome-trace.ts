@@ -101,7 +101,7 @@ export class ChromeTrace implements TraceSink {
   }
 
   instant(cpu: number, name: string, args: Record<string, number | string>): void {
-    const c = cpu < 0 ? 0 : cpu;
+    const c = Math.max(cpu, 0);
     this.emit({ name, ph: "i", s: "t", ts: this.ts(c), pid: 0, tid: c, args });
   }
 

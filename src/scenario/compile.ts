@@ -106,6 +106,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
         cpuMhz: m.cpu_mhz,
         tickNs: m.tick_ns,
         sliceTicks: Math.max(1, Math.ceil(m.timeslice_ns / m.tick_ns)),
+        quantumNs: m.quantum_ns,
       },
       tasksMax,
       mmsMax: tasksMax * 2 + m.cpus,

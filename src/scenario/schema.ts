@@ -58,6 +58,8 @@ const MachineSchema = strict({
   cpu_mhz: int(100, 10_000).default(2000),
   tick_ns: int(1000, 100_000_000).default(1_000_000),
   timeslice_ns: int(1000, 1_000_000_000).default(3_000_000),
+  /** How far one CPU may run ahead of the others in `run` (0: exact time order). */
+  quantum_ns: int(0, 1_000_000).default(500),
 });
 export type MachineConfig = z.output<typeof MachineSchema>;
 

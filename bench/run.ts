@@ -1,0 +1,249 @@
+// `npm run bench`: the performance figures of the model, printed side by side
+// with the targets. It measures and prints; it never fails on a figure.
+//
+//   node dist/bench/run.js           aligned tables on stdout
+//   node dist/bench/run.js --json    the same figures as JSON on stdout
+//
+// Progress goes to stderr. See docs/performance.md for what each figure is.
+
+import { arch, cpus, platform } from "node:os";
+import { join } from "node:path";
+import { builtinScenarioDir } from "../src/scenario/load.js";
+import { measureState } from "./state.js";
+import {
+  measureRunScenario,
+  measureThroughput,
+  round,
+  type ThroughputCase,
+  type ThroughputResult,
+} from "./throughput.js";
+import { consumeSink } from "./timing.js";
+
+/** >= 5 M simulated steps/s on 64 CPUs / 10k tasks. */
+const TARGET_STEPS_PER_SEC = 5_000_000;
+/** <= 1 µs per snapshot + hash on the 4-CPU / 16-task machine. */
+const TARGET_SNAPSHOT_HASH_NS = 1000;
+
+function usage(): never {
+  process.stderr.write("usage: node dist/bench/run.js [--json]\n");
+  process.exit(2);
+}
+
+const args = process.argv.slice(2);
+for (const a of args) if (a !== "--json") usage();
+const asJson = args.includes("--json");
+
+const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+const dir = builtinScenarioDir();
+const BIG = join(dir, "big-machine.yaml");
+const SMALL = join(dir, "thread-pool.yaml");
+
+const cases: ThroughputCase[] = [
+  {
+    label: "sim, invariants on",
+    file: BIG,
+    scheduler: "sim",
+    invariants: true,
+    warmups: 1,
+    runs: 5,
+    target: TARGET_STEPS_PER_SEC,
+  },
+  { label: "sim, invariants off", file: BIG, scheduler: "sim", invariants: false, warmups: 1, runs: 5 },
+  { label: "sim, invariants on", file: SMALL, scheduler: "sim", invariants: true, warmups: 3, runs: 9 },
+  { label: "random, invariants on", file: SMALL, scheduler: "random", invariants: true, warmups: 3, runs: 9 },
+  {
+    label: "random, invariants off",
+    file: SMALL,
+    scheduler: "random",
+    invariants: false,
+    warmups: 3,
+    runs: 9,
+  },
+];
+
+const started = Date.now();
+const env = {
+  node: process.version,
+  cpu: cpus()[0]?.model.trim() ?? "unknown",
+  cores: cpus().length,
+  platform: `${platform()} ${arch()}`,
+  date: new Date().toISOString().slice(0, 10),
+};
+
+const throughput: ThroughputResult[] = [];
+for (const c of cases) {
+  progress(`run ${c.label} on ${c.file.slice(dir.length + 1)} (${c.warmups} warm-up + ${c.runs} runs)`);
+  throughput.push(measureThroughput(c));
+}
+progress("runScenario(cs) end to end on big-machine.yaml (3 runs)");
+const endToEnd = measureRunScenario(BIG, 3);
+progress("snapshot, hash and restore on the 4-CPU / 16-task machine");
+const state = measureState(
+  { batchMs: 200, batches: 7, maxIterations: 10_000_000 },
+  { batchMs: 200, batches: 5, maxIterations: 1_000_000 },
+);
+const elapsedS = (Date.now() - started) / 1000;
+progress(`done in ${elapsedS.toFixed(1)} s`);
+
+// The sink holds results of the measured loops; reading it keeps them alive.
+if (consumeSink() === 0x7fffffff) progress("(sink)");
+
+if (asJson) printJson();
+else printTables();
+
+// ---------------------------------------------------------------------------------------------
+
+function met(ok: boolean): string {
+  return ok ? "met" : "NOT met";
+}
+
+function opNs(key: string): number {
+  return state.ops.find((o) => o.key === key)?.timing.nsPerOp ?? Number.NaN;
+}
+
+/** Share of run time the invariants cost, from the on/off pair of one scenario and scheduler. */
+function invariantCost(on: ThroughputResult, off: ThroughputResult): number {
+  return (on.run_ms - off.run_ms) / on.run_ms;
+}
+
+function printJson(): void {
+  const out = {
+    env,
+    elapsed_s: round(elapsedS, 1),
+    targets: {
+      run_steps_per_sec: TARGET_STEPS_PER_SEC,
+      snapshot_hash_ns: TARGET_SNAPSHOT_HASH_NS,
+    },
+    run: throughput.map((t) => ({
+      ...t,
+      boot_ms: round(t.boot_ms, 3),
+      run_ms: round(t.run_ms, 3),
+      steps_per_sec: Math.round(t.steps_per_sec),
+      target_met: t.target_steps_per_sec === null ? null : t.steps_per_sec >= t.target_steps_per_sec,
+    })),
+    run_scenario: {
+      ...endToEnd,
+      ms: round(endToEnd.ms, 3),
+      steps_per_sec: Math.round(endToEnd.steps_per_sec),
+    },
+    invariant_cost: {
+      big_machine_sim: round(invariantCost(throughput[0], throughput[1]), 3),
+      thread_pool_random: round(invariantCost(throughput[3], throughput[4]), 3),
+    },
+    state: {
+      ...state,
+      ops: state.ops.map((o) => ({
+        key: o.key,
+        label: o.label,
+        ns_per_op: round(o.timing.nsPerOp, 2),
+        iterations: o.timing.iterations,
+        samples_ns: o.timing.samples.map((s) => round(s, 2)),
+        target_ns: o.target ?? null,
+        target_met: o.target === undefined ? null : o.timing.nsPerOp <= o.target,
+      })),
+    },
+  };
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+}
+
+/** Rows of cells to text: column i left-aligned when `align[i]` is "l", else right-aligned. */
+function table(header: string[], rows: string[][], align: string): string {
+  const all = [header, ...rows];
+  const width = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) =>
+    r
+      .map((cell, i) => (align[i] === "l" ? cell.padEnd(width[i]) : cell.padStart(width[i])))
+      .join("  ")
+      .trimEnd();
+  const rule = width.map((w) => "-".repeat(w)).join("  ");
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+const int = (x: number) => Math.round(x).toLocaleString("en-US");
+const fixed = (x: number, d: number) =>
+  x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+const mega = (x: number) => `${fixed(x / 1e6, 2)} M/s`;
+const ns = (x: number) => (x >= 10_000 ? `${fixed(x / 1000, 1)} µs` : `${fixed(x, x < 10 ? 2 : 1)} ns`);
+
+function printTables(): void {
+  const out: string[] = [];
+  out.push(
+    `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}  (${fixed(elapsedS, 1)} s)`,
+  );
+  out.push("wall-clock figures; on a small shared machine they vary by about +-30% from run to run");
+  out.push("");
+
+  out.push("run throughput: boot once per run (timed apart), then Engine.run to the end; medians");
+  out.push(
+    table(
+      [
+        "case",
+        "scenario",
+        "cpus",
+        "tasks",
+        "steps/run",
+        "runs",
+        "boot ms",
+        "run ms",
+        "steps/s",
+        "target",
+        "",
+      ],
+      throughput.map((t) => [
+        t.label,
+        t.scenario,
+        String(t.cpus),
+        int(t.tasks),
+        int(t.steps),
+        `${t.warmups}+${t.runs}`,
+        fixed(t.boot_ms, 1),
+        fixed(t.run_ms, 1),
+        mega(t.steps_per_sec),
+        t.target_steps_per_sec === null ? "" : `>= ${mega(t.target_steps_per_sec)}`,
+        t.target_steps_per_sec === null ? "" : met(t.steps_per_sec >= t.target_steps_per_sec),
+      ]),
+      "llrrrrrrrll",
+    ),
+  );
+  const odd = throughput.filter((t) => t.distinct_hashes !== 1 || t.stop_reason !== "quiescent");
+  for (const t of odd) {
+    out.push(
+      `note: ${t.label} on ${t.scenario}: stop ${t.stop_reason}, ${t.distinct_hashes} distinct final hashes over the runs`,
+    );
+  }
+  out.push(
+    `runScenario(cs) end to end on ${endToEnd.scenario}: ${fixed(endToEnd.ms, 1)} ms median of ${endToEnd.runs} ` +
+      `= ${mega(endToEnd.steps_per_sec)} (boot included)`,
+  );
+  out.push(
+    `invariants cost ${fixed(100 * invariantCost(throughput[0], throughput[1]), 0)}% of run time on big-machine (sim), ` +
+      `${fixed(100 * invariantCost(throughput[3], throughput[4]), 0)}% on thread-pool (random)`,
+  );
+  out.push("");
+
+  out.push(
+    `machine state: ${state.cpus} CPUs, ${state.tasks} tasks (${state.task_slots} task slots), after ${int(state.steps)} steps: ` +
+      `${int(state.words)} words = ${int(state.bytes)} bytes (naive JSON: ${int(state.json_bytes)} bytes)`,
+  );
+  out.push(
+    table(
+      ["operation", "ns/op", "iterations", "target", ""],
+      state.ops.map((o) => [
+        o.label,
+        ns(o.timing.nsPerOp),
+        int(o.timing.iterations),
+        o.target === undefined ? "" : `<= ${ns(o.target)}`,
+        o.target === undefined ? "" : met(o.timing.nsPerOp <= o.target),
+      ]),
+      "lrrll",
+    ),
+  );
+  const flat = opNs("snapshot_hash");
+  const naive = opNs("json_snapshot_hash");
+  out.push(
+    `naive JSON snapshot + hash is ${fixed(naive / flat, 0)}x the flat snapshot + hash; ` +
+      `fullHash() is ${fixed(opNs("full_hash") / opNs("hash"), 0)}x the incremental hash read`,
+  );
+  process.stdout.write(`${out.join("\n")}\n`);
+}
