@@ -27,11 +27,17 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 /** A path, or the name of a built-in scenario (`thread-pool` -> scenarios/thread-pool.yaml). */
 export function resolveScenario(arg: string): string {
   if (existsSync(arg)) return arg;
-  for (const ext of [".yaml", ".yml", ".json"]) {
-    const p = join(builtinScenarioDir(), arg + ext);
-    if (!arg.includes("/") && existsSync(p)) return p;
+  const isName = /^[A-Za-z0-9_-]+$/.test(arg);
+  if (isName) {
+    for (const ext of [".yaml", ".yml", ".json"]) {
+      const p = join(builtinScenarioDir(), arg + ext);
+      if (existsSync(p)) return p;
+    }
+    throw new InputError(
+      `${arg}: no such file, and no built-in scenario of that name (see 'asidlab scenarios')`,
+    );
   }
-  return arg; // the loader reports it, located
+  return arg; // the loader reports it
 }
 
 interface RunFlags {
@@ -117,8 +123,14 @@ function program(): Command {
 }
 
 function main(argv: string[]): void {
+  const cli = program();
+  if (argv.length <= 2) {
+    process.stderr.write(cli.helpInformation());
+    process.exitCode = 2;
+    return;
+  }
   try {
-    program().parse(argv);
+    cli.parse(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return; // --help, --version

@@ -25,7 +25,8 @@ const mmUseAfterFree: Invariant = {
     const active = k.get(k.T.active_mm, t);
     const S = k.M.state;
     if (mm !== 0 && w[S.at + mm * S.stride] === MM_FREE) return `task ${t} runs on freed mm ${mm}`;
-    if (active !== 0 && w[S.at + active * S.stride] === MM_FREE) return `task ${t} borrows freed mm ${active}`;
+    if (active !== 0 && w[S.at + active * S.stride] === MM_FREE)
+      return `task ${t} borrows freed mm ${active}`;
     return null;
   },
 };
