@@ -56,6 +56,8 @@ export class Engine {
   transitions = 0;
   /** ns of user work per step; the simulation chunks long computes, `check` does not. */
   chunkNs: number;
+  /** Told before each transition, when set (recording a trace tail; off in the hot loop). */
+  recorder: ((e: Engine, tr: number) => void) | null = null;
 
   constructor(
     readonly k: Kernel,
@@ -74,6 +76,7 @@ export class Engine {
 
   /** Execute one transition; returns the cycles it cost (0 for events). */
   exec(tr: number): number {
+    if (this.recorder !== null) this.recorder(this, tr);
     this.current = tr;
     this.transitions++;
     const k = this.k;

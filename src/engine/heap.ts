@@ -58,7 +58,7 @@ export class EventHeap {
     if (n === 2) return this.time[1];
     const a = this.time[1];
     const b = this.time[2];
-    return a < b ? a : b;
+    return Math.min(a, b);
   }
 
   /** Remove the top event. */

@@ -2,13 +2,14 @@
 // (or a limit), and gather the result that the CLI prints. Pure: the output
 // depends only on the compiled scenario, the seed and the options.
 
+import { cpu_peek } from "../hw/cpu.js";
 import { boot } from "../kernel/boot.js";
 import type { Kernel, Violation } from "../kernel/kernel.js";
 import { ChromeTrace } from "../report/chrome-trace.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import type { Policy } from "../scenario/schema.js";
 import { cyclesToNs } from "./costs.js";
-import { Engine, type Scheduler, type StopReason } from "./engine.js";
+import { Engine, type Scheduler, type StopReason, TR_CPU, TR_TICK, trArg, trKind } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
 import type { Metrics } from "./metrics.js";
 import { RandomScheduler } from "./random.js";
@@ -38,9 +39,14 @@ export interface RunResult {
   violations_total: number;
   /** Fingerprint of the final machine state. */
   state_hash: string;
+  /** The first violation with what led to it: the last transitions before it, oldest first. */
+  first_violation: (Violation & { trace: string[] }) | null;
   /** Chrome Trace JSON, when asked for. */
   trace?: string;
 }
+
+/** Transitions shown before the first violation. */
+export const TRACE_TAIL = 24;
 
 export const DEFAULT_MAX_STEPS = 200_000_000;
 
@@ -76,10 +82,42 @@ export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunRes
     violations: k.violations.map((v) => ({ property: v.property, step: v.step, message: v.message })),
     violations_total: k.violationCount,
     state_hash: k.mem.hashHex(),
+    first_violation: null,
   };
+  if (k.violations.length > 0) {
+    const v = k.violations[0];
+    result.first_violation = { ...v, trace: traceTail(cs, opts, v.step) };
+  }
   if (trace !== null)
     result.trace = trace.finish({ scenario: cs.name, seed: cs.seed, scheduler: sched.describe() });
   return result;
+}
+
+/**
+ * The transitions up to `step`, found by running the same scenario and seed
+ * again with a recorder on: runs are deterministic, so this is the same run,
+ * and the hot loop pays nothing for it.
+ */
+function traceTail(cs: CompiledScenario, opts: RunOptions, step: number): string[] {
+  const k = boot(cs.boot);
+  const e = new Engine(k, CORE_INVARIANTS, makeScheduler(opts.scheduler ?? "sim", cs.seed));
+  const tail: string[] = [];
+  e.recorder = (en, tr) => {
+    const kind = trKind(tr);
+    const arg = trArg(tr);
+    const mhz = k.params.cpuMhz;
+    let line: string;
+    if (kind === TR_CPU) {
+      const t = k.curr(arg);
+      const ns = cyclesToNs(en.clock[arg], mhz);
+      line = `step ${k.stepNo + 1}  ${ns} ns  cpu ${arg}  task ${t} (pid ${k.get(k.T.pid, t)})  ${cpu_peek(k, arg)}`;
+    } else if (kind === TR_TICK) line = `tick raised on cpu ${arg}`;
+    else line = `timer of task ${arg} expires`;
+    tail.push(line);
+    if (tail.length > TRACE_TAIL) tail.shift();
+  };
+  e.run({ maxSteps: step, maxCycles: Number.MAX_SAFE_INTEGER });
+  return tail;
 }
 
 function finishMetrics(k: Kernel, e: Engine): void {

@@ -18,6 +18,7 @@ import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";
 import { FR_PATH, FR_PC, LOOP_DEPTH_MAX } from "../machine/state.js";
 import {
+  OPCODE_NAMES,
   U_CLONE_THREAD,
   U_CLONE_VM,
   U_COMPUTE,
@@ -73,6 +74,29 @@ export function cpu_step(k: Kernel, cpu: number, chunkNs: number): number {
   }
   user_step(k, cpu, chunkNs);
   return k.costs.user_op + k.extra;
+}
+
+/** What `cpu_step` would do next on `cpu`, in words (for traces; not the hot loop). */
+export function cpu_peek(k: Kernel, cpu: number): string {
+  const C = k.C;
+  if (k.get(C.pending, cpu) !== 0 && k.get(C.irqs_off, cpu) === 0 && k.get(C.irq_depth, cpu) === 0) {
+    return "interrupt entry";
+  }
+  const paths = allPaths();
+  // The frames the CPU will fetch from, top first: interrupt stack, then the
+  // task's stack. Frames that have run off their end return without a step.
+  const frames: number[] = [];
+  for (let d = k.get(C.irq_depth, cpu) - 1; d >= 0; d--) frames.push(k.irqFrameAddr(cpu, d));
+  const task = k.curr(cpu);
+  for (let d = k.get(k.T.depth, task) - 1; d >= 0; d--) frames.push(k.taskFrameAddr(task, d));
+  const fr = frames.find((f) => k.w[f + FR_PC] < paths[k.w[f + FR_PATH]].steps.length) ?? -1;
+  if (fr >= 0) {
+    const p = paths[k.w[fr + FR_PATH]];
+    return `${p.name}: ${p.steps[k.w[fr + FR_PC]].name}`;
+  }
+  const t = k.curr(cpu);
+  const code = k.programs[k.get(k.T.prog, t)].code;
+  return `user: ${OPCODE_NAMES[code[k.get(k.T.upc, t) * 2]] ?? "?"}`;
 }
 
 const CLONE_FORK = 0;

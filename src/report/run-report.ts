@@ -19,6 +19,7 @@ export function runJson(r: RunResult): string {
     complete: rest.complete,
     stop_reason: rest.stop_reason,
     state_hash: rest.state_hash,
+    first_violation: rest.first_violation,
   };
   return `${JSON.stringify(ordered, null, 2)}\n`;
 }
@@ -60,6 +61,12 @@ export function runTable(r: RunResult, cpus: number): string {
     const v = new Table({ head: ["step", "property", "message"], style: { head: [], border: [] } });
     for (const x of r.violations) v.push([String(x.step), x.property, x.message]);
     out.push(v.toString());
+    const f = r.first_violation;
+    if (f !== null) {
+      const where = f.cpu >= 0 ? `cpu ${f.cpu}, in ${f.path}` : "at the end of the run";
+      out.push("", `first violation: ${f.property} at step ${f.step} (${where}); what led to it:`);
+      for (const line of f.trace) out.push(`  ${line}`);
+    }
   }
   return `${out.join("\n")}\n`;
 }
