@@ -7,22 +7,21 @@
 // Progress goes to stderr. See docs/performance.md for what each figure is.
 
 import { arch, cpus, platform } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { builtinScenarioDir } from "../src/scenario/load.js";
-import { measureState } from "./state.js";
+import { measureState, type StateResult, TARGET_SNAPSHOT_HASH_NS } from "./state.js";
 import {
+  type EndToEndResult,
+  measureGroup,
   measureRunScenario,
-  measureThroughput,
   round,
-  type ThroughputCase,
+  type ThroughputGroup,
   type ThroughputResult,
 } from "./throughput.js";
 import { consumeSink } from "./timing.js";
 
 /** >= 5 M simulated steps/s on 64 CPUs / 10k tasks. */
 const TARGET_STEPS_PER_SEC = 5_000_000;
-/** <= 1 µs per snapshot + hash on the 4-CPU / 16-task machine. */
-const TARGET_SNAPSHOT_HASH_NS = 1000;
 
 function usage(): never {
   process.stderr.write("usage: node dist/bench/run.js [--json]\n");
@@ -39,58 +38,29 @@ const dir = builtinScenarioDir();
 const BIG = join(dir, "big-machine.yaml");
 const SMALL = join(dir, "thread-pool.yaml");
 
-const cases: ThroughputCase[] = [
+// The big machine first, while the process has seen nothing else (as in a CLI run);
+// runScenario end to end right after it (see measureAll).
+const groups: ThroughputGroup[] = [
   {
-    label: "sim, invariants on",
     file: BIG,
-    scheduler: "sim",
-    invariants: true,
     warmups: 1,
     runs: 5,
-    target: TARGET_STEPS_PER_SEC,
+    variants: [
+      { label: "sim, invariants on", scheduler: "sim", invariants: true, target: TARGET_STEPS_PER_SEC },
+      { label: "sim, invariants off", scheduler: "sim", invariants: false },
+    ],
   },
-  { label: "sim, invariants off", file: BIG, scheduler: "sim", invariants: false, warmups: 1, runs: 5 },
-  { label: "sim, invariants on", file: SMALL, scheduler: "sim", invariants: true, warmups: 3, runs: 9 },
-  { label: "random, invariants on", file: SMALL, scheduler: "random", invariants: true, warmups: 3, runs: 9 },
   {
-    label: "random, invariants off",
     file: SMALL,
-    scheduler: "random",
-    invariants: false,
-    warmups: 3,
-    runs: 9,
+    warmups: 5,
+    runs: 25,
+    variants: [
+      { label: "sim, invariants on", scheduler: "sim", invariants: true },
+      { label: "random, invariants on", scheduler: "random", invariants: true },
+      { label: "random, invariants off", scheduler: "random", invariants: false },
+    ],
   },
 ];
-
-const started = Date.now();
-const env = {
-  node: process.version,
-  cpu: cpus()[0]?.model.trim() ?? "unknown",
-  cores: cpus().length,
-  platform: `${platform()} ${arch()}`,
-  date: new Date().toISOString().slice(0, 10),
-};
-
-const throughput: ThroughputResult[] = [];
-for (const c of cases) {
-  progress(`run ${c.label} on ${c.file.slice(dir.length + 1)} (${c.warmups} warm-up + ${c.runs} runs)`);
-  throughput.push(measureThroughput(c));
-}
-progress("runScenario(cs) end to end on big-machine.yaml (3 runs)");
-const endToEnd = measureRunScenario(BIG, 3);
-progress("snapshot, hash and restore on the 4-CPU / 16-task machine");
-const state = measureState(
-  { batchMs: 200, batches: 7, maxIterations: 10_000_000 },
-  { batchMs: 200, batches: 5, maxIterations: 1_000_000 },
-);
-const elapsedS = (Date.now() - started) / 1000;
-progress(`done in ${elapsedS.toFixed(1)} s`);
-
-// The sink holds results of the measured loops; reading it keeps them alive.
-if (consumeSink() === 0x7fffffff) progress("(sink)");
-
-if (asJson) printJson();
-else printTables();
 
 // ---------------------------------------------------------------------------------------------
 
@@ -98,7 +68,7 @@ function met(ok: boolean): string {
   return ok ? "met" : "NOT met";
 }
 
-function opNs(key: string): number {
+function opNs(state: StateResult, key: string): number {
   return state.ops.find((o) => o.key === key)?.timing.nsPerOp ?? Number.NaN;
 }
 
@@ -107,7 +77,7 @@ function invariantCost(on: ThroughputResult, off: ThroughputResult): number {
   return (on.run_ms - off.run_ms) / on.run_ms;
 }
 
-function printJson(): void {
+function printJson({ env, elapsedS, throughput, endToEnd, state }: Results): string {
   const out = {
     env,
     elapsed_s: round(elapsedS, 1),
@@ -144,7 +114,7 @@ function printJson(): void {
       })),
     },
   };
-  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  return `${JSON.stringify(out, null, 2)}\n`;
 }
 
 /** Rows of cells to text: column i left-aligned when `align[i]` is "l", else right-aligned. */
@@ -164,9 +134,9 @@ const int = (x: number) => Math.round(x).toLocaleString("en-US");
 const fixed = (x: number, d: number) =>
   x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
 const mega = (x: number) => `${fixed(x / 1e6, 2)} M/s`;
-const ns = (x: number) => (x >= 10_000 ? `${fixed(x / 1000, 1)} µs` : `${fixed(x, x < 10 ? 2 : 1)} ns`);
+const ns = (x: number) => (x >= 1000 ? `${fixed(x / 1000, 1)} µs` : `${fixed(x, x < 10 ? 2 : 1)} ns`);
 
-function printTables(): void {
+function printTables({ env, elapsedS, throughput, endToEnd, state }: Results): string {
   const out: string[] = [];
   out.push(
     `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}  (${fixed(elapsedS, 1)} s)`,
@@ -174,7 +144,9 @@ function printTables(): void {
   out.push("wall-clock figures; on a small shared machine they vary by about +-30% from run to run");
   out.push("");
 
-  out.push("run throughput: boot once per run (timed apart), then Engine.run to the end; medians");
+  out.push(
+    "run throughput: per run, boot (timed apart) then Engine.run to the end; variants of a scenario interleaved; medians",
+  );
   out.push(
     table(
       [
@@ -239,11 +211,54 @@ function printTables(): void {
       "lrrll",
     ),
   );
-  const flat = opNs("snapshot_hash");
-  const naive = opNs("json_snapshot_hash");
+  const flat = opNs(state, "snapshot_hash");
+  const naive = opNs(state, "json_snapshot_hash");
   out.push(
     `naive JSON snapshot + hash is ${fixed(naive / flat, 0)}x the flat snapshot + hash; ` +
-      `fullHash() is ${fixed(opNs("full_hash") / opNs("hash"), 0)}x the incremental hash read`,
+      `fullHash() is ${fixed(opNs(state, "full_hash") / opNs(state, "hash"), 0)}x the incremental hash read`,
   );
-  process.stdout.write(`${out.join("\n")}\n`);
+  return `${out.join("\n")}\n`;
 }
+
+interface Results {
+  env: typeof env;
+  elapsedS: number;
+  throughput: ThroughputResult[];
+  endToEnd: EndToEndResult;
+  state: StateResult;
+}
+
+const env = {
+  node: process.version,
+  cpu: cpus()[0]?.model.trim() ?? "unknown",
+  cores: cpus().length,
+  platform: `${platform()} ${arch()}`,
+  date: new Date().toISOString().slice(0, 10),
+};
+
+function measureAll(): Results {
+  const started = Date.now();
+  const group = (g: ThroughputGroup) => {
+    const what = g.variants.map((v) => v.label).join(" / ");
+    progress(`run on ${basename(g.file)}: ${what}, interleaved (${g.warmups} warm-up + ${g.runs} runs each)`);
+    return measureGroup(g);
+  };
+  const throughput = group(groups[0]);
+  // Right after the big machine's runs, before the random scheduler has been seen.
+  progress("runScenario(cs) end to end on big-machine.yaml (3 runs)");
+  const endToEnd = measureRunScenario(BIG, 3);
+  for (const g of groups.slice(1)) throughput.push(...group(g));
+  progress("snapshot, hash and restore on the 4-CPU / 16-task machine");
+  const state = measureState(
+    { batchMs: 500, batches: 5, maxIterations: 10_000_000 },
+    { batchMs: 200, batches: 5, maxIterations: 1_000_000 },
+  );
+  const elapsedS = (Date.now() - started) / 1000;
+  progress(`done in ${elapsedS.toFixed(1)} s`);
+  // The sink holds results of the measured loops; reading it keeps them alive.
+  if (consumeSink() === 0x7fffffff) progress("(sink)");
+  return { env, elapsedS, throughput, endToEnd, state };
+}
+
+const results = measureAll();
+process.stdout.write(asJson ? printJson(results) : printTables(results));

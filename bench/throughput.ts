@@ -11,16 +11,28 @@ import { type CompiledScenario, compileScenario } from "../src/scenario/compile.
 import { loadScenarioFile } from "../src/scenario/load.js";
 import { median, nowNs } from "./timing.js";
 
-export interface ThroughputCase {
+/** One way of running a scenario. */
+export interface Variant {
   label: string;
-  /** Path of the scenario file. */
-  file: string;
   scheduler: SchedulerName;
   invariants: boolean;
-  warmups: number;
-  runs: number;
-  /** Steps per second this case is measured against, if any. */
+  /** Steps per second this variant is measured against, if any. */
   target?: number;
+}
+
+/**
+ * Variants of one scenario, measured together: their samples are interleaved
+ * (A B C A B C ...) so that load from other processes and the JIT's state fall
+ * on all of them alike and their ratios stay meaningful.
+ */
+export interface ThroughputGroup {
+  /** Path of the scenario file. */
+  file: string;
+  variants: Variant[];
+  /** Untimed runs of every variant first. */
+  warmups: number;
+  /** Timed runs of every variant. */
+  runs: number;
 }
 
 export interface ThroughputResult {
@@ -63,7 +75,7 @@ interface Sample {
   hash: string;
 }
 
-function sample(cs: CompiledScenario, c: ThroughputCase): Sample {
+function sample(cs: CompiledScenario, c: Variant): Sample {
   const t0 = nowNs();
   const k = boot(cs.boot);
   const t1 = nowNs();
@@ -82,33 +94,38 @@ function sample(cs: CompiledScenario, c: ThroughputCase): Sample {
   };
 }
 
-export function measureThroughput(c: ThroughputCase): ThroughputResult {
-  const cs = compileScenario(loadScenarioFile(c.file));
-  for (let i = 0; i < c.warmups; i++) sample(cs, c);
-  const samples: Sample[] = [];
-  for (let i = 0; i < c.runs; i++) samples.push(sample(cs, c));
-  const first = samples[0];
+export function measureGroup(g: ThroughputGroup): ThroughputResult[] {
+  const cs = compileScenario(loadScenarioFile(g.file));
+  for (let i = 0; i < g.warmups; i++) for (const v of g.variants) sample(cs, v);
+  const samples: Sample[][] = g.variants.map(() => []);
+  for (let i = 0; i < g.runs; i++) {
+    for (let j = 0; j < g.variants.length; j++) samples[j].push(sample(cs, g.variants[j]));
+  }
   const tasks = cs.boot.procs.reduce((n, p) => n + p.count * p.threads, 0);
-  return {
-    label: c.label,
-    scenario: cs.name,
-    scheduler: makeScheduler(c.scheduler, cs.seed).describe(),
-    invariants: c.invariants,
-    cpus: cs.boot.params.cpus,
-    tasks,
-    steps: first.steps,
-    transitions: first.transitions,
-    stop_reason: first.stop,
-    distinct_hashes: new Set(samples.map((s) => s.hash)).size,
-    boot_ms: median(samples.map((s) => s.bootNs / 1e6)),
-    run_ms: median(samples.map((s) => s.runNs / 1e6)),
-    steps_per_sec: median(samples.map((s) => s.steps / (s.runNs / 1e9))),
-    runs: c.runs,
-    warmups: c.warmups,
-    run_ms_samples: samples.map((s) => round(s.runNs / 1e6, 3)),
-    boot_ms_samples: samples.map((s) => round(s.bootNs / 1e6, 3)),
-    target_steps_per_sec: c.target ?? null,
-  };
+  return g.variants.map((v, j) => {
+    const ss = samples[j];
+    const first = ss[0];
+    return {
+      label: v.label,
+      scenario: cs.name,
+      scheduler: makeScheduler(v.scheduler, cs.seed).describe(),
+      invariants: v.invariants,
+      cpus: cs.boot.params.cpus,
+      tasks,
+      steps: first.steps,
+      transitions: first.transitions,
+      stop_reason: first.stop,
+      distinct_hashes: new Set(ss.map((s) => s.hash)).size,
+      boot_ms: median(ss.map((s) => s.bootNs / 1e6)),
+      run_ms: median(ss.map((s) => s.runNs / 1e6)),
+      steps_per_sec: median(ss.map((s) => s.steps / (s.runNs / 1e9))),
+      runs: g.runs,
+      warmups: g.warmups,
+      run_ms_samples: ss.map((s) => round(s.runNs / 1e6, 3)),
+      boot_ms_samples: ss.map((s) => round(s.bootNs / 1e6, 3)),
+      target_steps_per_sec: v.target ?? null,
+    };
+  });
 }
 
 export interface EndToEndResult {
