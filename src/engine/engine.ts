@@ -53,7 +53,8 @@ export class Engine {
   readonly endInvariants: Invariant[];
   /** The transition being executed (for schedulers' callbacks). */
   current = -1;
-  transitions = 0;
+  /** Transitions that were not CPU steps (ticks, timer expiries). */
+  events = 0;
   /** ns of user work per step; the simulation chunks long computes, `check` does not. */
   chunkNs: number;
   /** Told before each transition, when set (recording a trace tail; off in the hot loop). */
@@ -78,22 +79,11 @@ export class Engine {
   exec(tr: number): number {
     if (this.recorder !== null) this.recorder(this, tr);
     this.current = tr;
-    this.transitions++;
     const k = this.k;
+    if (tr < TR_SHIFT) return this.stepCpu(tr);
+    this.events++;
     const kind = trKind(tr);
     const arg = trArg(tr);
-    if (kind === TR_CPU) {
-      k.stepNo++;
-      k.metrics.steps++;
-      const cost = cpu_step(k, arg, this.chunkNs);
-      this.clock[arg] += cost;
-      const inv = this.stepInvariants;
-      for (let i = 0; i < inv.length; i++) {
-        const msg = inv[i].step!(k, arg);
-        if (msg !== null) k.warn(inv[i].name, msg, arg);
-      }
-      return cost;
-    }
     if (kind === TR_TICK) {
       // NO_HZ idle: a halted CPU's tick is stopped.
       if (k.get(k.C.halted, arg) === 0) raise_irq(k, arg, IRQ_TIMER);
@@ -101,6 +91,25 @@ export class Engine {
     }
     hrtimer_wakeup(k, arg);
     return 0;
+  }
+
+  /** One step of `cpu`, then the step invariants. */
+  private stepCpu(cpu: number): number {
+    const k = this.k;
+    k.stepNo++;
+    const cost = cpu_step(k, cpu, this.chunkNs);
+    this.clock[cpu] += cost;
+    const inv = this.stepInvariants;
+    for (let i = 0; i < inv.length; i++) {
+      const msg = inv[i].step!(k, cpu);
+      if (msg !== null) k.warn(inv[i].name, msg, cpu);
+    }
+    return cost;
+  }
+
+  /** Every transition executed: CPU steps and events. */
+  get transitions(): number {
+    return this.k.stepNo + this.events;
   }
 
   runnable(cpu: number): boolean {
@@ -112,15 +121,28 @@ export class Engine {
     const s = this.sched;
     s.start(this);
     const k = this.k;
+    const clock = this.clock;
     for (;;) {
       const tr = s.next(this);
       if (tr < 0) break;
-      this.exec(tr);
-      if (k.metrics.steps >= limits.maxSteps) return "step-limit";
-      if (trKind(tr) === TR_CPU && this.clock[trArg(tr)] > limits.maxCycles) return "time-limit";
+      if (tr < TR_SHIFT && this.recorder === null) {
+        // The hot path: a CPU step.
+        this.current = tr;
+        this.stepCpu(tr);
+        if (k.stepNo >= limits.maxSteps) return this.stop("step-limit");
+        if (clock[tr] > limits.maxCycles) return this.stop("time-limit");
+      } else {
+        this.exec(tr);
+        if (k.stepNo >= limits.maxSteps) return this.stop("step-limit");
+      }
     }
     this.checkEnd();
-    return "quiescent";
+    return this.stop("quiescent");
+  }
+
+  private stop(reason: StopReason): StopReason {
+    this.k.metrics.steps = this.k.stepNo;
+    return reason;
   }
 
   checkEnd(): void {

@@ -11,9 +11,19 @@ export const HASH_LO = 0;
 export const HASH_HI = 1;
 export const HEADER_WORDS = 2;
 
-// murmur3's fmix32 over the address and value; two lanes with different seeds.
-function mixLo(addr: number, v: number): number {
-  let h = Math.imul(addr ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(v, 0xc2b2ae35);
+// The contribution of (address, value) to each 32-bit lane: the address and
+// the value are premixed by multiplication, then murmur3's fmix32 finalises.
+// The address part is computed once per write and shared by old and new value.
+function addrLo(addr: number): number {
+  return Math.imul(addr ^ 0x9e3779b9, 0x85ebca6b);
+}
+
+function addrHi(addr: number): number {
+  return Math.imul(addr ^ 0x7f4a7c15, 0xcc9e2d51);
+}
+
+function finLo(a: number, v: number): number {
+  let h = a ^ Math.imul(v, 0xc2b2ae35);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -21,8 +31,8 @@ function mixLo(addr: number, v: number): number {
   return h ^ (h >>> 16);
 }
 
-function mixHi(addr: number, v: number): number {
-  let h = Math.imul(addr ^ 0x7f4a7c15, 0xcc9e2d51) ^ Math.imul(v ^ 0x1b873593, 0x27d4eb2f);
+function finHi(a: number, v: number): number {
+  let h = a ^ Math.imul(v ^ 0x1b873593, 0x27d4eb2f);
   h ^= h >>> 15;
   h = Math.imul(h, 0x2c1b3c6d);
   h ^= h >>> 12;
@@ -51,8 +61,10 @@ export class Memory {
     const w = this.words;
     const old = w[addr];
     if (old === v) return;
-    w[HASH_LO] ^= mixLo(addr, old) ^ mixLo(addr, v);
-    w[HASH_HI] ^= mixHi(addr, old) ^ mixHi(addr, v);
+    const al = addrLo(addr);
+    const ah = addrHi(addr);
+    w[HASH_LO] ^= finLo(al, old) ^ finLo(al, v);
+    w[HASH_HI] ^= finHi(ah, old) ^ finHi(ah, v);
     w[addr] = v;
   }
 
@@ -78,8 +90,10 @@ export class Memory {
     for (let a = HEADER_WORDS; a < w.length; a++) {
       const v = w[a];
       if (v === 0) continue; // zero words contribute mix(a, 0) to both; folded into the base below
-      lo ^= mixLo(a, v) ^ mixLo(a, 0);
-      hi ^= mixHi(a, v) ^ mixHi(a, 0);
+      const al = addrLo(a);
+      const ah = addrHi(a);
+      lo ^= finLo(al, v) ^ finLo(al, 0);
+      hi ^= finHi(ah, v) ^ finHi(ah, 0);
     }
     return [lo >>> 0, hi >>> 0];
   }
