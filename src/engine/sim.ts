@@ -2,8 +2,9 @@
 // own clock (cycles); the event with the smallest (time, seq) runs next, so a
 // CPU's step happens when its clock says, and a halted CPU leaves the queue
 // until an interrupt wakes it. The seed sets each CPU's tick phase (ticks are
-// not aligned across CPUs on real machines), which is what makes two seeds
-// schedule a contended workload differently.
+// not aligned across CPUs on real machines) and draws the jitter of user
+// compute time (machine.jitter_pct): what makes two seeds schedule a
+// contended workload differently and gives `compare` a spread to measure.
 //
 // The quantum: ordering every step of 64 CPUs by time costs a heap operation
 // per step. As multiprocessor simulators do (Simics' time quantum), a CPU taken
@@ -43,6 +44,7 @@ export class SimScheduler implements Scheduler {
     this.quantumCycles = nsToCycles(p.quantumNs, p.cpuMhz);
     this.inHeap = new Uint8Array(p.cpus);
     const rng = new Rng(this.seed);
+    if (p.jitterPct > 0) e.k.jitter = new Rng((this.seed ^ 0x5bd1e995) >>> 0);
     for (let cpu = 0; cpu < p.cpus; cpu++) {
       this.heap.push(rng.int(0, this.tickCycles - 1), trTick(cpu));
       this.heap.push(e.clock[cpu], trCpu(cpu));

@@ -54,18 +54,14 @@ export function cpu_step(k: Kernel, cpu: number, chunkNs: number): number {
     return k.costs.irq_entry + k.extra;
   }
   const paths = allPaths();
-  for (;;) {
-    const fr = k.topFrame(cpu);
-    if (fr < 0) break;
+  const fr = k.topFrame(cpu);
+  if (fr >= 0) {
     const p = paths[w[fr + FR_PATH]];
     const pc = w[fr + FR_PC];
-    if (pc >= p.steps.length) {
-      k.ret(cpu); // ran off the end of the path: return
-      continue;
-    }
     const s = p.steps[pc];
     k.mem.write(fr + FR_PC, pc + 1);
     s.fn(k, cpu, fr);
+    pop_finished(k, cpu);
     return k.stepCost[p.id][pc] + k.extra;
   }
   if (w[cb + C.in_user.off] === 0) {
@@ -83,13 +79,7 @@ export function cpu_peek(k: Kernel, cpu: number): string {
     return "interrupt entry";
   }
   const paths = allPaths();
-  // The frames the CPU will fetch from, top first: interrupt stack, then the
-  // task's stack. Frames that have run off their end return without a step.
-  const frames: number[] = [];
-  for (let d = k.get(C.irq_depth, cpu) - 1; d >= 0; d--) frames.push(k.irqFrameAddr(cpu, d));
-  const task = k.curr(cpu);
-  for (let d = k.get(k.T.depth, task) - 1; d >= 0; d--) frames.push(k.taskFrameAddr(task, d));
-  const fr = frames.find((f) => k.w[f + FR_PC] < paths[k.w[f + FR_PATH]].steps.length) ?? -1;
+  const fr = k.topFrame(cpu);
   if (fr >= 0) {
     const p = paths[k.w[fr + FR_PATH]];
     return `${p.name}: ${p.steps[k.w[fr + FR_PC]].name}`;
@@ -97,6 +87,21 @@ export function cpu_peek(k: Kernel, cpu: number): string {
   const t = k.curr(cpu);
   const code = k.programs[k.get(k.T.prog, t)].code;
   return `user: ${OPCODE_NAMES[code[k.get(k.T.upc, t) * 2]] ?? "?"}`;
+}
+
+/**
+ * Returning is part of the step that finishes a path: pop every frame that
+ * has run off its end, so that no step boundary (where interrupts and
+ * preemption may come in) ever sees a finished frame on a stack.
+ */
+function pop_finished(k: Kernel, cpu: number): void {
+  const paths = allPaths();
+  const w = k.w;
+  for (;;) {
+    const fr = k.topFrame(cpu);
+    if (fr < 0 || w[fr + FR_PC] < paths[w[fr + FR_PATH]].steps.length) return;
+    k.ret(cpu);
+  }
 }
 
 const CLONE_FORK = 0;
@@ -142,7 +147,7 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
       let rem = k.get(T.urem, t);
       if (rem === 0) rem = arg;
       const chunk = Math.min(rem, chunkNs);
-      k.charge(k.nsToCycles(chunk));
+      k.charge(k.userCycles(chunk));
       rem -= chunk;
       k.set(T.urem, t, rem);
       if (rem === 0) k.set(T.upc, t, upc + 1);

@@ -8,7 +8,7 @@ import { P_CLONE } from "./fork.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 import { P_EXECVE, P_EXIT } from "./process.js";
-import { P_SCHEDULE, scheduler_tick } from "./sched.js";
+import { P_SCHEDULE, SM_NONE, SM_PREEMPT, scheduler_tick } from "./sched.js";
 import { P_NANOSLEEP, P_SCHED_YIELD } from "./sleep.js";
 
 // Syscall numbers of the model (a0 & 0xff); the clone flags ride in a0 >> 8.
@@ -83,7 +83,7 @@ export const P_EXIT_TO_USER = defPath("exit_to_user_mode", [
       }
       if ((tif & TIF_NEED_RESCHED) !== 0) {
         k.jump(fr, 0); // loop until no work is left
-        k.call(cpu, P_SCHEDULE, 0);
+        k.call(cpu, P_SCHEDULE, SM_NONE);
         return;
       }
       k.set(k.C.irqs_off, cpu, 1); // local_irq_disable_exit_to_user()
@@ -107,7 +107,7 @@ export const P_EXIT_TO_USER = defPath("exit_to_user_mode", [
 
 /** preempt_schedule_irq(): preemption on the way out of an interrupt to kernel code. */
 export const P_PREEMPT_SCHEDULE_IRQ = defPath("preempt_schedule_irq", [
-  ["preempt_schedule_irq", (k, cpu) => k.call(cpu, P_SCHEDULE, 1)],
+  ["preempt_schedule_irq", (k, cpu) => k.call(cpu, P_SCHEDULE, SM_PREEMPT)],
 ]);
 
 /**

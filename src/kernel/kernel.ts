@@ -5,6 +5,7 @@
 
 import type { CostKind, CostTable } from "../engine/costs.js";
 import { type Metrics, newMetrics } from "../engine/metrics.js";
+import type { Rng } from "../engine/rng.js";
 import type { Program } from "../hw/program.js";
 import type { Memory } from "../machine/memory.js";
 import {
@@ -28,6 +29,8 @@ export interface MachineParams {
   sliceTicks: number;
   /** How far a CPU may run ahead of the others in the simulation (0: exact order). */
   quantumNs: number;
+  /** Seeded variation of user compute time in the simulation, percent either way. */
+  jitterPct: number;
 }
 
 export interface Violation {
@@ -91,6 +94,8 @@ export class Kernel {
   /** Extra cycles the current step costs beyond its kind's (compute, copies). */
   extra = 0;
   trace: TraceSink | null = null;
+  /** The simulation's source of compute jitter (null: none). */
+  jitter: Rng | null = null;
   link: EngineLink = { kick() {}, armTimer() {} };
   readonly hooks: Hooks = {
     syscall_enter: [],
@@ -281,5 +286,18 @@ export class Kernel {
 
   nsToCycles(ns: number): number {
     return Math.floor((ns * this.params.cpuMhz) / 1000);
+  }
+
+  /**
+   * Cycles of `ns` of user work. In the simulation it varies by up to
+   * jitterPct either way, drawn from the run's seed (real work is never the
+   * same twice); the draw changes clocks only, never the state.
+   */
+  userCycles(ns: number): number {
+    const c = this.nsToCycles(ns);
+    const j = this.jitter;
+    if (j === null || c === 0) return c;
+    const bp = this.params.jitterPct * 100;
+    return c + Math.floor((c * j.int(-bp, bp)) / 10000);
   }
 }

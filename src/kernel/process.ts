@@ -14,7 +14,7 @@ import { TIF_KILLED } from "./entry.js";
 import { put_files_struct } from "./fork.js";
 import { mm_alloc, mmgrab, P_MMPUT } from "./mm.js";
 import { defPath } from "./path.js";
-import { P_SCHEDULE, wake_up_process } from "./sched.js";
+import { P_SCHEDULE, SM_DEAD, wake_up_process } from "./sched.js";
 
 /** do_exit(code): a0 = exit code. Never returns. */
 export const P_EXIT = defPath("do_exit", [
@@ -60,10 +60,16 @@ export const P_EXIT = defPath("do_exit", [
     },
   ],
   [
+    "preempt_disable",
+    // From here the dying task must not be preempted: a preemption would
+    // requeue a task that is about to be freed.
+    (k, cpu) => void k.add(k.C.preempt_count, cpu, 1),
+  ],
+  [
     "do_task_dead",
     (k, cpu) => {
       k.set(k.T.state, k.curr(cpu), TASK_DEAD);
-      k.call(cpu, P_SCHEDULE, 0);
+      k.call(cpu, P_SCHEDULE, SM_DEAD); // __schedule() directly, preemption already off
     },
   ],
   ["dead_task_ran", (k, cpu) => k.warn("exit", `dead task ${k.curr(cpu)} was scheduled again`, cpu)],

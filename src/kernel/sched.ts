@@ -129,20 +129,29 @@ export function scheduler_tick(k: Kernel, cpu: number): void {
 
 // --- schedule() -----------------------------------------------------------
 
-/** a0: 1 when called for preemption (SM_PREEMPT: prev stays queued whatever its state). */
+/** schedule() modes (a0): a voluntary call, ... */
+export const SM_NONE = 0;
+/** ... preemption (SM_PREEMPT: prev stays queued whatever its state), ... */
+export const SM_PREEMPT = 1;
+/** ... or do_task_dead(), which calls __schedule() with preemption already disabled. */
+export const SM_DEAD = 2;
+
+/** a0: the mode, SM_*. */
 export const P_SCHEDULE = defPath("schedule", [
   [
     "__schedule",
     (k, cpu, fr) => {
       const c = k.C;
       if (k.get(c.irq_depth, cpu) !== 0) k.warn("sched-atomic", "schedule() in interrupt context", cpu);
-      if (k.get(c.preempt_count, cpu) !== 0) {
+      const mode = k.arg0(fr);
+      const expected = mode === SM_DEAD ? 1 : 0;
+      if (k.get(c.preempt_count, cpu) !== expected) {
         k.warn("sched-atomic", `scheduling while atomic: preempt_count ${k.get(c.preempt_count, cpu)}`, cpu);
       }
       k.set(c.irqs_off, cpu, 1); // local_irq_disable(); rq_lock()
-      k.add(c.preempt_count, cpu, 1);
+      if (mode !== SM_DEAD) k.add(c.preempt_count, cpu, 1); // schedule()'s preempt_disable()
       const prev = k.get(c.curr, cpu);
-      const preempt = k.arg0(fr) !== 0;
+      const preempt = mode === SM_PREEMPT;
       k.set(k.T.tif, prev, k.get(k.T.tif, prev) & ~TIF_NEED_RESCHED);
       k.set(k.T.ticks, prev, 0);
       const idle = k.get(c.idle, cpu);
@@ -155,6 +164,7 @@ export const P_SCHEDULE = defPath("schedule", [
       }
       const next = dequeue_head(k, cpu) || idle;
       if (next === prev) {
+        if (mode === SM_DEAD) k.warn("exit", `dead task ${prev} picked to run again`, cpu);
         k.add(c.preempt_count, cpu, -1);
         k.set(c.irqs_off, cpu, 0);
         k.ret(cpu);
@@ -255,7 +265,7 @@ export const P_IDLE = defPath("do_idle", [
       if ((k.get(k.T.flags, idle) & PF_IDLE) === 0)
         k.warn("sched-idle", `cpu ${cpu}: idle loop on task ${idle}`, cpu);
       if ((k.get(k.T.tif, idle) & TIF_NEED_RESCHED) !== 0 || k.get(k.C.nr_running, cpu) > 0) {
-        k.call(cpu, P_SCHEDULE, 0);
+        k.call(cpu, P_SCHEDULE, SM_NONE);
         return;
       }
       k.set(k.C.halted, cpu, 1); // arch_cpu_idle(): sti; hlt

@@ -3,11 +3,11 @@
 import { IRQ_HRTIMER, TASK_INTERRUPTIBLE, TIF_TIMER_ARMED } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
-import { P_SCHEDULE, raise_irq, wake_up_process } from "./sched.js";
+import { P_SCHEDULE, raise_irq, SM_NONE, wake_up_process } from "./sched.js";
 
 /** do_sched_yield(): to the back of the queue. */
 export const P_SCHED_YIELD = defPath("do_sched_yield", [
-  ["schedule", (k, cpu) => k.call(cpu, P_SCHEDULE, 0)],
+  ["schedule", (k, cpu) => k.call(cpu, P_SCHEDULE, SM_NONE)],
 ]);
 
 /** hrtimer_nanosleep(): a0 = ns. Arm the timer, then sleep until it fires. */
@@ -24,7 +24,7 @@ export const P_NANOSLEEP = defPath("hrtimer_nanosleep", [
   [
     "schedule",
     (k, cpu) => {
-      if (k.get(k.T.state, k.curr(cpu)) === TASK_INTERRUPTIBLE) k.call(cpu, P_SCHEDULE, 0);
+      if (k.get(k.T.state, k.curr(cpu)) === TASK_INTERRUPTIBLE) k.call(cpu, P_SCHEDULE, SM_NONE);
     },
   ],
 ]);

@@ -107,6 +107,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
         tickNs: m.tick_ns,
         sliceTicks: Math.max(1, Math.ceil(m.timeslice_ns / m.tick_ns)),
         quantumNs: m.quantum_ns,
+        jitterPct: m.jitter_pct,
       },
       tasksMax,
       mmsMax: tasksMax * 2 + m.cpus,

@@ -60,6 +60,8 @@ const MachineSchema = strict({
   timeslice_ns: int(1000, 1_000_000_000).default(3_000_000),
   /** How far one CPU may run ahead of the others in `run` (0: exact time order). */
   quantum_ns: int(0, 1_000_000).default(500),
+  /** Seeded variation of user compute time in `run`, in percent either way (0: none). */
+  jitter_pct: int(0, 50).default(2),
 });
 export type MachineConfig = z.output<typeof MachineSchema>;
 
