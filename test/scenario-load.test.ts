@@ -45,6 +45,8 @@ describe("loading scenarios", () => {
       cpu_mhz: 2000,
       tick_ns: 1_000_000,
       timeslice_ns: 3_000_000,
+      quantum_ns: 500,
+      jitter_pct: 2,
     });
     assert.deepEqual(s.devices, { dsa0: { wq: "shared", wq_depth: 16, latency_ns: 2000 } });
     assert.equal(s.policy.user_flush_test, "bt-btr");
@@ -65,12 +67,12 @@ describe("loading scenarios", () => {
       ],
     );
     // ops carry their place in the file, for located messages later on
-    assert.equal(loaded.locate(program.ops[1].path), `${fixture("thread-pool.yaml")}:15:11`);
+    assert.equal(loaded.locate(program.ops[1].path), `${fixture("thread-pool.yaml")}:16:11`);
   });
 
   test("locate falls back to the nearest node that exists", () => {
     const loaded = loadScenarioFile(fixture("thread-pool.yaml"));
-    assert.equal(loaded.locate(["machine", "invpcid"]), `${fixture("thread-pool.yaml")}:4:10`);
+    assert.equal(loaded.locate(["machine", "invpcid"]), `${fixture("thread-pool.yaml")}:5:3`);
     assert.equal(loaded.locate([]), `${fixture("thread-pool.yaml")}:2:1`);
   });
 

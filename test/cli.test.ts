@@ -1,0 +1,229 @@
+// The command line end to end, as a user runs it: `run` (table, --json,
+// --seed, --policy, --trace), `scenarios`, `schema`, and the DESIGN.md exit
+// code contract for bad input (2, one located line on stderr, nothing on stdout).
+
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { type CliResult, cli, REPO_ROOT } from "./helpers.js";
+
+/** The `metrics` keys of `run --json`, as DESIGN.md ("Contracts") lists them. */
+const CONTRACT_METRICS = [
+  "pasid_allocs",
+  "pasid_frees",
+  "pasid_peak",
+  "refcount_ops",
+  "gp_faults",
+  "pasid_msr_writes",
+  "ipis",
+  "task_works",
+  "context_switches",
+  "xsaves_bytes",
+  "xrstors_bytes",
+  "bind_failures",
+  "sigsegv",
+  "enqcmd_submitted",
+  "enqcmd_retries",
+  "descriptors_completed",
+  "dma_writes",
+  "drains",
+  "tlb_flushes_full",
+  "tlb_flushes_range",
+  "user_asid_flushes",
+  "asid_switches",
+  "cr3_writes",
+  "cycles_total",
+  "sim_time_ns",
+];
+
+/** Exit 2, nothing on stdout, one `asidlab: ` line on stderr with no stack trace; returns the message. */
+function badInput(r: CliResult): string {
+  assert.equal(r.status, 2, `exit code (stderr: ${r.stderr})`);
+  assert.equal(r.stdout, "", "nothing on stdout");
+  assert.ok(r.stderr.endsWith("\n"), "stderr ends its line");
+  const lines = r.stderr.split("\n").slice(0, -1);
+  assert.equal(lines.length, 1, `exactly one line on stderr: ${JSON.stringify(r.stderr)}`);
+  assert.ok(lines[0].startsWith("asidlab: "), lines[0]);
+  assert.ok(!/^\s+at /m.test(r.stderr), "no stack trace");
+  assert.ok(!/internal error/.test(r.stderr), lines[0]);
+  return lines[0].slice("asidlab: ".length);
+}
+
+/** 1-based line and column of the first occurrence of `needle` in a fixture. */
+function position(fixture: string, needle: string): { line: number; col: number } {
+  const lines = readFileSync(join(REPO_ROOT, fixture), "utf8").split("\n");
+  const line = lines.findIndex((l) => l.includes(needle));
+  assert.ok(line >= 0, `${needle} in ${fixture}`);
+  return { line: line + 1, col: lines[line].indexOf(needle) + 1 };
+}
+
+/** `file:line:col: ` at the start of a message, pointing at `needle`'s line (and column when given). */
+function assertLocated(message: string, fixture: string, needle: string, exactCol = true): void {
+  const m = /^(.+?):(\d+):(\d+): /.exec(message);
+  assert.ok(m, `message names file:line:col: ${message}`);
+  assert.equal(m[1], fixture);
+  const at = position(fixture, needle);
+  assert.equal(Number(m[2]), at.line, `line of '${needle}': ${message}`);
+  if (exactCol) assert.equal(Number(m[3]), at.col, `column of '${needle}': ${message}`);
+}
+
+describe("asidlab run", () => {
+  test("run scenarios/thread-pool.yaml exits 0 and prints a table with context_switches", () => {
+    const r = cli("run", "scenarios/thread-pool.yaml");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.match(r.stdout, /thread-pool/);
+    assert.match(r.stdout, /│ context_switches\s+│\s+[\d,]+ │/);
+    assert.match(r.stdout, /violations: none/);
+  });
+
+  test("run thread-pool --json: one JSON object with the contract keys", () => {
+    const r = cli("run", "thread-pool", "--json");
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    for (const key of ["scenario", "seed", "policy", "metrics", "violations"]) assert.ok(key in j, key);
+    assert.equal(j.scenario, "thread-pool");
+    assert.equal(j.seed, 1, "the file's seed");
+    assert.equal(j.policy.pasid_lifetime, "mm");
+    for (const key of CONTRACT_METRICS) {
+      assert.equal(typeof j.metrics[key], "number", `metrics.${key}`);
+    }
+    assert.ok(Array.isArray(j.violations));
+    assert.deepEqual(j.violations, []);
+    // The thread pool switches tasks: 2 processes x 8 threads on 4 CPUs, yielding.
+    assert.ok(j.metrics.context_switches > 0);
+  });
+
+  test("--seed 7 and --policy pasid_lifetime=unbind override the file", () => {
+    const r = cli("run", "thread-pool", "--json", "--seed", "7", "--policy", "pasid_lifetime=unbind");
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.seed, 7);
+    assert.equal(j.policy.pasid_lifetime, "unbind");
+    assert.equal(j.policy.pasid_msr, "gp-fixup", "the other policies stay the file's");
+  });
+
+  test("--trace writes Chrome Trace JSON whose B/E slices nest per track, with sched_switch events", () => {
+    const dir = mkdtempSync(join(tmpdir(), "asidlab-trace-"));
+    try {
+      const out = join(dir, "out.json");
+      const r = cli("run", "scenarios/process-lifecycle.yaml", "--trace", out);
+      assert.equal(r.status, 0, r.stderr);
+      const trace = JSON.parse(readFileSync(out, "utf8"));
+      assert.ok(Array.isArray(trace.traceEvents));
+      const events = trace.traceEvents as { name: string; ph: string; tid: number; ts?: number }[];
+      const stacks = new Map<number, string[]>();
+      const lastTs = new Map<number, number>();
+      let begins = 0;
+      for (const [i, ev] of events.entries()) {
+        if (ev.ph !== "B" && ev.ph !== "E") continue;
+        const stack = stacks.get(ev.tid) ?? [];
+        stacks.set(ev.tid, stack);
+        assert.equal(typeof ev.ts, "number", `event ${i} has a timestamp`);
+        assert.ok(
+          (ev.ts as number) >= (lastTs.get(ev.tid) ?? 0),
+          `event ${i}: time goes forward on tid ${ev.tid}`,
+        );
+        lastTs.set(ev.tid, ev.ts as number);
+        if (ev.ph === "B") {
+          begins++;
+          stack.push(ev.name);
+        } else {
+          const open = stack.pop();
+          assert.equal(open, ev.name, `event ${i}: E closes the innermost open B on tid ${ev.tid}`);
+        }
+      }
+      for (const [tid, stack] of stacks) assert.deepEqual(stack, [], `tid ${tid}: every B is closed`);
+      assert.ok(begins > 0);
+      assert.ok(stacks.size >= 2, "one track per CPU");
+      assert.ok(
+        events.some((e) => e.name === "sched_switch"),
+        "a sched_switch event",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("asidlab: bad input exits 2 with one located line", () => {
+  test("malformed YAML names file:line:col", () => {
+    const msg = badInput(cli("run", "test/fixtures/malformed.yaml"));
+    assertLocated(msg, "test/fixtures/malformed.yaml", "compute: 5: 6", false);
+  });
+
+  test("a schema violation (cpus: 0) names file:line:col of the value and the key path", () => {
+    const msg = badInput(cli("run", "test/fixtures/bad-schema.yaml"));
+    assertLocated(msg, "test/fixtures/bad-schema.yaml", "cpus: 0", false);
+    const col = Number(/^[^:]+:\d+:(\d+):/.exec(msg)?.[1]);
+    assert.equal(
+      col,
+      position("test/fixtures/bad-schema.yaml", "cpus: 0").col + "cpus: ".length,
+      "at the value",
+    );
+    assert.match(msg, /machine\.cpus/);
+  });
+
+  test("an unknown op names file:line:col of the op and the op's name", () => {
+    const msg = badInput(cli("run", "test/fixtures/unknown-op.yaml"));
+    assertLocated(msg, "test/fixtures/unknown-op.yaml", "frobnicate");
+    assert.match(msg, /frobnicate/);
+  });
+
+  test("an op that is not supported yet (bind) names file:line:col and says so", () => {
+    const msg = badInput(cli("run", "test/fixtures/bind-not-yet.yaml"));
+    assertLocated(msg, "test/fixtures/bind-not-yet.yaml", "bind: dsa0");
+    assert.match(msg, /bind/);
+    assert.match(msg, /not supported yet/);
+  });
+
+  test("a missing file names the file", () => {
+    const msg = badInput(cli("run", "test/fixtures/no-such-file.yaml"));
+    assert.ok(msg.startsWith("test/fixtures/no-such-file.yaml: "), msg);
+  });
+
+  test("an unknown policy value names the option and the allowed values", () => {
+    const msg = badInput(cli("run", "thread-pool", "--policy", "pasid_lifetime=forever"));
+    assert.match(msg, /pasid_lifetime/);
+    assert.match(msg, /forever/);
+    assert.match(msg, /unbind/);
+  });
+
+  test("a bad --seed names the option", () => {
+    const msg = badInput(cli("run", "thread-pool", "--seed", "abc"));
+    assert.match(msg, /--seed/);
+  });
+});
+
+describe("asidlab scenarios and schema", () => {
+  test("scenarios lists every file in scenarios/ with its description", () => {
+    const r = cli("scenarios");
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    const files = readdirSync(join(REPO_ROOT, "scenarios"))
+      .filter((f) => /\.(ya?ml|json)$/.test(f))
+      .sort();
+    assert.equal(lines.length, files.length, "one line per scenario file");
+    for (const f of files) {
+      const name = f.replace(/\.(ya?ml|json)$/, "");
+      const line = lines.find((l) => l.split(/\s+/)[0] === name);
+      assert.ok(line !== undefined, `${name} is listed`);
+      const description = line.slice(name.length).trim();
+      assert.ok(description.length > 0, `${name} has a description`);
+      const comment = readFileSync(join(REPO_ROOT, "scenarios", f), "utf8")
+        .split("\n")
+        .find((l) => l.startsWith("#"));
+      assert.equal(description, comment?.replace(/^#\s*/, ""), `${name}: the file's first comment line`);
+    }
+  });
+
+  test("schema prints a JSON Schema", () => {
+    const r = cli("schema");
+    assert.equal(r.status, 0, r.stderr);
+    const s = JSON.parse(r.stdout);
+    assert.equal(typeof s.$schema, "string");
+    assert.ok(s.properties?.processes, "it describes processes");
+  });
+});
