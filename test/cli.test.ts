@@ -3,6 +3,7 @@
 // code contract for bad input (2, one located line on stderr, nothing on stdout).
 
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -225,5 +226,22 @@ describe("asidlab scenarios and schema", () => {
     const s = JSON.parse(r.stdout);
     assert.equal(typeof s.$schema, "string");
     assert.ok(s.properties?.processes, "it describes processes");
+  });
+});
+
+describe("the installed command", () => {
+  test("package.json's bin is the built CLI, so `npx asidlab` runs it", () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
+      bin: Record<string, string>;
+    };
+    const bin = join(REPO_ROOT, pkg.bin.asidlab);
+    assert.match(
+      readFileSync(bin, "utf8"),
+      /^#!\/usr\/bin\/env node/,
+      `${pkg.bin.asidlab} is built, with a shebang`,
+    );
+    const r = spawnSync(process.execPath, [bin, "scenarios"], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^thread-pool\s/m);
   });
 });
