@@ -93,6 +93,8 @@ export class Kernel {
   stepNo = 0;
   /** Extra cycles the current step costs beyond its kind's (compute, copies). */
   extra = 0;
+  /** Frames popped so far (a change detector for the step loop; not state). */
+  rets = 0;
   trace: TraceSink | null = null;
   /** The simulation's source of compute jitter (null: none). */
   jitter: Rng | null = null;
@@ -121,7 +123,29 @@ export class Kernel {
     this.F = L.files.f;
     this.G = L.glob.f;
     this.stepCost = allPaths().map((p) => p.steps.map((s) => costs[s.cost]));
+    const C = this.C;
+    const T = this.T;
+    this.cpuBase = C.curr.base;
+    this.cpuStride = C.curr.stride;
+    this.offCurr = C.curr.off;
+    this.offIrqDepth = C.irq_depth.off;
+    this.offIrqFrames = C.irq_frames.off;
+    this.taskBase = T.depth.base;
+    this.taskStride = T.depth.stride;
+    this.offDepth = T.depth.off;
+    this.offFrames = T.frames.off;
   }
+
+  // Numeric copies of the offsets topFrame() needs: plain fields, one load each.
+  private readonly cpuBase: number;
+  private readonly cpuStride: number;
+  private readonly offCurr: number;
+  private readonly offIrqDepth: number;
+  private readonly offIrqFrames: number;
+  private readonly taskBase: number;
+  private readonly taskStride: number;
+  private readonly offDepth: number;
+  private readonly offFrames: number;
 
   // --- state access -------------------------------------------------------
 
@@ -149,14 +173,12 @@ export class Kernel {
   /** Address of the top frame of the stack `cpu` executes now, or -1 (user mode). */
   topFrame(cpu: number): number {
     const w = this.w;
-    const C = this.C;
-    const cb = C.curr.base + cpu * C.curr.stride;
-    const irqDepth = w[cb + C.irq_depth.off];
-    if (irqDepth > 0) return cb + C.irq_frames.off + (irqDepth - 1) * FRAME_WORDS;
-    const T = this.T;
-    const tb = T.depth.base + w[cb + C.curr.off] * T.depth.stride;
-    const depth = w[tb + T.depth.off];
-    return depth > 0 ? tb + T.frames.off + (depth - 1) * FRAME_WORDS : -1;
+    const cb = this.cpuBase + cpu * this.cpuStride;
+    const irqDepth = w[cb + this.offIrqDepth];
+    if (irqDepth > 0) return cb + this.offIrqFrames + (irqDepth - 1) * FRAME_WORDS;
+    const tb = this.taskBase + w[cb + this.offCurr] * this.taskStride;
+    const depth = w[tb + this.offDepth];
+    return depth > 0 ? tb + this.offFrames + (depth - 1) * FRAME_WORDS : -1;
   }
 
   /** Push a frame for `path` on the stack `cpu` executes now. */
@@ -206,6 +228,7 @@ export class Kernel {
 
   /** Pop the top frame of the stack `cpu` executes now. */
   ret(cpu: number): void {
+    this.rets++;
     const d = this.get(this.C.irq_depth, cpu);
     if (d > 0) {
       this.set(this.C.irq_depth, cpu, d - 1);
