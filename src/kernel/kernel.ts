@@ -199,11 +199,7 @@ export class Kernel {
       this.warn("kernel-stack", `task ${task}: kernel stack overflow calling ${path.name}`, -1);
       return;
     }
-    const fr = this.taskFrameAddr(task, depth);
-    this.mem.write(fr + FR_PATH, path.id);
-    this.mem.write(fr + FR_PC, 0);
-    this.mem.write(fr + FR_A0, a0);
-    this.mem.write(fr + FR_A1, a1);
+    this.writeFrame(this.taskFrameAddr(task, depth), path, a0, a1);
     this.set(this.T.depth, task, depth + 1);
   }
 
@@ -216,14 +212,17 @@ export class Kernel {
         this.warn("kernel-stack", `cpu ${cpu}: interrupt stack overflow calling ${path.name}`, cpu);
         return;
       }
-      const fr = this.irqFrameAddr(cpu, d);
-      this.mem.write(fr + FR_PATH, path.id);
-      this.mem.write(fr + FR_PC, 0);
-      this.mem.write(fr + FR_A0, a0);
-      this.mem.write(fr + FR_A1, a1);
+      this.writeFrame(this.irqFrameAddr(cpu, d), path, a0, a1);
       this.set(this.C.irq_depth, cpu, d + 1);
     }
     if (this.trace !== null) this.trace.pathEnter(cpu, this.get(this.C.curr, cpu), path.name);
+  }
+
+  private writeFrame(fr: number, path: KPath, a0: number, a1: number): void {
+    this.mem.write(fr + FR_PATH, path.id);
+    this.mem.write(fr + FR_PC, 0);
+    this.mem.write(fr + FR_A0, a0);
+    this.mem.write(fr + FR_A1, a1);
   }
 
   /** Pop the top frame of the stack `cpu` executes now. */
