@@ -173,10 +173,10 @@ describe("asidlab: bad input exits 2 with one located line", () => {
     assert.match(msg, /frobnicate/);
   });
 
-  test("an op that is not supported yet (bind) names file:line:col and says so", () => {
-    const msg = badInput(cli("run", "test/fixtures/bind-not-yet.yaml"));
-    assertLocated(msg, "test/fixtures/bind-not-yet.yaml", "bind: dsa0");
-    assert.match(msg, /bind/);
+  test("an op that is not supported yet (fpu) names file:line:col and says so", () => {
+    const msg = badInput(cli("run", "test/fixtures/fpu-not-yet.yaml"));
+    assertLocated(msg, "test/fixtures/fpu-not-yet.yaml", "fpu: [avx]");
+    assert.match(msg, /fpu/);
     assert.match(msg, /not supported yet/);
   });
 

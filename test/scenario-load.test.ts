@@ -48,7 +48,7 @@ describe("loading scenarios", () => {
       quantum_ns: 500,
       jitter_pct: 2,
     });
-    assert.deepEqual(s.devices, { dsa0: { wq: "shared", wq_depth: 16, latency_ns: 2000 } });
+    assert.deepEqual(s.devices, { dsa0: { wq: "shared", wq_depth: 16, latency_ns: 2000, kernel_wq: false } });
     assert.equal(s.policy.user_flush_test, "bt-btr");
     assert.deepEqual(s.costs, {});
     assert.deepEqual(s.kernel, []);

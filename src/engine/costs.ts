@@ -24,6 +24,10 @@ export const DEFAULT_COSTS = {
   exit_mmap: 20000, // tearing down an address space
   exec: 50000, // loading a new image
   idle_poll: 50,
+  enqcmd: 300, // a non-posted 64-byte enqueue store to the portal
+  umwait_poll: 200, // a user-space poll of a completion record
+  drain: 1000, // issuing DRAIN_PASID and waiting for the command
+  iotlb_flush: 2000, // PASID cache + IOTLB + device TLB invalidation, with the wait
 } as const;
 
 export type CostKind = keyof typeof DEFAULT_COSTS;

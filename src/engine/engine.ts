@@ -6,8 +6,10 @@
 //   CPU(c)    - CPU c's next step (interrupt entry, kernel step or user op)
 //   TICK(c)   - the local APIC timer raises the tick on CPU c
 //   TIMER(t)  - task t's hrtimer expires
+//   DEVICE(d) - device d completes its oldest descriptor
 
 import { cpu_runnable, cpu_step } from "../hw/cpu.js";
+import { idxd_complete } from "../kernel/devfile.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { raise_irq } from "../kernel/sched.js";
 import { hrtimer_wakeup } from "../kernel/sleep.js";
@@ -18,9 +20,11 @@ export const TR_SHIFT = 2 ** 20;
 export const TR_CPU = 0;
 export const TR_TICK = 1;
 export const TR_TIMER = 2;
+export const TR_DEVICE = 3;
 export const trCpu = (cpu: number) => cpu;
 export const trTick = (cpu: number) => TR_TICK * TR_SHIFT + cpu;
 export const trTimer = (task: number) => TR_TIMER * TR_SHIFT + task;
+export const trDevice = (d: number) => TR_DEVICE * TR_SHIFT + d;
 export const trKind = (tr: number) => Math.floor(tr / TR_SHIFT);
 export const trArg = (tr: number) => tr % TR_SHIFT;
 
@@ -36,6 +40,8 @@ export interface Scheduler {
   armTimer(e: Engine, task: number, ns: number): void;
   /** An interrupt was raised on `cpu` during the current transition. */
   kick(e: Engine, cpu: number): void;
+  /** Device `d` accepted a descriptor during the current transition. */
+  deviceKick(e: Engine, d: number): void;
 }
 
 export type StopReason = "quiescent" | "step-limit" | "time-limit";
@@ -72,6 +78,7 @@ export class Engine {
     k.link = {
       kick: (cpu) => sched.kick(this, cpu),
       armTimer: (task, ns) => sched.armTimer(this, task, ns),
+      deviceKick: (d) => sched.deviceKick(this, d),
     };
   }
 
@@ -87,6 +94,10 @@ export class Engine {
     if (kind === TR_TICK) {
       // NO_HZ idle: a halted CPU's tick is stopped.
       if (k.get(k.C.halted, arg) === 0) raise_irq(k, arg, IRQ_TIMER);
+      return 0;
+    }
+    if (kind === TR_DEVICE) {
+      idxd_complete(k, arg);
       return 0;
     }
     hrtimer_wakeup(k, arg);

@@ -3,6 +3,7 @@
 // the machine is quiescent. Checkers observe; they never change the state.
 // The model's own WARN_ONs report under the same names (kernel.warn).
 
+import { ida_count } from "../kernel/ida.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { MM_FREE, PF_IDLE, TASK_FREE } from "../machine/state.js";
 
@@ -72,6 +73,24 @@ const noLeak: Invariant = {
   },
 };
 
+const pasidLeak: Invariant = {
+  name: "pasid-leak",
+  description:
+    "once every process has exited: no bond or device file is left, and the PASIDs still allocated are exactly the kernel's and those of mms idle CPUs still borrow",
+  end(k) {
+    if (k.model.devices.length === 0) return null;
+    if (k.get(k.G.nr_bonds, 0) !== 0) return `${k.get(k.G.nr_bonds, 0)} SVA bonds left`;
+    if (k.get(k.G.nr_open_files, 0) !== 0) return `${k.get(k.G.nr_open_files, 0)} device files left open`;
+    let expected = 0;
+    for (let d = 0; d < k.model.devices.length; d++) if (k.get(k.D.kernel_pasid, d) !== 0) expected++;
+    for (let mm = 1; mm < k.L.mm.count; mm++) {
+      if (k.get(k.M.state, mm) !== MM_FREE && k.get(k.M.pasid, mm) !== 0) expected++;
+    }
+    const live = ida_count(k.mem, k.ida);
+    return live === expected ? null : `${live} PASIDs allocated, ${expected} accounted for`;
+  },
+};
+
 /** Properties that only the model's WARN_ONs report (no separate checker). */
 const warnOnly: Invariant[] = [
   {
@@ -93,6 +112,24 @@ const warnOnly: Invariant[] = [
   { name: "syscall", description: "only the model's syscalls are made" },
   { name: "user-program", description: "user programs stay within their loop depth and opcodes" },
   { name: "timer", description: "a timer fires only for a task that armed it" },
+  {
+    name: "pasid-reuse",
+    description:
+      "no PASID is handed out or freed while a device holds an accepted descriptor, a PASID-table entry or a cached translation for it",
+  },
+  { name: "pasid-freed-once", description: "every allocated PASID is freed exactly once" },
+  { name: "pasid-refcount", description: "PASID references and bond counts never go negative" },
+  {
+    name: "dma-address-space",
+    description: "every DMA lands in the address space of the task that submitted it",
+  },
+  { name: "sva-lock", description: "iommu_sva_lock is taken once and released by its holder" },
 ];
 
-export const CORE_INVARIANTS: readonly Invariant[] = [mmUseAfterFree, userModeClean, noLeak, ...warnOnly];
+export const CORE_INVARIANTS: readonly Invariant[] = [
+  mmUseAfterFree,
+  userModeClean,
+  noLeak,
+  pasidLeak,
+  ...warnOnly,
+];

@@ -47,6 +47,8 @@ export const CORE_METRICS = [
   "mm_frees",
   "user_ops",
   "idle_cycles",
+  "dma_faults",
+  "ebadf",
 ] as const;
 
 export type MetricName = (typeof CONTRACT_METRICS)[number] | (typeof CORE_METRICS)[number];

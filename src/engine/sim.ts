@@ -13,7 +13,19 @@
 // 500 ns, below an IPI's latency). quantumNs = 0 gives exact time order.
 
 import { nsToCycles } from "./costs.js";
-import { type Engine, type Scheduler, TR_CPU, TR_TICK, trCpu, trKind, trTick, trTimer } from "./engine.js";
+import {
+  type Engine,
+  type Scheduler,
+  TR_CPU,
+  TR_DEVICE,
+  TR_TICK,
+  trArg,
+  trCpu,
+  trDevice,
+  trKind,
+  trTick,
+  trTimer,
+} from "./engine.js";
 import { EventHeap } from "./heap.js";
 import { Rng } from "./rng.js";
 
@@ -28,6 +40,12 @@ export class SimScheduler implements Scheduler {
   private tickCycles = 0;
   private mhz = 1;
   private quantumCycles = 0;
+  /** Per device: 1 while a completion event is queued. */
+  private devBusy = new Uint8Array(0);
+  private devsBusy = 0;
+  /** The device whose completion just ran: re-armed on the next call. */
+  private devDone = -1;
+  private devDoneTime = 0;
   /** The inflight CPU may keep running while its clock is below this. */
   private runUntil = 0;
 
@@ -43,6 +61,7 @@ export class SimScheduler implements Scheduler {
     this.tickCycles = nsToCycles(p.tickNs, p.cpuMhz);
     this.quantumCycles = nsToCycles(p.quantumNs, p.cpuMhz);
     this.inHeap = new Uint8Array(p.cpus);
+    this.devBusy = new Uint8Array(e.k.model.devices.length);
     const rng = new Rng(this.seed);
     if (p.jitterPct > 0) e.k.jitter = new Rng((this.seed ^ 0x5bd1e995) >>> 0);
     for (let cpu = 0; cpu < p.cpus; cpu++) {
@@ -77,8 +96,9 @@ export class SimScheduler implements Scheduler {
         this.cpusInHeap--;
       }
     }
+    if (this.devDone >= 0) this.rearmDevice(e);
     for (;;) {
-      if (this.cpusInHeap === 0 && this.timersPending === 0) return -1;
+      if (this.cpusInHeap === 0 && this.timersPending === 0 && this.devsBusy === 0) return -1;
       const item = h.topItem();
       const time = h.topTime();
       this.now = time;
@@ -93,9 +113,35 @@ export class SimScheduler implements Scheduler {
         return item;
       }
       h.pop();
-      this.timersPending--;
+      if (kind === TR_DEVICE) {
+        this.devDone = trArg(item);
+        this.devDoneTime = time;
+      } else this.timersPending--;
       return item;
     }
+  }
+
+  /** A device serves its queue in order: the next completion one latency after this one. */
+  private rearmDevice(e: Engine): void {
+    const d = this.devDone;
+    this.devDone = -1;
+    if (e.k.get(e.k.D.wq_count, d) > 0) {
+      this.heap.push(this.devDoneTime + this.latency(e, d), trDevice(d));
+    } else {
+      this.devBusy[d] = 0;
+      this.devsBusy--;
+    }
+  }
+
+  private latency(e: Engine, d: number): number {
+    return Math.max(1, nsToCycles(e.k.model.devices[d].latencyNs, this.mhz));
+  }
+
+  deviceKick(e: Engine, d: number): void {
+    if (this.devBusy[d] !== 0 || this.devDone === d) return;
+    this.devBusy[d] = 1;
+    this.devsBusy++;
+    this.heap.push(this.now + this.latency(e, d), trDevice(d));
   }
 
   kick(e: Engine, cpu: number): void {

@@ -3,33 +3,43 @@
 // current stack, else (user mode) the next op of the task's program. This is
 // the hot loop: no allocation, plain array reads.
 
+import { fd_of_dev } from "../kernel/devfile.js";
 import {
   enter_irq,
   enter_syscall,
   SYS_CLONE,
+  SYS_CLOSE,
   SYS_EXECVE,
   SYS_EXIT,
   SYS_NANOSLEEP,
+  SYS_OPEN,
   SYS_SCHED_YIELD,
   SYS_WORK,
 } from "../kernel/entry.js";
 import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kernel/fork.js";
+import { pasid_get } from "../kernel/iommu.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";
+import { P_EXIT } from "../kernel/process.js";
 import { FR_PATH, FR_PC, LOOP_DEPTH_MAX } from "../machine/state.js";
+import { wq_outstanding, wq_submit } from "./device.js";
 import {
   OPCODE_NAMES,
+  U_BIND,
   U_CLONE_THREAD,
   U_CLONE_VM,
   U_COMPUTE,
   U_END,
   U_ENDLOOP,
+  U_ENQCMD,
   U_EXEC,
   U_EXIT,
   U_FORK,
   U_LOOP,
   U_SLEEP,
   U_SYSCALL,
+  U_UNBIND,
+  U_WAIT,
   U_YIELD,
 } from "./program.js";
 
@@ -108,6 +118,35 @@ function pop_finished(k: Kernel, cpu: number): void {
   }
 }
 
+/**
+ * ENQCMD to device `d`'s portal. Until the XSTATE model lands the PASID
+ * comes from the mm directly, not from the IA32_PASID MSR. No portal (no
+ * open file on the device) or no PASID: the task dies of SIGSEGV. Returns
+ * true when the op is done (accepted or the task is dying), false for ZF=1.
+ */
+function enqcmd(k: Kernel, cpu: number, t: number, d: number): boolean {
+  k.charge(k.cost("enqcmd"));
+  const mm = k.get(k.T.mm, t);
+  const pasid = k.get(k.M.pasid, mm);
+  if (fd_of_dev(k, k.get(k.T.files, t), d) < 0 || pasid === 0) {
+    k.metrics.sigsegv++;
+    if (k.trace !== null) k.trace.instant(cpu, "SIGSEGV", { task: t, pasid });
+    k.set(k.C.in_user, cpu, 0);
+    k.call(cpu, P_EXIT, 128 + 11);
+    return true;
+  }
+  if (!wq_submit(k, d, pasid, mm, t)) {
+    k.metrics.enqcmd_retries++; // ZF=1: the queue is full; the program tries again
+    return false;
+  }
+  k.metrics.enqcmd_submitted++;
+  if (k.get(k.T.pasid_ref, t) === 0 && k.model.lifetime === "task-refcount") {
+    k.set(k.T.pasid_ref, t, 1);
+    pasid_get(k, mm);
+  }
+  return true;
+}
+
 const CLONE_FORK = 0;
 const CLONE_PTHREAD = (CLONE_VM | CLONE_FILES | CLONE_THREAD) >>> CLONE_FLAGS_SHIFT;
 const CLONE_VM_ONLY = CLONE_VM >>> CLONE_FLAGS_SHIFT;
@@ -180,6 +219,22 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
     case U_EXEC:
       k.set(T.upc, t, upc + 1);
       enter_syscall(k, cpu, SYS_EXECVE, arg);
+      break;
+    case U_BIND:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_OPEN, arg);
+      break;
+    case U_UNBIND:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_CLOSE, arg);
+      break;
+    case U_ENQCMD:
+      if (enqcmd(k, cpu, t, arg)) k.set(T.upc, t, upc + 1);
+      break;
+    case U_WAIT:
+      // Poll the completion records (UMWAIT): done when none is outstanding.
+      k.charge(k.cost("umwait_poll"));
+      if (wq_outstanding(k, arg, 0, k.get(T.mm, t)) === 0) k.set(T.upc, t, upc + 1);
       break;
     case U_EXIT:
     case U_END:

@@ -15,6 +15,10 @@ export const U_CLONE_THREAD = 8;
 export const U_CLONE_VM = 9;
 export const U_EXEC = 10; // arg: program id
 export const U_EXIT = 11; // arg: exit code
+export const U_BIND = 12; // arg: device | OPEN_PRIVATE (open the device's file)
+export const U_UNBIND = 13; // arg: device (close its newest open file)
+export const U_ENQCMD = 14; // arg: device
+export const U_WAIT = 15; // arg: device (poll until this mm's descriptors completed)
 
 export const OPCODE_NAMES = [
   "end",
@@ -29,6 +33,10 @@ export const OPCODE_NAMES = [
   "clone_vm",
   "exec",
   "exit",
+  "bind",
+  "unbind",
+  "enqcmd",
+  "wait",
 ] as const;
 
 export interface Program {

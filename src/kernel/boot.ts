@@ -6,7 +6,9 @@ import type { CostTable } from "../engine/costs.js";
 import type { Program } from "../hw/program.js";
 import { defineLayout, newMemory, PF_IDLE, PF_KTHREAD, TASK_RUNNING } from "../machine/state.js";
 import { files_alloc, P_RET_FROM_FORK } from "./fork.js";
-import { Kernel, type MachineParams } from "./kernel.js";
+import { ida_words } from "./ida.js";
+import { iommu_alloc_global_pasid } from "./iommu.js";
+import { Kernel, type MachineParams, type ModelConfig } from "./kernel.js";
 import { mm_alloc } from "./mm.js";
 import { enqueue_task, P_IDLE } from "./sched.js";
 import { P_SWITCH_MM } from "./tlb.js";
@@ -19,9 +21,15 @@ export interface InitialProcess {
 
 export interface BootSpec {
   params: MachineParams;
+  model: ModelConfig;
   /** Task slots for user tasks (idle tasks come on top). */
   tasksMax: number;
   mmsMax: number;
+  /** Device-side table sizes (PASID-table and cache entries per device, bonds, open files). */
+  ptSlots: number;
+  tlbSlots: number;
+  bonds: number;
+  openFiles: number;
   programs: readonly Program[];
   procs: readonly InitialProcess[];
   costs: CostTable;
@@ -29,11 +37,27 @@ export interface BootSpec {
 
 export function boot(spec: BootSpec): Kernel {
   const ncpus = spec.params.cpus;
-  const L = defineLayout({ cpus: ncpus, tasks: spec.tasksMax + ncpus, mms: spec.mmsMax });
-  const k = new Kernel(newMemory(L), L, spec.params, spec.programs, spec.costs);
+  const devices = spec.model.devices;
+  const L = defineLayout({
+    cpus: ncpus,
+    tasks: spec.tasksMax + ncpus,
+    mms: spec.mmsMax,
+    idaWords: ida_words(spec.model.pasidBits),
+    devices: devices.length,
+    wqDepthMax: devices.reduce((m, d) => Math.max(m, d.wqDepth), 1),
+    ptSlots: spec.ptSlots,
+    tlbSlots: spec.tlbSlots,
+    bonds: spec.bonds,
+    openFiles: spec.openFiles,
+  });
+  const k = new Kernel(newMemory(L), L, spec.params, spec.programs, spec.costs, spec.model);
   k.hooks.switch_mm.push(P_SWITCH_MM);
   chainFreeSlots(k, ncpus);
   for (let cpu = 0; cpu < ncpus; cpu++) bootIdle(k, cpu);
+  devices.forEach((dev, d) => {
+    // idxd's probe: a kernel work queue gets its PASID from the same space.
+    if (dev.kernelWq) k.set(k.D.kernel_pasid, d, iommu_alloc_global_pasid(k, dev.maxPasids, -1));
+  });
   let next = 0;
   for (const p of spec.procs) {
     for (let i = 0; i < p.count; i++) {
@@ -60,6 +84,14 @@ function chainFreeSlots(k: Kernel, ncpus: number): void {
   for (let f = k.L.files.count - 1; f >= 1; f--) {
     k.set(k.F.next_free, f, k.get(k.G.files_free, 0));
     k.set(k.G.files_free, 0, f);
+  }
+  for (let b = k.L.bond.count - 1; b >= 1; b--) {
+    k.set(k.B.next_free, b, k.get(k.G.bond_free, 0));
+    k.set(k.G.bond_free, 0, b);
+  }
+  for (let f = k.L.file.count - 1; f >= 1; f--) {
+    k.set(k.FL.next_free, f, k.get(k.G.file_free, 0));
+    k.set(k.G.file_free, 0, f);
   }
 }
 

@@ -4,6 +4,7 @@
 // and the FPU part of switch_to.
 
 import { IRQ_RESCHED, IRQ_TIMER, PF_EXITING, TIF_NEED_RESCHED } from "../machine/state.js";
+import { fd_of_dev, P_CLOSE, P_DEV_OPEN } from "./devfile.js";
 import { P_CLONE } from "./fork.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
@@ -18,6 +19,8 @@ export const SYS_EXECVE = 2;
 export const SYS_EXIT = 3;
 export const SYS_SCHED_YIELD = 4;
 export const SYS_NANOSLEEP = 5;
+export const SYS_OPEN = 6; // a1: device | OPEN_PRIVATE
+export const SYS_CLOSE = 7; // a1: device (the model closes that device's newest fd)
 
 /** Task flag: killed by de_thread() (exec in another thread); dies on its way to user. */
 export const TIF_KILLED = 1 << 4;
@@ -56,6 +59,20 @@ export const P_SYSCALL = defPath("do_syscall_64", [
         case SYS_NANOSLEEP:
           k.call(cpu, P_NANOSLEEP, arg);
           return;
+        case SYS_OPEN:
+          k.call(cpu, P_DEV_OPEN, arg);
+          return;
+        case SYS_CLOSE: {
+          const fd = fd_of_dev(k, k.get(k.T.files, k.curr(cpu)), arg);
+          if (fd < 0) {
+            // close() of nothing: EBADF, a program error, reported and traced.
+            k.metrics.ebadf++;
+            if (k.trace !== null) k.trace.instant(cpu, "close: EBADF", { device: arg });
+            return;
+          }
+          k.call(cpu, P_CLOSE, fd);
+          return;
+        }
         default:
           k.warn("syscall", `unknown syscall ${a0 & 0xff}`, cpu);
       }

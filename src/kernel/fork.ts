@@ -4,6 +4,7 @@
 // can interleave other CPUs between them.
 
 import { TASK_FREE, TASK_NEW } from "../machine/state.js";
+import { dup_fd, P_CLOSE_FILES } from "./devfile.js";
 import { P_EXIT_TO_USER } from "./entry.js";
 import type { Kernel } from "./kernel.js";
 import { mm_alloc, mmget } from "./mm.js";
@@ -61,7 +62,9 @@ export const P_CLONE = defPath("kernel_clone", [
         k.charge(k.cost("atomic"));
         k.set(k.T.files, child, files);
       } else {
-        k.set(k.T.files, child, files_alloc(k, cpu));
+        const files = files_alloc(k, cpu);
+        dup_fd(k, k.get(k.T.files, parent), files); // the child inherits open files
+        k.set(k.T.files, child, files);
       }
     },
   ],
@@ -123,13 +126,17 @@ export function files_alloc(k: Kernel, cpu: number): number {
   return f;
 }
 
-/** put_files_struct(): drop a reference; free at zero (the PASID issue closes device files here). */
+/** put_files_struct(): drop a reference; at zero, close every file, then free it. */
 export function put_files_struct(k: Kernel, f: number, cpu: number): void {
   k.metrics.refcount_ops++;
   k.charge(k.cost("atomic"));
   const count = k.add(k.F.count, f, -1);
   if (count < 0) k.warn("files-refcount", `files ${f}: count went negative`, cpu);
-  if (count !== 0) return;
+  if (count === 0) k.call(cpu, P_CLOSE_FILES, f);
+}
+
+/** The files_struct itself goes back (the last step of close_files). */
+export function files_free(k: Kernel, f: number): void {
   k.set(k.F.next_free, f, k.get(k.G.files_free, 0));
   k.set(k.G.files_free, 0, f);
   k.add(k.G.nr_files, 0, -1);

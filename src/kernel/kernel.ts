@@ -6,6 +6,7 @@
 import type { CostKind, CostTable } from "../engine/costs.js";
 import { type Metrics, newMetrics } from "../engine/metrics.js";
 import type { Rng } from "../engine/rng.js";
+import type { DeviceParams } from "../hw/device.js";
 import type { Program } from "../hw/program.js";
 import type { Memory } from "../machine/memory.js";
 import {
@@ -19,6 +20,8 @@ import {
   type Layout,
   TASK_FRAMES_MAX,
 } from "../machine/state.js";
+import type { Ida } from "./ida.js";
+import type { PasidLifetime } from "./iommu.js";
 import { allPaths, type KPath, pathById } from "./path.js";
 
 export interface MachineParams {
@@ -47,6 +50,17 @@ export interface EngineLink {
   kick(cpu: number): void;
   /** `task` sleeps; wake it after `ns` (an hrtimer). */
   armTimer(task: number, ns: number): void;
+  /** Device `d` accepted a descriptor (it has work to complete). */
+  deviceKick(d: number): void;
+}
+
+/** The parts of the scenario the model's paths consult. */
+export interface ModelConfig {
+  devices: readonly DeviceParams[];
+  pasidBits: number;
+  lifetime: PasidLifetime;
+  /** Kernel variants in force (historical or proposed code). */
+  variants: ReadonlySet<string>;
 }
 
 /** Receives trace events; null when tracing is off, so the hot loop pays one branch. */
@@ -84,6 +98,11 @@ export class Kernel {
   readonly M: Layout["mm"]["f"];
   readonly F: Layout["files"]["f"];
   readonly G: Layout["glob"]["f"];
+  readonly D: Layout["dev"]["f"];
+  readonly B: Layout["bond"]["f"];
+  readonly FL: Layout["file"]["f"];
+  /** The global PASID allocator's place in memory. */
+  readonly ida: Ida;
   readonly metrics: Metrics = newMetrics();
   readonly violations: Violation[] = [];
   /** Cycles of each step of each path, from the cost table: stepCost[path.id][pc]. */
@@ -98,7 +117,7 @@ export class Kernel {
   trace: TraceSink | null = null;
   /** The simulation's source of compute jitter (null: none). */
   jitter: Rng | null = null;
-  link: EngineLink = { kick() {}, armTimer() {} };
+  link: EngineLink = { kick() {}, armTimer() {}, deviceKick() {} };
   readonly hooks: Hooks = {
     syscall_enter: [],
     exit_to_user: [],
@@ -115,6 +134,7 @@ export class Kernel {
     readonly params: MachineParams,
     readonly programs: readonly Program[],
     readonly costs: CostTable,
+    readonly model: ModelConfig,
   ) {
     this.w = mem.words;
     this.T = L.task.f;
@@ -122,6 +142,10 @@ export class Kernel {
     this.M = L.mm.f;
     this.F = L.files.f;
     this.G = L.glob.f;
+    this.D = L.dev.f;
+    this.B = L.bond.f;
+    this.FL = L.file.f;
+    this.ida = { base: L.ida.f.words.at, bits: model.pasidBits };
     this.stepCost = allPaths().map((p) => p.steps.map((s) => costs[s.cost]));
     const C = this.C;
     const T = this.T;

@@ -10,6 +10,7 @@
 // charged as one.
 
 import { MM_FREE, MM_LIVE, MM_ZOMBIE } from "../machine/state.js";
+import { iommu_mm_release, mm_pasid_drop, mm_pasid_init } from "./iommu.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 
@@ -27,6 +28,7 @@ export function mm_alloc(k: Kernel): number {
   k.add(k.G.nr_mms, 0, 1);
   k.metrics.mm_allocs++;
   k.charge(k.cost("kmalloc"));
+  mm_pasid_init(k, mm, -1);
   return mm;
 }
 
@@ -65,10 +67,11 @@ export function mmdrop(k: Kernel, mm: number, cpu: number): void {
   if (count === 0) __mmdrop(k, mm, cpu);
 }
 
-/** __mmdrop(): the last reference to the struct is gone. */
+/** __mmdrop(): the last reference to the struct is gone; mm_pasid_drop() frees its PASID. */
 function __mmdrop(k: Kernel, mm: number, cpu: number): void {
   if (k.get(k.M.users, mm) !== 0) k.warn("mm-refcount", `__mmdrop of mm ${mm} with mm_users > 0`, cpu);
   for (const hook of mmdropHooks) hook(k, mm, cpu);
+  mm_pasid_drop(k, mm, cpu);
   k.set(k.M.state, mm, MM_FREE);
   k.set(k.M.gen, mm, 0);
   k.set(k.M.next_free, mm, k.get(k.G.mm_free, 0));
@@ -104,9 +107,11 @@ export const P_MMPUT = defPath("mmput", [
   ],
   [
     "__mmput",
-    (k, _cpu, fr) => {
-      // exit_aio, ksm_exit, exit_mmap: the address space is gone after this.
+    (k, cpu, fr) => {
+      // exit_aio, ksm_exit, exit_mmap (with the mmu-notifier release): the
+      // address space is gone after this.
       const mm = k.arg0(fr);
+      iommu_mm_release(k, mm, cpu);
       k.set(k.M.state, mm, MM_ZOMBIE);
     },
     "exit_mmap",

@@ -12,6 +12,7 @@
 import { PF_EXITING, TASK_DEAD, TASK_INTERRUPTIBLE } from "../machine/state.js";
 import { TIF_KILLED } from "./entry.js";
 import { put_files_struct } from "./fork.js";
+import { pasid_put } from "./iommu.js";
 import { mm_alloc, mmgrab, P_MMPUT } from "./mm.js";
 import { defPath } from "./path.js";
 import { P_SCHEDULE, SM_DEAD, wake_up_process } from "./sched.js";
@@ -35,6 +36,10 @@ export const P_EXIT = defPath("do_exit", [
       const mm = k.get(k.T.mm, t);
       if (mm === 0) return;
       if (k.get(k.T.active_mm, t) !== mm) k.warn("mm-refcount", `task ${t}: active_mm is not mm`, cpu);
+      if (k.get(k.T.pasid_ref, t) !== 0) {
+        k.set(k.T.pasid_ref, t, 0);
+        pasid_put(k, mm, cpu); // `task-refcount`: the task's reference goes with it
+      }
       mmgrab(k, mm, cpu); // mmgrab_lazy_tlb(): stay on this mm lazily until we switch away
       k.set(k.T.mm, t, 0);
       k.call(cpu, P_MMPUT, mm);

@@ -38,6 +38,7 @@ export const TIF_TIMER_ARMED = 1 << 1; // an hrtimer will wake this sleeper
 export const IRQ_TIMER = 1 << 0; // the scheduler tick
 export const IRQ_RESCHED = 1 << 1; // reschedule IPI
 export const IRQ_HRTIMER = 1 << 2; // a high-resolution timer expired
+export const IRQ_DEVICE = 1 << 3; // a device's completion interrupt
 
 export const MM_FREE = 0;
 export const MM_LIVE = 1; // mm_users > 0
@@ -48,7 +49,28 @@ export interface MachineSize {
   /** Task slots, idle tasks included. */
   tasks: number;
   mms: number;
+  /** Words of the PASID allocator (ida_words(pasid_bits)). */
+  idaWords: number;
+  devices: number;
+  /** Deepest shared work queue among the devices. */
+  wqDepthMax: number;
+  /** PASID-table entries per device (binds of distinct mms at once). */
+  ptSlots: number;
+  /** Translation-cache entries per device (PASID cache, IOTLB and device TLB, as one). */
+  tlbSlots: number;
+  /** SVA bonds (iommu_sva handles) and open device files. */
+  bonds: number;
+  openFiles: number;
 }
+
+/** Tasks that can wait in DRAIN_PASID on one device at once. */
+export const DRAIN_WAITERS_MAX = 16;
+/** Open device files per files_struct. */
+export const FD_MAX = 8;
+/** Words per work-queue descriptor: PASID, submitter mm, submitter task. */
+export const DESC_WORDS = 3;
+/** Words per PASID-table or translation-cache entry: PASID (0: empty), mm. */
+export const PT_WORDS = 2;
 
 export function defineLayout(size: MachineSize) {
   const b = new LayoutBuilder(HEADER_WORDS);
@@ -61,7 +83,13 @@ export function defineLayout(size: MachineSize) {
     nr_files: 1,
     next_pid: 1,
     mm_gen: 1, // allocation counter: distinguishes reuses of one mm slot
+    sva_lock: 1, // iommu_sva_lock: the holding task, or 0
+    bond_free: 1,
+    file_free: 1,
+    nr_bonds: 1,
+    nr_open_files: 1,
   });
+  const ida = b.region("ida", 1, { words: Math.max(1, size.idaWords) });
   const cpu = b.region("cpu", size.cpus, {
     curr: 1,
     idle: 1,
@@ -98,6 +126,7 @@ export function defineLayout(size: MachineSize) {
     lsp: 1, // loop stack pointer
     loops: LOOP_DEPTH_MAX,
     exit_code: 1,
+    pasid_ref: 1, // the task holds a `task-refcount` reference (it submitted)
     depth: 1, // kernel frames in use
     frames: TASK_FRAMES_MAX * FRAME_WORDS,
   });
@@ -107,12 +136,54 @@ export function defineLayout(size: MachineSize) {
     count: 1, // mm_count: references to the struct itself (mmgrab)
     gen: 1,
     next_free: 1,
+    pasid: 1, // mm->iommu_mm->pasid; 0: none
+    nr_bonds: 1, // bonds of this mm (the `unbind` lifetime frees at 0)
+    pasid_refs: 1, // the `task-refcount` lifetime's references
   });
   const files = b.region("files", size.tasks + 1, {
     count: 1,
     next_free: 1,
+    fd: FD_MAX, // open device files: struct file slot, or 0
   });
-  return { size: b.size, describe: b.describer(), glob, cpu, task, mm, files, counts: size };
+  const file = b.region("file", size.openFiles + 1, {
+    count: 1, // f_count
+    dev: 1, // device + 1
+    bond: 1,
+    pasid: 1, // the PASID this file's context uses (ctx->pasid)
+    opener: 1, // the mm that opened it
+    next_free: 1,
+  });
+  const bond = b.region("bond", size.bonds + 1, {
+    dev: 1, // device + 1; 0: free slot
+    mm: 1,
+    pasid: 1,
+    refs: 1, // handle refcount (opens of the same device by the same mm)
+    priv: 1, // a private PASID, not the mm's
+    next_free: 1,
+  });
+  const dev = b.region("dev", size.devices, {
+    wq_head: 1,
+    wq_count: 1, // accepted descriptors not yet completed
+    wq: size.wqDepthMax * DESC_WORDS,
+    pt: size.ptSlots * PT_WORDS, // PASID table: present entries
+    tlb: size.tlbSlots * PT_WORDS, // cached translations
+    drain: DRAIN_WAITERS_MAX * 2, // tasks waiting in DRAIN_PASID: (task, PASID) pairs
+    kernel_pasid: 1, // the kernel work queue's PASID (0: none)
+  });
+  return {
+    size: b.size,
+    describe: b.describer(),
+    glob,
+    ida,
+    cpu,
+    task,
+    mm,
+    files,
+    file,
+    bond,
+    dev,
+    counts: size,
+  };
 }
 
 export type Layout = ReturnType<typeof defineLayout>;

@@ -5,22 +5,28 @@
 
 import { type CostTable, costTable } from "../engine/costs.js";
 import { CORE_INVARIANTS } from "../engine/invariants.js";
+import type { DeviceParams } from "../hw/device.js";
 import {
   type Program,
+  U_BIND,
   U_CLONE_THREAD,
   U_CLONE_VM,
   U_COMPUTE,
   U_END,
   U_ENDLOOP,
+  U_ENQCMD,
   U_EXEC,
   U_EXIT,
   U_FORK,
   U_LOOP,
   U_SLEEP,
   U_SYSCALL,
+  U_UNBIND,
+  U_WAIT,
   U_YIELD,
 } from "../hw/program.js";
 import type { BootSpec } from "../kernel/boot.js";
+import { OPEN_PRIVATE } from "../kernel/devfile.js";
 import { LOOP_DEPTH_MAX } from "../machine/state.js";
 import { InputError } from "./errors.js";
 import type { LoadedScenario } from "./load.js";
@@ -34,12 +40,15 @@ import {
   type PolicyKey,
 } from "./schema.js";
 
+/** Kernel variants the model knows: historical or proposed code, each from a thread or commit. */
+export const KERNEL_VARIANTS: Readonly<Record<string, string>> = {
+  "free-at-mmput":
+    "5.18-rc1: mm_pasid_drop() in __mmput(), before exit_files() drained the device (fixed by 2667ed10d9f0)",
+  "no-drain": "file release unbinds without DRAIN_PASID on the device",
+};
+
 /** Ops whose semantics belong to a model that has not landed yet, and where it lands. */
 const NOT_YET: Partial<Record<NOp["kind"], string>> = {
-  bind: "the PASID and device model",
-  unbind: "the PASID and device model",
-  enqcmd: "the PASID and device model",
-  wait: "the PASID and device model",
   fpu: "the XSTATE model",
   mmap: "the PCID/TLB model",
   munmap: "the PCID/TLB model",
@@ -55,28 +64,63 @@ export interface Overrides {
   seed?: number;
   /** `key=value` strings from --policy. */
   policy?: readonly string[];
+  /** Kernel variants from --kernel, added to the file's. */
+  kernel?: readonly string[];
 }
 
 export interface CompiledScenario {
   name: string;
   seed: number;
   policy: Policy;
+  /** Kernel variants in force, file's and command line's. */
+  variants: string[];
   boot: BootSpec;
+}
+
+/** Device-side table sizes (bounded, like everything in the machine). */
+const PT_SLOTS_MAX = 2048;
+const TLB_SLOTS = 32;
+const BONDS_MAX = 8192;
+const FILES_MAX = 16384;
+
+interface Ctx {
+  ls: LoadedScenario;
+  out: Program[];
+  devIndex(name: string): number;
+}
+
+function unknownVariant(v: string): string {
+  return `unknown kernel variant '${v}' (known: ${Object.keys(KERNEL_VARIANTS).join(", ")})`;
 }
 
 export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): CompiledScenario {
   const sc = ls.scenario;
+  const m = sc.machine;
+  const devNames = Object.keys(sc.devices);
+  const devices: DeviceParams[] = devNames.map((name) => {
+    const dc = sc.devices[name];
+    return {
+      name,
+      wqDepth: dc.wq_depth,
+      latencyNs: dc.latency_ns,
+      maxPasids: 2 ** Math.min(m.pasid_bits, dc.pasid_bits ?? 20),
+      dedicated: dc.wq === "dedicated",
+      kernelWq: dc.kernel_wq,
+    };
+  });
   const programs: Program[] = [];
+  const ctx: Ctx = { ls, out: programs, devIndex: (n) => devNames.indexOf(n) };
   const procs = sc.processes.map((p, i) => {
     const path: DocPath = ["processes", i, "program"];
-    const prog = compileProgram(ls, normalizeProgram(p.program, path), p.name, programs);
+    const prog = compileProgram(ctx, normalizeProgram(p.program, path), p.name);
     return { prog, count: p.count, threads: p.threads };
   });
-  if (sc.kernel.length > 0) {
-    throw new InputError(
-      `${ls.locate(["kernel", 0])}: kernel.0: unknown kernel variant '${sc.kernel[0]}' (no variants in this model yet)`,
-    );
-  }
+  sc.kernel.forEach((v, i) => {
+    if (!(v in KERNEL_VARIANTS))
+      throw new InputError(`${ls.locate(["kernel", i])}: kernel[${i}]: ${unknownVariant(v)}`);
+  });
+  for (const v of ov.kernel ?? [])
+    if (!(v in KERNEL_VARIANTS)) throw new InputError(`--kernel ${v}: ${unknownVariant(v)}`);
   const props = sc.check?.properties ?? [];
   props.forEach((name, i) => {
     if (!CORE_INVARIANTS.some((inv) => inv.name === name)) {
@@ -92,15 +136,28 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
       `${ls.locate(["costs", costs.unknown])}: costs.${costs.unknown}: unknown cost kind '${costs.unknown}'`,
     );
   }
-  const m = sc.machine;
   const initial = sc.processes.reduce((n, p) => n + p.count * p.threads, 0);
   const tasksMax = Math.min(TASKS_MAX, initial * 2 + TASK_HEADROOM);
+  const mmsMax = tasksMax * 2 + m.cpus;
   const seed = ov.seed ?? sc.seed;
+  const policy = applyPolicy(sc.policy, ov.policy ?? []);
+  const withDevices = devices.length > 0;
   return {
     name: sc.name,
     seed,
-    policy: applyPolicy(sc.policy, ov.policy ?? []),
+    policy,
+    variants: [...new Set([...sc.kernel, ...(ov.kernel ?? [])])],
     boot: {
+      model: {
+        devices,
+        pasidBits: m.pasid_bits,
+        lifetime: policy.pasid_lifetime,
+        variants: new Set([...sc.kernel, ...(ov.kernel ?? [])]),
+      },
+      ptSlots: withDevices ? Math.min(mmsMax + 8, PT_SLOTS_MAX) : 0,
+      tlbSlots: withDevices ? TLB_SLOTS : 0,
+      bonds: withDevices ? Math.min(mmsMax * devices.length + 8, BONDS_MAX) : 0,
+      openFiles: withDevices ? Math.min(tasksMax * 2 + 8, FILES_MAX) : 0,
       params: {
         cpus: m.cpus,
         cpuMhz: m.cpu_mhz,
@@ -110,7 +167,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
         jitterPct: m.jitter_pct,
       },
       tasksMax,
-      mmsMax: tasksMax * 2 + m.cpus,
+      mmsMax,
       programs,
       procs,
       costs: costs as CostTable,
@@ -142,13 +199,13 @@ export function applyPolicy(base: Policy, kvs: readonly string[]): Policy {
 }
 
 /** Compile one program (and, recursively, its children); returns its id. */
-function compileProgram(ls: LoadedScenario, np: NProgram, name: string, out: Program[]): number {
-  const id = out.length;
-  out.push({ name, code: new Int32Array(0) }); // reserve the id; children come after
+function compileProgram(ctx: Ctx, np: NProgram, name: string): number {
+  const id = ctx.out.length;
+  ctx.out.push({ name, code: new Int32Array(0) }); // reserve the id; children come after
   const code: number[] = [];
-  emitBlock(ls, np, name, out, code, 0);
+  emitBlock(ctx, np, name, code, 0);
   code.push(U_END, 0);
-  out[id] = { name, code: Int32Array.from(code) };
+  ctx.out[id] = { name, code: Int32Array.from(code) };
   return id;
 }
 
@@ -163,30 +220,16 @@ function emitLoop(code: number[], n: number, depth: number, body: (depth: number
   code.push(U_ENDLOOP, start);
 }
 
-function emitBlock(
-  ls: LoadedScenario,
-  np: NProgram,
-  name: string,
-  out: Program[],
-  code: number[],
-  depth: number,
-): void {
+function emitBlock(ctx: Ctx, np: NProgram, name: string, code: number[], depth: number): void {
   emitLoop(code, np.repeat, depth, (d) => {
     for (const op of np.ops) {
-      emitLoop(code, op.count, d, (d2) => emitOp(ls, op, name, out, code, d2));
+      emitLoop(code, op.count, d, (d2) => emitOp(ctx, op, name, code, d2));
     }
   });
 }
 
-function emitOp(
-  ls: LoadedScenario,
-  op: NOp,
-  name: string,
-  out: Program[],
-  code: number[],
-  depth: number,
-): void {
-  const where = () => ls.locate(op.path);
+function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number): void {
+  const where = () => ctx.ls.locate(op.path);
   if (depth > LOOP_DEPTH_MAX) {
     throw new InputError(
       `${where()}: loops nested deeper than ${LOOP_DEPTH_MAX} (repeat and count both nest)`,
@@ -217,6 +260,18 @@ function emitOp(
     case "exit":
       code.push(U_EXIT, op.code);
       return;
+    case "bind":
+      code.push(U_BIND, ctx.devIndex(op.device) | (op.private ? OPEN_PRIVATE : 0));
+      return;
+    case "unbind":
+      code.push(U_UNBIND, ctx.devIndex(op.device));
+      return;
+    case "enqcmd":
+      code.push(U_ENQCMD, ctx.devIndex(op.device));
+      return;
+    case "wait":
+      code.push(U_WAIT, ctx.devIndex(op.device));
+      return;
     case "fork":
     case "clone_thread":
     case "clone_vm":
@@ -224,11 +279,11 @@ function emitOp(
       const opcode = { fork: U_FORK, clone_thread: U_CLONE_THREAD, clone_vm: U_CLONE_VM, exec: U_EXEC }[
         op.kind
       ];
-      code.push(opcode, compileProgram(ls, op.program, `${name}/${op.kind}`, out));
+      code.push(opcode, compileProgram(ctx, op.program, `${name}/${op.kind}`));
       return;
     }
     case "repeat":
-      emitLoop(code, op.n, depth, (d) => emitBlock(ls, op.program, name, out, code, d));
+      emitLoop(code, op.n, depth, (d) => emitBlock(ctx, op.program, name, code, d));
       return;
     default:
       throw new InputError(`${where()}: op '${op.kind}' is not supported`);

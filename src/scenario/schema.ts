@@ -70,6 +70,8 @@ const DeviceSchema = strict({
   wq_depth: int(1, 1024).default(16),
   latency_ns: int(1, 100_000_000).default(2000),
   pasid_bits: int(1, 20).optional(),
+  /** The driver reserves a kernel PASID at probe (idxd's kernel work queue). */
+  kernel_wq: z.boolean().default(false),
 });
 export type DeviceConfig = z.output<typeof DeviceSchema>;
 
