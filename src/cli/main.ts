@@ -44,6 +44,7 @@ interface RunFlags {
   json?: boolean;
   seed?: number;
   policy: string[];
+  kernel: string[];
   trace?: string;
   scheduler: SchedulerName;
   maxSteps?: number;
@@ -51,7 +52,7 @@ interface RunFlags {
 
 function cmdRun(file: string, o: RunFlags): number {
   const ls = loadScenarioFile(resolveScenario(file));
-  const cs = compileScenario(ls, { seed: o.seed, policy: o.policy });
+  const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
   const r = runScenario(cs, { scheduler: o.scheduler, maxSteps: o.maxSteps, trace: o.trace !== undefined });
   if (o.trace !== undefined && r.trace !== undefined) {
     try {
@@ -97,6 +98,12 @@ function program(): Command {
     .option("--json", "one JSON object on stdout")
     .option("--seed <n>", "override the scenario's seed", intArg("--seed", 0, 2 ** 32 - 1))
     .option("--policy <key=value>", "override a policy (repeatable)", collect, [])
+    .option(
+      "--kernel <variant>",
+      "add a kernel variant: historical or proposed code (repeatable)",
+      collect,
+      [],
+    )
     .option("--trace <file>", "write a Chrome Trace Event JSON (Perfetto) of the run")
     .addOption(new Option("--scheduler <name>", "who picks the next step").choices(SCHEDULERS).default("sim"))
     .option(

@@ -37,6 +37,10 @@ import { P_SCHED_YIELD } from "./sleep.js";
 
 /** open() flags of the model: a private PASID (SVM_FLAG_PRIVATE_PASID), not the mm's. */
 export const OPEN_PRIVATE = 1 << 8;
+/** The fd an open reserved rides in a0 above the device and flags. */
+const FD_SHIFT = 16;
+/** An fd reserved by get_unused_fd_flags() but not yet installed: close() and fork do not see it. */
+const FD_RESERVED = -1;
 
 // --- slots -------------------------------------------------------------------
 
@@ -57,11 +61,11 @@ function fd_addr(k: Kernel, files: number, i: number): number {
   return k.F.fd.at + files * k.F.fd.stride + i;
 }
 
-/** The newest open file of `files` on device `d` (its fd index), or -1. */
+/** The newest installed file of `files` on device `d` (its fd index), or -1. */
 export function fd_of_dev(k: Kernel, files: number, d: number): number {
   for (let i = FD_MAX - 1; i >= 0; i--) {
     const f = k.w[fd_addr(k, files, i)];
-    if (f !== 0 && k.get(k.FL.dev, f) === d + 1) return i;
+    if (f > 0 && k.get(k.FL.dev, f) === d + 1) return i;
   }
   return -1;
 }
@@ -70,14 +74,14 @@ export function fd_of_dev(k: Kernel, files: number, d: number): number {
 export function dup_fd(k: Kernel, from: number, to: number): void {
   for (let i = 0; i < FD_MAX; i++) {
     const f = k.w[fd_addr(k, from, i)];
-    if (f === 0) continue;
+    if (f <= 0) continue; // free, or reserved by an open in progress
     k.mem.write(fd_addr(k, to, i), f);
     k.add(k.FL.count, f, 1);
     k.metrics.refcount_ops++;
   }
 }
 
-function sva_lock(k: Kernel, cpu: number, fr: number, pc: number): boolean {
+export function sva_lock(k: Kernel, cpu: number, fr: number, pc: number): boolean {
   const holder = k.get(k.G.sva_lock, 0);
   const me = k.curr(cpu);
   if (holder === 0) {
@@ -90,7 +94,7 @@ function sva_lock(k: Kernel, cpu: number, fr: number, pc: number): boolean {
   return false;
 }
 
-function sva_unlock(k: Kernel, cpu: number): void {
+export function sva_unlock(k: Kernel, cpu: number): void {
   if (k.get(k.G.sva_lock, 0) !== k.curr(cpu))
     k.warn("sva-lock", "iommu_sva_lock released by a non-owner", cpu);
   k.set(k.G.sva_lock, 0, 0);
@@ -105,7 +109,12 @@ function bond_find(k: Kernel, d: number, mm: number): number {
 
 // --- open --------------------------------------------------------------------
 
-/** open(dev): a0 = device | OPEN_PRIVATE, a1 = the new file (set by the first step). */
+/**
+ * open(dev): a0 = device | OPEN_PRIVATE (| the reserved fd << 16, set by the
+ * first step), a1 = the new file. The fd is reserved first and installed
+ * only when the bind succeeded, so another thread sharing the fd table never
+ * sees a half-opened file.
+ */
 export const P_DEV_OPEN = defPath("idxd_cdev_open", [
   [
     "alloc_file",
@@ -118,8 +127,9 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       k.set(k.FL.count, f, 1);
       k.set(k.FL.dev, f, (k.arg0(fr) & 0xff) + 1);
       k.set(k.FL.opener, f, k.get(k.T.mm, k.curr(cpu)));
-      k.mem.write(fd_addr(k, files, free), f); // fd_install (before the bind: a failure closes it)
+      k.mem.write(fd_addr(k, files, free), FD_RESERVED); // get_unused_fd_flags()
       k.add(k.G.nr_open_files, 0, 1);
+      k.setArg0(fr, k.arg0(fr) | (free << FD_SHIFT));
       k.setArg1(fr, f);
     },
   ],
@@ -182,8 +192,9 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
     "mutex_unlock",
     (k, cpu, fr) => {
       sva_unlock(k, cpu);
-      if (k.trace !== null)
-        k.trace.instant(cpu, "bind", { file: k.arg1(fr), pasid: k.get(k.FL.pasid, k.arg1(fr)) });
+      const f = k.arg1(fr);
+      k.mem.write(fd_addr(k, k.get(k.T.files, k.curr(cpu)), k.arg0(fr) >>> FD_SHIFT), f); // fd_install()
+      if (k.trace !== null) k.trace.instant(cpu, "bind", { file: f, pasid: k.get(k.FL.pasid, f) });
     },
   ],
 ]);
@@ -203,8 +214,7 @@ function open_unwind(k: Kernel, cpu: number, fr: number, errno: number): void {
     iommu_free_global_pasid(k, k.get(k.FL.pasid, f), cpu);
   }
   sva_unlock(k, cpu);
-  const files = k.get(k.T.files, k.curr(cpu));
-  for (let i = 0; i < FD_MAX; i++) if (k.w[fd_addr(k, files, i)] === f) k.mem.write(fd_addr(k, files, i), 0);
+  k.mem.write(fd_addr(k, k.get(k.T.files, k.curr(cpu)), k.arg0(fr) >>> FD_SHIFT), 0); // put_unused_fd()
   file_free(k, f);
   open_fail(k, cpu, errno);
 }
@@ -244,13 +254,25 @@ function bond_release(k: Kernel, b: number, cpu: number): void {
 
 // --- close and release -----------------------------------------------------
 
-/** close(fd): a0 = fd index. fput(); the last reference releases the file. */
+/**
+ * close(): a0 = the device; the model closes the newest open file of that
+ * device in the fd table. Lookup and removal are one step, as close_fd()
+ * does them under files->file_lock: two threads never take the same fd.
+ * fput(); the last reference releases the file. No such file: EBADF, a
+ * program error that is counted and traced.
+ */
 export const P_CLOSE = defPath("close_fd", [
   [
     "close_fd",
     (k, cpu, fr) => {
       const files = k.get(k.T.files, k.curr(cpu));
-      const a = fd_addr(k, files, k.arg0(fr));
+      const fd = fd_of_dev(k, files, k.arg0(fr));
+      if (fd < 0) {
+        k.metrics.ebadf++;
+        if (k.trace !== null) k.trace.instant(cpu, "close: EBADF", { device: k.arg0(fr) });
+        return;
+      }
+      const a = fd_addr(k, files, fd);
       const f = k.w[a];
       k.mem.write(a, 0);
       fput(k, cpu, f);
@@ -271,10 +293,11 @@ export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
   [
     "idxd_device_drain_pasid",
     (k, cpu, fr) => {
-      if (k.model.variants.has("no-drain")) return;
       const f = k.arg0(fr);
       const d = k.get(k.FL.dev, f) - 1;
       const pasid = k.get(k.FL.pasid, f);
+      if (k.arg1(fr) === 0 && k.trace !== null) k.trace.instant(cpu, "release", { file: f, pasid });
+      if (k.model.variants.has("no-drain")) return;
       if (k.arg1(fr) === 0) {
         k.setArg1(fr, 1);
         k.metrics.drains++;
@@ -334,9 +357,7 @@ export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
   [
     "fput_done",
     (k, cpu, fr) => {
-      const f = k.arg0(fr);
-      file_free(k, f);
-      if (k.trace !== null) k.trace.instant(cpu, "release", { file: f });
+      file_free(k, k.arg0(fr));
     },
   ],
 ]);

@@ -4,7 +4,7 @@
 // and the FPU part of switch_to.
 
 import { IRQ_RESCHED, IRQ_TIMER, PF_EXITING, TIF_NEED_RESCHED } from "../machine/state.js";
-import { fd_of_dev, P_CLOSE, P_DEV_OPEN } from "./devfile.js";
+import { P_CLOSE, P_DEV_OPEN } from "./devfile.js";
 import { P_CLONE } from "./fork.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
@@ -62,17 +62,9 @@ export const P_SYSCALL = defPath("do_syscall_64", [
         case SYS_OPEN:
           k.call(cpu, P_DEV_OPEN, arg);
           return;
-        case SYS_CLOSE: {
-          const fd = fd_of_dev(k, k.get(k.T.files, k.curr(cpu)), arg);
-          if (fd < 0) {
-            // close() of nothing: EBADF, a program error, reported and traced.
-            k.metrics.ebadf++;
-            if (k.trace !== null) k.trace.instant(cpu, "close: EBADF", { device: arg });
-            return;
-          }
-          k.call(cpu, P_CLOSE, fd);
+        case SYS_CLOSE:
+          k.call(cpu, P_CLOSE, arg);
           return;
-        }
         default:
           k.warn("syscall", `unknown syscall ${a0 & 0xff}`, cpu);
       }

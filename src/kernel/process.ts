@@ -10,6 +10,7 @@
 // then mmput()s the old one; de_thread() kills the other threads.
 
 import { PF_EXITING, TASK_DEAD, TASK_INTERRUPTIBLE } from "../machine/state.js";
+import { sva_lock, sva_unlock } from "./devfile.js";
 import { TIF_KILLED } from "./entry.js";
 import { put_files_struct } from "./fork.js";
 import { pasid_put } from "./iommu.js";
@@ -30,16 +31,16 @@ export const P_EXIT = defPath("do_exit", [
     },
   ],
   [
+    "mm_pasid_task_exit",
+    (k, cpu) => void (k.get(k.T.pasid_ref, k.curr(cpu)) !== 0 && k.call(cpu, P_PASID_TASK_PUT)),
+  ],
+  [
     "exit_mm",
     (k, cpu) => {
       const t = k.curr(cpu);
       const mm = k.get(k.T.mm, t);
       if (mm === 0) return;
       if (k.get(k.T.active_mm, t) !== mm) k.warn("mm-refcount", `task ${t}: active_mm is not mm`, cpu);
-      if (k.get(k.T.pasid_ref, t) !== 0) {
-        k.set(k.T.pasid_ref, t, 0);
-        pasid_put(k, mm, cpu); // `task-refcount`: the task's reference goes with it
-      }
       mmgrab(k, mm, cpu); // mmgrab_lazy_tlb(): stay on this mm lazily until we switch away
       k.set(k.T.mm, t, 0);
       k.call(cpu, P_MMPUT, mm);
@@ -78,6 +79,24 @@ export const P_EXIT = defPath("do_exit", [
     },
   ],
   ["dead_task_ran", (k, cpu) => k.warn("exit", `dead task ${k.curr(cpu)} was scheduled again`, cpu)],
+]);
+
+/**
+ * `task-refcount`: the exiting task's PASID reference, dropped under
+ * iommu_sva_lock like the bind and unbind paths' references (dropped outside
+ * it, the PASID could be freed while a sibling is binding with it).
+ */
+const P_PASID_TASK_PUT = defPath("mm_pasid_task_put", [
+  ["mutex_lock", (k, cpu, fr) => void sva_lock(k, cpu, fr, 0)],
+  [
+    "pasid_put",
+    (k, cpu) => {
+      const t = k.curr(cpu);
+      k.set(k.T.pasid_ref, t, 0);
+      pasid_put(k, k.get(k.T.mm, t), cpu);
+      sva_unlock(k, cpu);
+    },
+  ],
 ]);
 
 /** execve(prog): a0 = the new program. */

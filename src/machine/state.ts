@@ -12,7 +12,7 @@ export const FR_PC = 1;
 export const FR_A0 = 2;
 export const FR_A1 = 3;
 /** Kernel call depth per task (syscall -> clone -> schedule -> ...). */
-export const TASK_FRAMES_MAX = 8;
+export const TASK_FRAMES_MAX = 12;
 /** Nesting of interrupt contexts per CPU (IRQ, then NMI on top). */
 export const CPU_FRAMES_MAX = 4;
 /** Nested loops in a user program (repeat, count, nested repeat ...). */
