@@ -3,12 +3,14 @@
 //
 //   node dist/bench/run.js           aligned tables on stdout
 //   node dist/bench/run.js --json    the same figures as JSON on stdout
+//   node dist/bench/run.js --only ida   only the PASID allocator (bench/ida.ts)
 //
 // Progress goes to stderr. See docs/performance.md for what each figure is.
 
 import { arch, cpus, platform } from "node:os";
 import { basename, join } from "node:path";
 import { builtinScenarioDir } from "../src/scenario/load.js";
+import { formatIda, type IdaResult, idaJson, measureIda } from "./ida.js";
 import { measureState, type StateResult, TARGET_SNAPSHOT_HASH_NS } from "./state.js";
 import {
   type EndToEndResult,
@@ -24,11 +26,14 @@ import { consumeSink } from "./timing.js";
 const TARGET_STEPS_PER_SEC = 5_000_000;
 
 function usage(): never {
-  process.stderr.write("usage: node dist/bench/run.js [--json]\n");
+  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida]\n");
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
+const onlyAt = args.indexOf("--only");
+const only = onlyAt < 0 ? undefined : args.splice(onlyAt, 2)[1];
+if (only !== undefined && only !== "ida") usage();
 for (const a of args) if (a !== "--json") usage();
 const asJson = args.includes("--json");
 
@@ -77,7 +82,7 @@ function invariantCost(on: ThroughputResult, off: ThroughputResult): number {
   return (on.run_ms - off.run_ms) / on.run_ms;
 }
 
-function printJson({ env, elapsedS, throughput, endToEnd, state }: Results): string {
+function printJson({ env, elapsedS, throughput, endToEnd, state, ida }: Results): string {
   const out = {
     env,
     elapsed_s: round(elapsedS, 1),
@@ -113,6 +118,7 @@ function printJson({ env, elapsedS, throughput, endToEnd, state }: Results): str
         target_met: o.target === undefined ? null : o.timing.nsPerOp <= o.target,
       })),
     },
+    ida: idaJson(ida),
   };
   return `${JSON.stringify(out, null, 2)}\n`;
 }
@@ -136,7 +142,7 @@ const fixed = (x: number, d: number) =>
 const mega = (x: number) => `${fixed(x / 1e6, 2)} M/s`;
 const ns = (x: number) => (x >= 1000 ? `${fixed(x / 1000, 1)} µs` : `${fixed(x, x < 10 ? 2 : 1)} ns`);
 
-function printTables({ env, elapsedS, throughput, endToEnd, state }: Results): string {
+function printTables({ env, elapsedS, throughput, endToEnd, state, ida }: Results): string {
   const out: string[] = [];
   out.push(
     `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}  (${fixed(elapsedS, 1)} s)`,
@@ -217,6 +223,7 @@ function printTables({ env, elapsedS, throughput, endToEnd, state }: Results): s
     `naive JSON snapshot + hash is ${fixed(naive / flat, 0)}x the flat snapshot + hash; ` +
       `fullHash() is ${fixed(opNs(state, "full_hash") / opNs(state, "hash"), 0)}x the incremental hash read`,
   );
+  out.push("", formatIda(ida).trimEnd());
   return `${out.join("\n")}\n`;
 }
 
@@ -226,6 +233,7 @@ interface Results {
   throughput: ThroughputResult[];
   endToEnd: EndToEndResult;
   state: StateResult;
+  ida: IdaResult;
 }
 
 const env = {
@@ -253,12 +261,22 @@ function measureAll(): Results {
     { batchMs: 500, batches: 5, maxIterations: 10_000_000 },
     { batchMs: 200, batches: 5, maxIterations: 1_000_000 },
   );
+  const ida = measureIda(progress);
   const elapsedS = (Date.now() - started) / 1000;
   progress(`done in ${elapsedS.toFixed(1)} s`);
   // The sink holds results of the measured loops; reading it keeps them alive.
   if (consumeSink() === 0x7fffffff) progress("(sink)");
-  return { env, elapsedS, throughput, endToEnd, state };
+  return { env, elapsedS, throughput, endToEnd, state, ida };
 }
 
-const results = measureAll();
-process.stdout.write(asJson ? printJson(results) : printTables(results));
+if (only === "ida") {
+  // The PASID allocator alone (bench/ida.ts), in a fresh process.
+  const ida = measureIda(progress);
+  const head = `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}\n`;
+  process.stdout.write(
+    asJson ? `${JSON.stringify({ env, ida: idaJson(ida) }, null, 2)}\n` : head + formatIda(ida),
+  );
+} else {
+  const results = measureAll();
+  process.stdout.write(asJson ? printJson(results) : printTables(results));
+}

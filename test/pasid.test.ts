@@ -296,3 +296,52 @@ describe("the lifetime policies on the built-in workloads", () => {
     assert.ok(unbind.metrics.pasid_allocs > mm.metrics.pasid_allocs);
   });
 });
+
+describe("injected bind failures", () => {
+  for (const at of [
+    "alloc_file",
+    "iommu_alloc_mm_data",
+    "iommu_sva_bind_device",
+    "iommu_attach_device_pasid",
+  ]) {
+    test(`a failure injected at ${at} unwinds without a leak, and the next bind works`, () => {
+      const cs = compile(`
+name: fault-${at}
+machine: { cpus: 1 }
+devices: { dsa0: {} }
+faults: [ { at: ${at}, nth: 1 } ]
+processes:
+  - name: p
+    program: [ { bind: dsa0 }, { bind: dsa0 }, { enqcmd: dsa0 }, { wait: dsa0 }, { unbind: dsa0 }, { unbind: dsa0 } ]
+`);
+      const { k, rec } = runRecorded(cs);
+      assert.deepEqual(
+        violations(k),
+        [],
+        "no leak at the end: no bond, no file, no stray PASID or mm reference",
+      );
+      assert.equal(k.metrics.bind_failures, 1);
+      assert.equal(rec.events.filter((e) => e.name === "fault injected").length, 1);
+      assert.equal(k.metrics.dma_writes, 1, "the second bind works");
+      assert.equal(k.metrics.ebadf, 1, "the second unbind has nothing left to close");
+      assert.equal(k.get(k.G.nr_bonds, 0), 0);
+      assert.equal(k.get(k.G.nr_open_files, 0), 0);
+    });
+  }
+
+  test("a failure on every run of the attach step: every bind fails, nothing is left", () => {
+    const cs = compile(`
+name: fault-every
+machine: { cpus: 1 }
+devices: { dsa0: {} }
+faults: [ { at: iommu_attach_device_pasid, every: true } ]
+processes:
+  - name: p
+    count: 3
+    program: [ { bind: dsa0 }, { bind: dsa0 } ]
+`);
+    const { k } = runRecorded(cs);
+    assert.deepEqual(violations(k), []);
+    assert.equal(k.metrics.bind_failures, 6);
+  });
+});

@@ -35,6 +35,11 @@ export interface BootSpec {
   costs: CostTable;
 }
 
+/** A machine without devices hands out no PASIDs: its allocator is the smallest, not 2^20 bits of state. */
+export function pasidSpaceBits(model: ModelConfig): number {
+  return model.devices.length > 0 ? model.pasidBits : 1;
+}
+
 export function boot(spec: BootSpec): Kernel {
   const ncpus = spec.params.cpus;
   const devices = spec.model.devices;
@@ -42,7 +47,7 @@ export function boot(spec: BootSpec): Kernel {
     cpus: ncpus,
     tasks: spec.tasksMax + ncpus,
     mms: spec.mmsMax,
-    idaWords: ida_words(spec.model.pasidBits),
+    idaWords: ida_words(pasidSpaceBits(spec.model)),
     devices: devices.length,
     wqDepthMax: devices.reduce((m, d) => Math.max(m, d.wqDepth), 1),
     ptSlots: spec.ptSlots,

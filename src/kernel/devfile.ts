@@ -37,6 +37,13 @@ import { P_SCHED_YIELD } from "./sleep.js";
 
 /** open() flags of the model: a private PASID (SVM_FLAG_PRIVATE_PASID), not the mm's. */
 export const OPEN_PRIVATE = 1 << 8;
+/** Fault-injection sites, in the order of FAULT_SITES in the scenario schema. */
+const FAULT_ALLOC_FILE = 0;
+const FAULT_ALLOC_MM_DATA = 1;
+const FAULT_BIND_DEVICE = 2;
+const FAULT_ATTACH = 3;
+const ENOMEM = 12;
+
 /** The fd an open reserved rides in a0 above the device and flags. */
 const FD_SHIFT = 16;
 /** An fd reserved by get_unused_fd_flags() but not yet installed: close() and fork do not see it. */
@@ -122,6 +129,7 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       const files = k.get(k.T.files, k.curr(cpu));
       let free = -1;
       for (let i = 0; i < FD_MAX && free < 0; i++) if (k.w[fd_addr(k, files, i)] === 0) free = i;
+      if (k.should_fail(FAULT_ALLOC_FILE)) return open_fail(k, cpu, ENOMEM);
       const f = free < 0 ? 0 : slot_alloc(k, k.G.file_free, k.FL.next_free);
       if (f === 0) return open_fail(k, cpu, EMFILE);
       k.set(k.FL.count, f, 1);
@@ -140,6 +148,7 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       const d = k.arg0(fr) & 0xff;
       const mm = k.get(k.T.mm, k.curr(cpu));
       const f = k.arg1(fr);
+      if (k.should_fail(FAULT_ALLOC_MM_DATA)) return open_unwind(k, cpu, fr, ENOMEM);
       const pasid =
         (k.arg0(fr) & OPEN_PRIVATE) !== 0
           ? iommu_alloc_global_pasid(k, k.model.devices[d].maxPasids, cpu) || -ENOSPC
@@ -163,8 +172,8 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
         k.jump(fr, P_DEV_OPEN.pc.mutex_unlock);
         return;
       }
-      const b = slot_alloc(k, k.G.bond_free, k.B.next_free);
-      if (b === 0) return open_unwind(k, cpu, fr, ENOSPC);
+      const b = k.should_fail(FAULT_BIND_DEVICE) ? 0 : slot_alloc(k, k.G.bond_free, k.B.next_free);
+      if (b === 0) return open_unwind(k, cpu, fr, ENOMEM);
       k.set(k.B.dev, b, d + 1);
       k.set(k.B.mm, b, mm);
       k.set(k.B.pasid, b, k.get(k.FL.pasid, f));
@@ -181,7 +190,9 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       const d = k.arg0(fr) & 0xff;
       const f = k.arg1(fr);
       const b = k.get(k.FL.bond, f);
-      if (!pt_set(k, d, k.get(k.B.pasid, b), k.get(k.B.mm, b))) return open_unwind(k, cpu, fr, ENOSPC);
+      if (k.should_fail(FAULT_ATTACH) || !pt_set(k, d, k.get(k.B.pasid, b), k.get(k.B.mm, b))) {
+        return open_unwind(k, cpu, fr, ENOSPC);
+      }
       if (k.get(k.B.priv, b) === 0) {
         k.add(k.M.nr_bonds, k.get(k.B.mm, b), 1);
         pasid_get(k, k.get(k.B.mm, b));

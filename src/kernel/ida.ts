@@ -28,20 +28,9 @@ export interface Ida {
   readonly bits: number;
 }
 
-/** Bits in level k (0 = IDs, 1 = L0 words, 2 = L1 words): 2^(bits - 5k), at least 1. */
-function levelBits(bits: number, k: number): number {
+/** 2^bits / 32^k, at least 1: the words of L0, L1, L2 for k = 1, 2, 3, which are also the bits of L1, L2. */
+function levelWords(bits: number, k: number): number {
   return bits > 5 * k ? 1 << (bits - 5 * k) : 1;
-}
-
-/** Words that hold `n` bits (n a power of two). */
-function wordsFor(n: number): number {
-  return n > 32 ? n >>> 5 : 1;
-}
-
-/** Address of level k's first word. Level k has as many words as level k + 1 has bits. */
-function levelAt(ida: Ida, k: number): number {
-  const b = ida.bits;
-  return ida.base + 1 + (k > 0 ? levelBits(b, 1) : 0) + (k > 1 ? levelBits(b, 2) : 0);
 }
 
 /** The value of a full word in a level of `n` bits. */
@@ -59,10 +48,10 @@ export function ida_words(bits: number): number {
   if (!(Number.isInteger(bits) && bits >= IDA_MIN_BITS && bits <= IDA_MAX_BITS)) {
     throw new RangeError(`ida: bits ${bits} not in ${IDA_MIN_BITS}..${IDA_MAX_BITS}`);
   }
-  return 1 + wordsFor(levelBits(bits, 0)) + wordsFor(levelBits(bits, 1)) + wordsFor(levelBits(bits, 2));
+  return 1 + levelWords(bits, 1) + levelWords(bits, 2) + levelWords(bits, 3);
 }
 
-/** Lowest zero bit >= `from` within from's own word of the level at `at` (n bits); -1 if none. */
+/** Lowest zero bit >= `from` within from's own word of the `n`-bit map at `at`; -1 if none. */
 function zeroInWord(w: Int32Array, at: number, n: number, from: number): number {
   const m = w[at + (from >>> 5)] | ~(-1 << (from & 31));
   if (m === -1) return -1;
@@ -70,31 +59,11 @@ function zeroInWord(w: Int32Array, at: number, n: number, from: number): number 
   return i < n ? i : -1;
 }
 
-/** Lowest free ID >= `from`: from's own word, else the next L0 word that is not full (L1, then L2). -1 if none. */
-function zeroFrom(w: Int32Array, ida: Ida, from: number): number {
-  const n0 = levelBits(ida.bits, 0);
-  const n1 = levelBits(ida.bits, 1);
-  const a0 = ida.base + 1;
-  const a1 = a0 + n1;
-  if (from >= n0) return -1;
-  let i = zeroInWord(w, a0, n0, from);
-  if (i >= 0) return i;
-  const j = (from >>> 5) + 1; // the L0 words after from's
-  if (j >= n1) return -1;
-  i = zeroInWord(w, a1, n1, j);
-  if (i < 0) {
-    const k = zeroTop(w, a1 + levelBits(ida.bits, 2), levelBits(ida.bits, 2), (j >>> 5) + 1);
-    if (k < 0) return -1;
-    i = (k << 5) + lowestZero(w[a1 + k]);
-  }
-  return (i << 5) + lowestZero(w[a0 + i]);
-}
-
-/** Lowest zero bit >= `from` in the top level (n bits at `at`): a scan of its at most 32 words. */
-function zeroTop(w: Int32Array, at: number, n: number, from: number): number {
+/** Lowest zero bit >= `from` in the `n`-bit map at `at`, word by word (L2: at most 32 words). */
+function zeroScan(w: Int32Array, at: number, n: number, from: number): number {
   if (from >= n) return -1;
   let a = at + (from >>> 5);
-  const end = at + wordsFor(n);
+  const end = at + (n > 32 ? n >>> 5 : 1);
   let m = w[a] | ~(-1 << (from & 31));
   while (m === -1) {
     if (++a === end) return -1;
@@ -104,30 +73,56 @@ function zeroTop(w: Int32Array, at: number, n: number, from: number): number {
   return i < n ? i : -1;
 }
 
-/** Set bit i of level k; true when its word became full. */
-function setBit(mem: Memory, ida: Ida, k: number, i: number): boolean {
-  const a = levelAt(ida, k) + (i >>> 5);
-  const v = mem.words[a] | (1 << (i & 31));
-  mem.write(a, v);
-  return v === fullWord(levelBits(ida.bits, k));
+/** Lowest L0 word >= `from` that is not full: in L1 (n1 bits at a1), else via L2 (n2 bits after L1). */
+function notFullFrom(w: Int32Array, a1: number, n1: number, n2: number, from: number): number {
+  if (from >= n1) return -1;
+  const i = zeroInWord(w, a1, n1, from);
+  if (i >= 0) return i;
+  const k = zeroScan(w, a1 + n2, n2, (from >>> 5) + 1); // the next L1 word that is not full
+  return k < 0 ? -1 : (k << 5) + lowestZero(w[a1 + k]);
 }
 
-/** Clear bit i of level k; true when its word was full. */
-function clearBit(mem: Memory, ida: Ida, k: number, i: number): boolean {
-  const a = levelAt(ida, k) + (i >>> 5);
+/** Lowest free ID >= `from`: in from's own L0 word, else in the next L0 word that is not full; -1 if none. */
+function freeFrom(w: Int32Array, ida: Ida, from: number): number {
+  const n0 = 1 << ida.bits;
+  if (from >= n0) return -1;
+  const a0 = ida.base + 1;
+  const i = zeroInWord(w, a0, n0, from);
+  if (i >= 0) return i;
+  const n1 = levelWords(ida.bits, 1);
+  const j = notFullFrom(w, a0 + n1, n1, levelWords(ida.bits, 2), (from >>> 5) + 1);
+  return j < 0 ? -1 : (j << 5) + lowestZero(w[a0 + j]);
+}
+
+/** Set bit i of the map at `at`; true when its word is then `full`. */
+function setBit(mem: Memory, at: number, i: number, full: number): boolean {
+  const a = at + (i >>> 5);
+  const v = mem.words[a] | (1 << (i & 31));
+  mem.write(a, v);
+  return v === full;
+}
+
+/** Clear bit i of the map at `at`; true when its word was `full`. */
+function clearBit(mem: Memory, at: number, i: number, full: number): boolean {
+  const a = at + (i >>> 5);
   const v = mem.words[a];
   mem.write(a, v & ~(1 << (i & 31)));
-  return v === fullWord(levelBits(ida.bits, k));
+  return v === full;
 }
 
 /** Lowest free id in [min, max] (inclusive), marked allocated; -1 when none is free (the kernel's -ENOSPC). */
 export function ida_alloc_range(mem: Memory, ida: Ida, min: number, max: number): number {
-  if (!(Number.isInteger(min) && Number.isInteger(max) && min >= 0 && max >= 0)) {
-    throw new RangeError(`ida_alloc_range: bad range [${min}, ${max}]`);
+  if (!(Number.isInteger(min) && Number.isInteger(max))) {
+    throw new RangeError(`ida_alloc_range(${min}, ${max})`);
   }
-  const id = zeroFrom(mem.words, ida, min);
+  if (min < 0) return -1; // the kernel's (int)min < 0: -ENOSPC
+  const id = freeFrom(mem.words, ida, min);
   if (id < 0 || id > max) return -1;
-  if (setBit(mem, ida, 0, id) && setBit(mem, ida, 1, id >>> 5)) setBit(mem, ida, 2, id >>> 10);
+  const n1 = levelWords(ida.bits, 1);
+  const a1 = ida.base + 1 + n1;
+  if (setBit(mem, ida.base + 1, id, fullWord(1 << ida.bits)) && setBit(mem, a1, id >>> 5, fullWord(n1))) {
+    setBit(mem, a1 + levelWords(ida.bits, 2), id >>> 10, 0); // L2: nothing above it to tell
+  }
   mem.write(ida.base, mem.words[ida.base] + 1);
   return id;
 }
@@ -135,15 +130,19 @@ export function ida_alloc_range(mem: Memory, ida: Ida, min: number, max: number)
 /** Return `id`; false when it was not allocated (the caller reports the double free). */
 export function ida_free(mem: Memory, ida: Ida, id: number): boolean {
   if (!ida_exists(mem, ida, id)) return false;
-  if (clearBit(mem, ida, 0, id) && clearBit(mem, ida, 1, id >>> 5)) clearBit(mem, ida, 2, id >>> 10);
+  const n1 = levelWords(ida.bits, 1);
+  const a1 = ida.base + 1 + n1;
+  if (clearBit(mem, ida.base + 1, id, fullWord(1 << ida.bits)) && clearBit(mem, a1, id >>> 5, fullWord(n1))) {
+    clearBit(mem, a1 + levelWords(ida.bits, 2), id >>> 10, 0); // L2: nothing above it to tell
+  }
   mem.write(ida.base, mem.words[ida.base] - 1);
   return true;
 }
 
 /** Is `id` allocated? (False for anything outside [0, 2^bits).) */
 export function ida_exists(mem: Memory, ida: Ida, id: number): boolean {
-  if (!(Number.isInteger(id) && id >= 0 && id < levelBits(ida.bits, 0))) return false;
-  return (mem.words[levelAt(ida, 0) + (id >>> 5)] & (1 << (id & 31))) !== 0;
+  if (!(Number.isInteger(id) && id >= 0 && id < 1 << ida.bits)) return false;
+  return (mem.words[ida.base + 1 + (id >>> 5)] & (1 << (id & 31))) !== 0;
 }
 
 /** How many IDs are allocated. */
@@ -153,23 +152,25 @@ export function ida_count(mem: Memory, ida: Ida): number {
 
 /**
  * The IDA's own invariant, for tests and checkers: every summary bit says
- * exactly whether the word below is full, no bit beyond 2^bits is set, and
- * the count is the number of set L0 bits. Returns what is wrong, or null.
+ * exactly whether the word below is full, no bit beyond a level's size is set,
+ * and the count is the number of allocated IDs. Returns what is wrong, or null.
  */
 export function ida_check(mem: Memory, ida: Ida): string | null {
   const w = mem.words;
+  let at = ida.base + 1;
   let count = 0;
   for (let k = 0; k <= 2; k++) {
-    const n = levelBits(ida.bits, k);
-    const at = levelAt(ida, k);
-    for (let j = 0; j < wordsFor(n); j++) {
+    const n = k === 0 ? 1 << ida.bits : levelWords(ida.bits, k);
+    const words = levelWords(ida.bits, k + 1);
+    for (let j = 0; j < words; j++) {
       const v = w[at + j];
-      if ((v & ~fullWord(n)) !== 0) return `level ${k} word ${j}: bits beyond ${n} set`;
+      if ((v & ~fullWord(n)) !== 0) return `level ${k} word ${j}: a bit beyond ${n} is set`;
       if (k === 0) for (let b = v; b !== 0; b &= b - 1) count++;
       if (k === 2) continue;
-      const full = (w[levelAt(ida, k + 1) + (j >>> 5)] >>> (j & 31)) & 1;
-      if (full !== (v === fullWord(n) ? 1 : 0)) return `level ${k + 1} bit ${j} disagrees with its word`;
+      const above = (w[at + words + (j >>> 5)] >>> (j & 31)) & 1;
+      if (above !== (v === fullWord(n) ? 1 : 0)) return `L${k + 1} bit ${j} disagrees with L${k} word ${j}`;
     }
+    at += words;
   }
   return count === w[ida.base] ? null : `count ${w[ida.base]} but ${count} ids allocated`;
 }

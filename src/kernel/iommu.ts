@@ -158,7 +158,7 @@ export function mm_pasid_drop(k: Kernel, mm: number, cpu: number): void {
 
 /** `static`: every mm gets a PASID when it is created (if any is left). */
 export function mm_pasid_init(k: Kernel, mm: number, cpu: number): void {
-  if (k.model.lifetime !== "static") return;
+  if (k.model.lifetime !== "static" || k.model.devices.length === 0) return;
   const max = k.model.devices.reduce((m, dev) => Math.min(m, dev.maxPasids), 1 << k.model.pasidBits);
   const pasid = iommu_alloc_global_pasid(k, max, cpu);
   k.set(k.M.pasid, mm, pasid);

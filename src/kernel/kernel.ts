@@ -61,6 +61,8 @@ export interface ModelConfig {
   lifetime: PasidLifetime;
   /** Kernel variants in force (historical or proposed code). */
   variants: ReadonlySet<string>;
+  /** Injected failures per fault site (index into FAULT_SITES): fail on run `nth`, or every run from it. */
+  faults: readonly ({ nth: number; every: boolean } | null)[];
 }
 
 /** Receives trace events; null when tracing is off, so the hot loop pays one branch. */
@@ -145,7 +147,7 @@ export class Kernel {
     this.D = L.dev.f;
     this.B = L.bond.f;
     this.FL = L.file.f;
-    this.ida = { base: L.ida.f.words.at, bits: model.pasidBits };
+    this.ida = { base: L.ida.f.words.at, bits: model.devices.length > 0 ? model.pasidBits : 1 };
     this.stepCost = allPaths().map((p) => p.steps.map((s) => costs[s.cost]));
     const C = this.C;
     const T = this.T;
@@ -319,6 +321,21 @@ export class Kernel {
 
   pathNameAt(fr: number): string {
     return pathById(this.w[fr + FR_PATH]).name;
+  }
+
+  /**
+   * Fault injection: does this run of fault site `site` fail? The runs are
+   * counted in the machine state, so a replay fails at the same point.
+   */
+  should_fail(site: number): boolean {
+    const f = this.model.faults[site];
+    if (f === null || f === undefined) return false;
+    const a = this.G.fault_hits.at + site;
+    const n = this.w[a] + 1;
+    this.mem.write(a, n);
+    const fail = f.every ? n >= f.nth : n === f.nth;
+    if (fail && this.trace !== null) this.trace.instant(-1, "fault injected", { site, run: n });
+    return fail;
   }
 
   /** Add cycles to the current step beyond its kind's base cost. */

@@ -63,6 +63,8 @@ export interface MachineSize {
   openFiles: number;
 }
 
+/** Fault-injection sites (the bind path's steps). */
+export const FAULT_SITES_MAX = 4;
 /** Tasks that can wait in DRAIN_PASID on one device at once. */
 export const DRAIN_WAITERS_MAX = 16;
 /** Open device files per files_struct. */
@@ -88,6 +90,7 @@ export function defineLayout(size: MachineSize) {
     file_free: 1,
     nr_bonds: 1,
     nr_open_files: 1,
+    fault_hits: FAULT_SITES_MAX, // runs of each fault-injection site so far
   });
   const ida = b.region("ida", 1, { words: Math.max(1, size.idaWords) });
   const cpu = b.region("cpu", size.cpus, {

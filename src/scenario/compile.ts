@@ -32,6 +32,7 @@ import { InputError } from "./errors.js";
 import type { LoadedScenario } from "./load.js";
 import {
   type DocPath,
+  FAULT_SITES,
   type NOp,
   type NProgram,
   normalizeProgram,
@@ -153,6 +154,10 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
         pasidBits: m.pasid_bits,
         lifetime: policy.pasid_lifetime,
         variants: new Set([...sc.kernel, ...(ov.kernel ?? [])]),
+        faults: FAULT_SITES.map((site) => {
+          const f = sc.faults.find((x) => x.at === site);
+          return f === undefined ? null : { nth: f.nth, every: f.every };
+        }),
       },
       ptSlots: withDevices ? Math.min(mmsMax + 8, PT_SLOTS_MAX) : 0,
       tlbSlots: withDevices ? TLB_SLOTS : 0,

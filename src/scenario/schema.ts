@@ -24,6 +24,15 @@ export const XFEATURES = [
 ] as const;
 export type XFeature = (typeof XFEATURES)[number];
 
+/** Steps of the bind path where a scenario can inject a failure (`faults:`). */
+export const FAULT_SITES = [
+  "alloc_file",
+  "iommu_alloc_mm_data",
+  "iommu_sva_bind_device",
+  "iommu_attach_device_pasid",
+] as const;
+export type FaultSite = (typeof FAULT_SITES)[number];
+
 /** Upper bound on tasks declared up front: the sum over processes of count x threads. */
 export const MAX_TASKS = 100_000;
 
@@ -308,6 +317,17 @@ const ScenarioObject = strict({
   costs: z.record(z.string(), int(0, 1e9)).default(() => ({})),
   /** kernel variants; the names are checked by the engine */
   kernel: z.array(z.string()).default(() => []),
+  /** Injected failures: the step `at` fails on its nth run (or every run). */
+  faults: z
+    .array(
+      strict({
+        at: z.enum(FAULT_SITES),
+        nth: int(1, 1_000_000).default(1),
+        every: z.boolean().default(false),
+      }),
+    )
+    .max(FAULT_SITES.length)
+    .default(() => []),
   check: CheckSchema.prefault({}),
   processes: z.array(ProcessSchema).min(1).max(64),
 });
