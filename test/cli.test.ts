@@ -245,3 +245,27 @@ describe("the installed command", () => {
     assert.match(r.stdout, /^thread-pool\s/m);
   });
 });
+
+describe("asidlab run: the device model's bad input", () => {
+  test("an op naming an undeclared device is refused at load, located, listing the declared ones", () => {
+    const msg = badInput(cli("run", "test/fixtures/undeclared-device.yaml"));
+    assertLocated(msg, "test/fixtures/undeclared-device.yaml", "dsa1");
+    assert.match(msg, /unknown device 'dsa1' \(declared: dsa0\)/);
+  });
+
+  test("an unknown kernel variant, in the file or on the command line, lists the known ones", () => {
+    const msg = badInput(cli("run", "test/fixtures/unknown-variant.yaml"));
+    assertLocated(msg, "test/fixtures/unknown-variant.yaml", "bogus");
+    assert.match(msg, /free-at-mmput, no-drain/);
+    const flag = badInput(cli("run", "scenarios/thread-pool.yaml", "--kernel", "nope"));
+    assert.match(flag, /^--kernel nope: unknown kernel variant 'nope'/);
+  });
+
+  test("--kernel free-at-mmput makes exit-with-inflight exit 1 with the violation; mainline exits 0", () => {
+    const bad = cli("run", "exit-with-inflight", "--kernel", "free-at-mmput", "--json");
+    assert.equal(bad.status, 1);
+    const r = JSON.parse(bad.stdout) as { violations: { property: string }[] };
+    assert.ok(r.violations.some((v) => v.property === "pasid-reuse"));
+    assert.equal(cli("run", "exit-with-inflight").status, 0);
+  });
+});
