@@ -4,7 +4,7 @@
 
 import type { CostTable } from "../engine/costs.js";
 import type { Program } from "../hw/program.js";
-import { defineLayout, newMemory, PF_IDLE, PF_KTHREAD, TASK_RUNNING } from "../machine/state.js";
+import { defineLayout, type Field, newMemory, PF_IDLE, PF_KTHREAD, TASK_RUNNING } from "../machine/state.js";
 import { files_alloc, P_RET_FROM_FORK } from "./fork.js";
 import { ida_words } from "./ida.js";
 import { iommu_alloc_global_pasid } from "./iommu.js";
@@ -77,27 +77,16 @@ export function boot(spec: BootSpec): Kernel {
 }
 
 function chainFreeSlots(k: Kernel, ncpus: number): void {
-  const nt = k.L.task.count; // slot 0 is NULL
-  for (let t = nt - 1; t > ncpus; t--) {
-    k.set(k.T.rq_next, t, k.get(k.G.task_free, 0));
-    k.set(k.G.task_free, 0, t);
-  }
-  for (let m = k.L.mm.count - 1; m >= 1; m--) {
-    k.set(k.M.next_free, m, k.get(k.G.mm_free, 0));
-    k.set(k.G.mm_free, 0, m);
-  }
-  for (let f = k.L.files.count - 1; f >= 1; f--) {
-    k.set(k.F.next_free, f, k.get(k.G.files_free, 0));
-    k.set(k.G.files_free, 0, f);
-  }
-  for (let b = k.L.bond.count - 1; b >= 1; b--) {
-    k.set(k.B.next_free, b, k.get(k.G.bond_free, 0));
-    k.set(k.G.bond_free, 0, b);
-  }
-  for (let f = k.L.file.count - 1; f >= 1; f--) {
-    k.set(k.FL.next_free, f, k.get(k.G.file_free, 0));
-    k.set(k.G.file_free, 0, f);
-  }
+  // Pushed from the top so that the lowest slot is handed out first. Slot 0
+  // is NULL; task slots 1..ncpus are the idle tasks.
+  const chain = (head: Field, next: Field, count: number, first: number) => {
+    for (let s = count - 1; s >= first; s--) k.slot_push(head, next, s);
+  };
+  chain(k.G.task_free, k.T.rq_next, k.L.task.count, ncpus + 1);
+  chain(k.G.mm_free, k.M.next_free, k.L.mm.count, 1);
+  chain(k.G.files_free, k.F.next_free, k.L.files.count, 1);
+  chain(k.G.bond_free, k.B.next_free, k.L.bond.count, 1);
+  chain(k.G.file_free, k.FL.next_free, k.L.file.count, 1);
 }
 
 function bootIdle(k: Kernel, cpu: number): void {
@@ -117,10 +106,8 @@ function spawnProcess(k: Kernel, prog: number, threads: number, cpuNext: number)
   const files = files_alloc(k, -1);
   let leader = 0;
   for (let i = 0; i < threads; i++) {
-    const t = k.get(k.G.task_free, 0);
+    const t = k.slot_pop(k.G.task_free, k.T.rq_next);
     if (t === 0) throw new RangeError("boot: more initial tasks than task slots");
-    k.set(k.G.task_free, 0, k.get(k.T.rq_next, t));
-    k.set(k.T.rq_next, t, 0);
     if (leader === 0) leader = t;
     else {
       k.add(k.M.users, mm, 1);

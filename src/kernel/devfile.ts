@@ -49,21 +49,6 @@ const FD_SHIFT = 16;
 /** An fd reserved by get_unused_fd_flags() but not yet installed: close() and fork do not see it. */
 const FD_RESERVED = -1;
 
-// --- slots -------------------------------------------------------------------
-
-function slot_alloc(k: Kernel, head: typeof k.G.bond_free, next: typeof k.B.next_free): number {
-  const s = k.get(head, 0);
-  if (s === 0) return 0;
-  k.set(head, 0, k.get(next, s));
-  k.set(next, s, 0);
-  return s;
-}
-
-function slot_free(k: Kernel, head: typeof k.G.bond_free, next: typeof k.B.next_free, s: number): void {
-  k.set(next, s, k.get(head, 0));
-  k.set(head, 0, s);
-}
-
 function fd_addr(k: Kernel, files: number, i: number): number {
   return k.F.fd.at + files * k.F.fd.stride + i;
 }
@@ -130,7 +115,7 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       let free = -1;
       for (let i = 0; i < FD_MAX && free < 0; i++) if (k.w[fd_addr(k, files, i)] === 0) free = i;
       if (k.should_fail(FAULT_ALLOC_FILE)) return open_fail(k, cpu, ENOMEM);
-      const f = free < 0 ? 0 : slot_alloc(k, k.G.file_free, k.FL.next_free);
+      const f = free < 0 ? 0 : k.slot_pop(k.G.file_free, k.FL.next_free);
       if (f === 0) return open_fail(k, cpu, EMFILE);
       k.set(k.FL.count, f, 1);
       k.set(k.FL.dev, f, (k.arg0(fr) & 0xff) + 1);
@@ -172,7 +157,7 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
         k.jump(fr, P_DEV_OPEN.pc.mutex_unlock);
         return;
       }
-      const b = k.should_fail(FAULT_BIND_DEVICE) ? 0 : slot_alloc(k, k.G.bond_free, k.B.next_free);
+      const b = k.should_fail(FAULT_BIND_DEVICE) ? 0 : k.slot_pop(k.G.bond_free, k.B.next_free);
       if (b === 0) return open_unwind(k, cpu, fr, ENOMEM);
       k.set(k.B.dev, b, d + 1);
       k.set(k.B.mm, b, mm);
@@ -243,7 +228,7 @@ function file_free(k: Kernel, f: number): void {
   k.set(k.FL.bond, f, 0);
   k.set(k.FL.pasid, f, 0);
   k.set(k.FL.opener, f, 0);
-  slot_free(k, k.G.file_free, k.FL.next_free, f);
+  k.slot_push(k.G.file_free, k.FL.next_free, f);
   k.add(k.G.nr_open_files, 0, -1);
 }
 
@@ -257,7 +242,7 @@ function bond_release(k: Kernel, b: number, cpu: number): void {
   k.set(k.B.pasid, b, 0);
   k.set(k.B.refs, b, 0);
   k.set(k.B.priv, b, 0);
-  slot_free(k, k.G.bond_free, k.B.next_free, b);
+  k.slot_push(k.G.bond_free, k.B.next_free, b);
   k.add(k.G.nr_bonds, 0, -1);
   if (priv) iommu_free_global_pasid(k, pasid, cpu);
   mmdrop(k, mm, cpu); // iommu_domain_free(): the domain's mmgrab

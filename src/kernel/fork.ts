@@ -22,7 +22,7 @@ export const P_CLONE = defPath("kernel_clone", [
   [
     "dup_task_struct",
     (k, cpu, fr) => {
-      const child = k.get(k.G.task_free, 0);
+      const child = k.slot_pop(k.G.task_free, k.T.rq_next);
       if (child === 0) {
         // -EAGAIN: no task slot (the model's pid_max / RLIMIT_NPROC).
         k.metrics.fork_failures++;
@@ -32,11 +32,9 @@ export const P_CLONE = defPath("kernel_clone", [
       }
       if (k.get(k.T.state, child) !== TASK_FREE)
         k.warn("task-leak", `task slot ${child} on the free list in use`, cpu);
-      k.set(k.G.task_free, 0, k.get(k.T.rq_next, child));
       const parent = k.curr(cpu);
       const prog = k.arg1(fr);
       const T = k.T;
-      k.set(T.rq_next, child, 0);
       k.set(T.state, child, TASK_NEW);
       k.set(T.pid, child, k.add(k.G.next_pid, 0, 1));
       k.set(T.cpu, child, cpu);
@@ -113,13 +111,11 @@ export const P_RET_FROM_FORK = defPath("ret_from_fork", [
 
 /** A new files_struct (copy_files without CLONE_FILES): count 1. */
 export function files_alloc(k: Kernel, cpu: number): number {
-  const f = k.get(k.G.files_free, 0);
+  const f = k.slot_pop(k.G.files_free, k.F.next_free);
   if (f === 0) {
     k.warn("files-leak", "no files_struct slot", cpu);
     return 0;
   }
-  k.set(k.G.files_free, 0, k.get(k.F.next_free, f));
-  k.set(k.F.next_free, f, 0);
   k.set(k.F.count, f, 1);
   k.add(k.G.nr_files, 0, 1);
   k.charge(k.cost("kmalloc"));
@@ -137,8 +133,7 @@ export function put_files_struct(k: Kernel, f: number, cpu: number): void {
 
 /** The files_struct itself goes back (the last step of close_files). */
 export function files_free(k: Kernel, f: number): void {
-  k.set(k.F.next_free, f, k.get(k.G.files_free, 0));
-  k.set(k.G.files_free, 0, f);
+  k.slot_push(k.G.files_free, k.F.next_free, f);
   k.add(k.G.nr_files, 0, -1);
   k.charge(k.cost("kfree"));
 }

@@ -194,6 +194,23 @@ export class Kernel {
     return this.get(this.C.curr, cpu);
   }
 
+  // --- free slots ---------------------------------------------------------
+
+  /** Take a slot from the free list at `head` (linked through `next`); 0 when empty. */
+  slot_pop(head: Field, next: Field): number {
+    const s = this.get(head, 0);
+    if (s === 0) return 0;
+    this.set(head, 0, this.get(next, s));
+    this.set(next, s, 0);
+    return s;
+  }
+
+  /** Put slot `s` back on the free list at `head`. */
+  slot_push(head: Field, next: Field, s: number): void {
+    this.set(next, s, this.get(head, 0));
+    this.set(head, 0, s);
+  }
+
   // --- kernel frames ------------------------------------------------------
 
   /** Address of the top frame of the stack `cpu` executes now, or -1 (user mode). */

@@ -16,11 +16,9 @@ import { defPath } from "./path.js";
 
 /** mm_alloc(): a new mm with mm_users = mm_count = 1. Returns 0 when no slot is free. */
 export function mm_alloc(k: Kernel): number {
-  const mm = k.get(k.G.mm_free, 0);
+  const mm = k.slot_pop(k.G.mm_free, k.M.next_free);
   if (mm === 0) return 0;
   if (k.get(k.M.state, mm) !== MM_FREE) k.warn("mm-refcount", `mm ${mm} on the free list is in use`, -1);
-  k.set(k.G.mm_free, 0, k.get(k.M.next_free, mm));
-  k.set(k.M.next_free, mm, 0);
   k.set(k.M.state, mm, MM_LIVE);
   k.set(k.M.users, mm, 1);
   k.set(k.M.count, mm, 1);
@@ -74,8 +72,7 @@ function __mmdrop(k: Kernel, mm: number, cpu: number): void {
   mm_pasid_drop(k, mm, cpu);
   k.set(k.M.state, mm, MM_FREE);
   k.set(k.M.gen, mm, 0);
-  k.set(k.M.next_free, mm, k.get(k.G.mm_free, 0));
-  k.set(k.G.mm_free, 0, mm);
+  k.slot_push(k.G.mm_free, k.M.next_free, mm);
   k.add(k.G.nr_mms, 0, -1);
   k.metrics.mm_frees++;
   k.charge(k.cost("kfree"));

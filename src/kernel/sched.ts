@@ -240,8 +240,7 @@ function put_task_struct(k: Kernel, t: number, cpu: number): void {
   const a = k.L.task.addr(t);
   for (let i = 0; i < k.L.task.stride; i++) k.mem.write(a + i, 0);
   k.set(T.state, t, TASK_FREE);
-  k.set(T.rq_next, t, k.get(k.G.task_free, 0));
-  k.set(k.G.task_free, 0, t);
+  k.slot_push(k.G.task_free, T.rq_next, t);
   k.charge(k.cost("kfree"));
 }
 
