@@ -3,10 +3,14 @@
 // 1 a violation was seen, 2 bad input or usage (one line on stderr, naming
 // file:line:column where there is one, nothing on stdout).
 
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { checkScenario, describeSchedule } from "../engine/check.js";
+import { replaySchedule } from "../engine/explore.js";
+import { formatSchedule, parseSchedule, stampOf } from "../engine/schedule.js";
 import { runScenario, SCHEDULERS, type SchedulerName } from "../engine/session.js";
+import { checkJson, checkTable } from "../report/check-report.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
@@ -69,6 +73,90 @@ function cmdRun(file: string, o: RunFlags): number {
   return r.violations_total > 0 ? 1 : 0;
 }
 
+interface CheckFlags {
+  json?: boolean;
+  seed?: number;
+  policy: string[];
+  kernel: string[];
+  maxStates?: number;
+  time?: number;
+  preemptionBound?: number;
+  random?: number;
+  depth: number;
+  out?: string;
+  strict?: boolean;
+}
+
+function cmdCheck(file: string, o: CheckFlags): number {
+  const path = resolveScenario(file);
+  const ls = loadScenarioFile(path);
+  const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
+  const chk = ls.scenario.check;
+  const started = process.hrtime.bigint();
+  const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+  const timeLimit = o.time;
+  const schedulePath = o.out ?? join("out", `${cs.name}.schedule`);
+  const { result, schedule } = checkScenario(
+    cs,
+    ls.source,
+    file, // as given: a built-in name or a path, the same on every machine
+    {
+      properties: chk.properties ?? [],
+      maxStates: o.maxStates ?? chk.max_states ?? 2_000_000,
+      stop: () => (timeLimit !== undefined && elapsed() > timeLimit ? `time budget: ${timeLimit} s` : null),
+      preemptionBound: o.preemptionBound ?? chk.preemption_bound ?? null,
+      random: o.random === undefined ? null : { walks: o.random, seed: cs.seed, depth: o.depth },
+    },
+    schedulePath,
+  );
+  result.seconds = Math.round(elapsed() * 1000) / 1000;
+  if (schedule !== null) {
+    try {
+      mkdirSync(dirname(schedulePath), { recursive: true });
+      writeFileSync(schedulePath, formatSchedule(schedule));
+    } catch (err) {
+      throw new InputError(
+        `${schedulePath}: cannot write the schedule: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
+    }
+  }
+  process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name));
+  if (result.verdict === "violation") return 1;
+  if (result.verdict === "incomplete" && o.strict) return 3;
+  return 0;
+}
+
+function cmdReplay(file: string, o: { scenario?: string }): number {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new InputError(`${file}: cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const sf = parseSchedule(text, file);
+  const scenarioPath = o.scenario ?? sf.scenarioFile;
+  const ls = loadScenarioFile(resolveScenario(scenarioPath));
+  const match = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
+  // The stamp covers the scenario text, policy, variants and the model itself.
+  if (stampOf(match, ls.source, ls.scenario.check.properties ?? []) !== sf.stamp) {
+    throw new InputError(
+      `${file}: stale schedule: made from another version of ${scenarioPath} or of the model (stamp ${sf.stamp}); run check again`,
+    );
+  }
+  const steps = describeSchedule(match, ls.scenario.check.properties ?? [], { ...sf });
+  process.stdout.write(`replay of ${file}: ${match.name}, ${sf.schedule.length} steps\n`);
+  const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
+  process.stdout.write(lines.join(""));
+  const r = replaySchedule(match.boot, ls.scenario.check.properties ?? [], sf.schedule);
+  if (r.error !== null) throw new InputError(`${file}: ${r.error}`);
+  if (r.finding === null) {
+    process.stdout.write("no violation at the end of the schedule\n");
+    return 0;
+  }
+  process.stdout.write(`${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
+  return 1;
+}
+
 /** The built-in scenarios: name and the first comment line of each file. */
 function cmdScenarios(): number {
   const dir = builtinScenarioDir();
@@ -113,6 +201,38 @@ function program(): Command {
     )
     .action((file: string, o: RunFlags) => {
       process.exitCode = cmdRun(file, o);
+    });
+  cli
+    .command("check")
+    .description(
+      "explore interleavings: every one the machine allows, or random walks; a minimal counterexample",
+    )
+    .argument("<scenario>", "a scenario file (.yaml/.json) or a built-in scenario's name")
+    .option("--json", "one JSON object on stdout")
+    .option("--seed <n>", "override the scenario's seed (random walks)", intArg("--seed", 0, 2 ** 32 - 1))
+    .option("--policy <key=value>", "override a policy (repeatable)", collect, [])
+    .option("--kernel <variant>", "add a kernel variant (repeatable)", collect, [])
+    .option("--max-states <n>", "state budget", intArg("--max-states", 1, 1e10))
+    .option("--time <seconds>", "time budget", intArg("--time", 1, 1e6))
+    .option(
+      "--preemption-bound <k>",
+      "at most k preemptions (ticks) per path",
+      intArg("--preemption-bound", 0, 1000),
+    )
+    .option("--random <walks>", "random walks instead of exhaustive search", intArg("--random", 1, 1e9))
+    .option("--depth <n>", "random walk length", intArg("--depth", 1, 1e9), 100_000)
+    .option("--out <file>", "where to write the counterexample schedule (default out/NAME.schedule)")
+    .option("--strict", "exit 3 when the verdict is incomplete")
+    .action((file: string, o: CheckFlags) => {
+      process.exitCode = cmdCheck(file, o);
+    });
+  cli
+    .command("replay")
+    .description("step through a counterexample schedule written by check")
+    .argument("<schedule>", "a .schedule file")
+    .option("--scenario <file>", "the scenario, if not where the schedule says")
+    .action((file: string, o: { scenario?: string }) => {
+      process.exitCode = cmdReplay(file, o);
     });
   cli
     .command("scenarios")

@@ -145,8 +145,8 @@ export const P_IRQ = defPath("common_interrupt", [
     (k, cpu, fr) => {
       const fromUser = k.arg0(fr) !== 0;
       k.ret(cpu);
-      k.set(k.C.irqs_off, cpu, 0); // IRET restores the interrupted IF (it was on)
       if (fromUser) {
+        k.set(k.C.irqs_off, cpu, 0);
         k.call(cpu, P_EXIT_TO_USER);
         return;
       }
@@ -157,8 +157,13 @@ export const P_IRQ = defPath("common_interrupt", [
         (k.get(k.T.tif, t) & TIF_NEED_RESCHED) !== 0 &&
         t !== k.get(k.C.idle, cpu)
       ) {
+        // irqentry_exit_cond_resched(): still with IRQs off, so no second
+        // interrupt can come in before preempt_schedule_irq() disables
+        // preemption (it found that hole: preemptions nested on one stack).
         k.call(cpu, P_PREEMPT_SCHEDULE_IRQ);
+        return;
       }
+      k.set(k.C.irqs_off, cpu, 0); // IRET restores the interrupted IF (it was on)
     },
     "irq_exit",
   ],

@@ -58,7 +58,7 @@ const NOT_YET: Partial<Record<NOp["kind"], string>> = {
 
 const NS_MAX = 2 ** 31 - 1;
 /** Task slots beyond the initial tasks, for what the workload forks. */
-const TASK_HEADROOM = 64;
+const TASK_HEADROOM = 16;
 const TASKS_MAX = 200_000;
 
 export interface Overrides {

@@ -1,0 +1,167 @@
+// One `check`: explore, shrink what breaks, and describe the counterexample
+// step by step the way the seed threads read: CPU, task, kernel function,
+// step, and what it wrote. The `--json` shape is DESIGN.md's contract.
+
+import { cpu_peek } from "../hw/cpu.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { HEADER_WORDS } from "../machine/memory.js";
+import { FR_PC } from "../machine/state.js";
+import type { CompiledScenario } from "../scenario/compile.js";
+import { TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "./engine.js";
+import { type CheckBudget, explore, type Finding, randomWalks, replaySchedule, shrink } from "./explore.js";
+import { type ScheduleFile, stampOf } from "./schedule.js";
+
+export interface CheckOptions {
+  properties: readonly string[];
+  maxStates: number;
+  stop?: () => string | null;
+  preemptionBound: number | null;
+  /** Random walks instead of exhaustive search. */
+  random: { walks: number; seed: number; depth: number } | null;
+}
+
+export interface CounterexampleStep {
+  cpu?: number;
+  device?: number;
+  path: string;
+  step: string;
+  pc: number;
+  summary: string;
+}
+
+export interface CheckResult {
+  verdict: "pass" | "violation" | "incomplete";
+  property: string | null;
+  message: string | null;
+  states: number;
+  transitions: number;
+  max_depth: number;
+  seconds: number;
+  coverage: string;
+  collision_probability: number;
+  counterexample: {
+    steps: CounterexampleStep[];
+    length: number;
+    found_length: number;
+    reproduce: string;
+  } | null;
+  reason: string | null;
+}
+
+export function checkScenario(
+  cs: CompiledScenario,
+  source: string,
+  scenarioFile: string,
+  opts: CheckOptions,
+  schedulePath: string,
+): { result: CheckResult; schedule: ScheduleFile | null } {
+  const budget: CheckBudget = { maxStates: opts.maxStates, stop: opts.stop };
+  const r =
+    opts.random === null
+      ? explore(cs.boot, opts.properties, budget, opts.preemptionBound)
+      : randomWalks(cs.boot, opts.properties, opts.random.walks, opts.random.seed, opts.random.depth, budget);
+  const result: CheckResult = {
+    verdict: r.verdict,
+    property: null,
+    message: null,
+    states: r.states,
+    transitions: r.transitions,
+    max_depth: r.maxDepth,
+    seconds: 0,
+    coverage: r.coverage,
+    collision_probability: r.collisionProbability,
+    counterexample: null,
+    reason: r.reason,
+  };
+  if (r.finding === null) return { result, schedule: null };
+  const small = shrink(cs.boot, opts.properties, r.finding);
+  result.property = small.property;
+  result.message = small.message;
+  result.counterexample = {
+    steps: describeSchedule(cs, opts.properties, small),
+    length: small.schedule.length,
+    found_length: r.finding.schedule.length,
+    reproduce: `asidlab replay ${schedulePath}`,
+  };
+  const schedule: ScheduleFile = {
+    scenarioFile,
+    kernel: cs.variants,
+    policy: Object.entries(cs.policy).map(([key, v]) => `${key}=${v}`),
+    stamp: stampOf(cs, source, opts.properties),
+    property: small.property,
+    message: small.message,
+    schedule: small.schedule,
+  };
+  return { result, schedule };
+}
+
+/** Replay a schedule, describing every step: who ran what, and which fields it changed. */
+export function describeSchedule(
+  cs: CompiledScenario,
+  properties: readonly string[],
+  f: Finding,
+): CounterexampleStep[] {
+  const steps: CounterexampleStep[] = [];
+  let peek = "";
+  let who = "";
+  let pc = -1;
+  replaySchedule(cs.boot, properties, f.schedule, {
+    before(_i, tr, k) {
+      if (trKind(tr) !== TR_CPU) return;
+      const cpu = trArg(tr);
+      const t = k.curr(cpu);
+      peek = cpu_peek(k, cpu);
+      who = `cpu ${cpu} task ${t} (pid ${k.get(k.T.pid, t)}):`;
+      const fr = k.topFrame(cpu);
+      pc = fr >= 0 ? k.w[fr + FR_PC] : -1;
+    },
+    after(_i, tr, k, before) {
+      const kind = trKind(tr);
+      const arg = trArg(tr);
+      const changed = changes(k, before);
+      if (kind === TR_CPU) {
+        const sep = peek.indexOf(": ");
+        const path = sep < 0 ? peek : peek.slice(0, sep);
+        const step = sep < 0 ? "" : peek.slice(sep + 2);
+        steps.push({ cpu: arg, path, step, pc, summary: `${who} ${peek}${changed}` });
+      } else if (kind === TR_DEVICE) {
+        const name = k.model.devices[arg].name;
+        steps.push({
+          device: arg,
+          path: "device",
+          step: "complete",
+          pc: 0,
+          summary: `${name} completes a descriptor${changed}`,
+        });
+      } else if (kind === TR_TICK) {
+        steps.push({
+          cpu: arg,
+          path: "apic",
+          step: "tick",
+          pc: 0,
+          summary: `the tick is raised on cpu ${arg}`,
+        });
+      } else {
+        steps.push({
+          path: "hrtimer",
+          step: "expire",
+          pc: 0,
+          summary: `the timer of task ${arg} expires${changed}`,
+        });
+      }
+    },
+  });
+  return steps;
+}
+
+/** The fields a step changed, described through the layout, at most eight. */
+function changes(k: Kernel, before: Int32Array): string {
+  const out: string[] = [];
+  const w = k.w;
+  for (let a = HEADER_WORDS; a < w.length && out.length < 9; a++) {
+    if (w[a] !== before[a]) out.push(`${k.L.describe(a)} ${before[a]}->${w[a]}`);
+  }
+  if (out.length === 0) return "";
+  const more = out.length > 8 ? ", ..." : "";
+  return `; ${out.slice(0, 8).join(", ")}${more}`;
+}

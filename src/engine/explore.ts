@@ -1,0 +1,344 @@
+// `check`: explore the interleavings a scenario allows. Which transitions are
+// enabled is read from the machine state alone (so a restored snapshot has
+// the same choices): each CPU that can step, the tick on a CPU whose run queue
+// has a task waiting (in `check` every tick ends the slice, so a tick is a
+// possible preemption), every armed timer, every device with queued work.
+//
+// - exhaustive: depth-first over states, a visited set of 64-bit fingerprints;
+//   optional preemption bound (ticks taken on the path, mixed into the
+//   fingerprint so that bounded search stays complete up to the bound);
+// - random walks: seeded, each to a depth bound.
+// A violation is any finding (WARN_ON in the model, step invariant), or an
+// end invariant broken in a terminal state (deadlock included: tasks left).
+// The counterexample is the list of transitions from the initial state; it is
+// shrunk by delta debugging (dropping chunks of it while the same property
+// still breaks).
+
+import type { BootSpec } from "../kernel/boot.js";
+import { boot } from "../kernel/boot.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { IRQ_TIMER, TIF_TIMER_ARMED } from "../machine/state.js";
+import {
+  Engine,
+  type Scheduler,
+  TR_CPU,
+  TR_DEVICE,
+  TR_TICK,
+  trArg,
+  trCpu,
+  trDevice,
+  trKind,
+  trTick,
+  trTimer,
+} from "./engine.js";
+import { CORE_INVARIANTS } from "./invariants.js";
+import { Rng } from "./rng.js";
+import { FingerprintSet } from "./visited.js";
+
+export interface CheckBudget {
+  maxStates: number;
+  /** Called every few thousand states: true to stop (a time or memory budget). */
+  stop?: () => string | null;
+}
+
+export interface Finding {
+  property: string;
+  message: string;
+  /** The transitions from the initial state, the violating one last. */
+  schedule: number[];
+}
+
+export interface ExploreResult {
+  verdict: "pass" | "violation" | "incomplete";
+  finding: Finding | null;
+  states: number;
+  transitions: number;
+  maxDepth: number;
+  coverage: string;
+  reason: string | null;
+  collisionProbability: number;
+}
+
+/** The scheduler the engine is given in `check`: the explorer drives, nothing is timed. */
+const passive: Scheduler = {
+  name: "check",
+  describe: () => "check",
+  start() {},
+  next: () => -1,
+  armTimer() {},
+  kick() {},
+  deviceKick() {},
+};
+
+/** A machine for `check`: every tick ends a slice, compute runs as one step. */
+export function checkMachine(spec: BootSpec, properties: readonly string[]): { k: Kernel; e: Engine } {
+  const k = boot({ ...spec, params: { ...spec.params, sliceTicks: 1 } });
+  const invs =
+    properties.length === 0 ? CORE_INVARIANTS : CORE_INVARIANTS.filter((i) => properties.includes(i.name));
+  const e = new Engine(k, invs, passive);
+  e.chunkNs = 2 ** 31 - 1;
+  return { k, e };
+}
+
+/** The enabled transitions in the current state, into `out`; returns how many. */
+export function enabled(k: Kernel, out: Int32Array): number {
+  let n = 0;
+  const cpus = k.params.cpus;
+  for (let c = 0; c < cpus; c++) {
+    const halted = k.get(k.C.halted, c) !== 0;
+    const pending = k.get(k.C.pending, c);
+    if (!halted || pending !== 0) out[n++] = trCpu(c);
+    if (!halted && (pending & IRQ_TIMER) === 0 && k.get(k.C.nr_running, c) > 0) out[n++] = trTick(c);
+  }
+  for (let t = 1; t < k.L.task.count; t++)
+    if ((k.get(k.T.tif, t) & TIF_TIMER_ARMED) !== 0) out[n++] = trTimer(t);
+  for (let d = 0; d < k.model.devices.length; d++) if (k.get(k.D.wq_count, d) > 0) out[n++] = trDevice(d);
+  return n;
+}
+
+/**
+ * Run one transition and report what broke, if anything: a finding of the
+ * step, or (when nothing is enabled afterwards) of the end invariants.
+ */
+function stepAndJudge(e: Engine, tr: number, buf: Int32Array): { property: string; message: string } | null {
+  const k = e.k;
+  k.violations.length = 0;
+  k.violationCount = 0;
+  e.exec(tr);
+  if (k.violations.length === 0 && enabled(k, buf) === 0) e.checkEnd();
+  const v = k.violations[0];
+  return v === undefined ? null : { property: v.property, message: v.message };
+}
+
+const MAX_ENABLED = 4096;
+
+/** Exhaustive depth-first search. */
+export function explore(
+  spec: BootSpec,
+  properties: readonly string[],
+  budget: CheckBudget,
+  preemptionBound: number | null,
+): ExploreResult {
+  const { k, e } = checkMachine(spec, properties);
+  const size = k.mem.size;
+  const visited = new FingerprintSet();
+  const buf = new Int32Array(MAX_ENABLED);
+  // The DFS stack: per depth, the state, its enabled transitions, the next to try.
+  const snaps: Int32Array[] = [];
+  const trs: Int32Array[] = [];
+  const counts: number[] = [];
+  const nexts: number[] = [];
+  const ticks: number[] = []; // preemptions used to reach the state at this depth
+  const path: number[] = [];
+  let depth = 0;
+  let transitions = 0;
+  let maxDepth = 0;
+  const pushState = (t: number) => {
+    if (snaps.length <= depth) {
+      snaps.push(new Int32Array(size));
+      trs.push(new Int32Array(MAX_ENABLED));
+    }
+    k.mem.snapshot(snaps[depth]);
+    counts[depth] = enabled(k, trs[depth]);
+    nexts[depth] = 0;
+    ticks[depth] = t;
+  };
+  const seen = (t: number) =>
+    visited.add(k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1)), k.mem.hashHi());
+  seen(0);
+  pushState(0);
+  const result = (
+    verdict: ExploreResult["verdict"],
+    finding: Finding | null,
+    reason: string | null,
+  ): ExploreResult => ({
+    verdict,
+    finding,
+    states: visited.size,
+    transitions,
+    maxDepth,
+    coverage: preemptionBound === null ? "complete" : `preemption-bound:${preemptionBound}`,
+    reason,
+    collisionProbability: FingerprintSet.collisionProbability(visited.size),
+  });
+  while (depth >= 0) {
+    if (nexts[depth] >= counts[depth]) {
+      depth--;
+      path.pop();
+      continue;
+    }
+    const tr = trs[depth][nexts[depth]++];
+    const t = ticks[depth] + (trKind(tr) === TR_TICK ? 1 : 0);
+    if (preemptionBound !== null && t > preemptionBound) continue;
+    k.mem.restore(snaps[depth]);
+    transitions++;
+    const bad = stepAndJudge(e, tr, buf);
+    if (bad !== null) return result("violation", { ...bad, schedule: [...path, tr] }, null);
+    if (!seen(t)) continue;
+    if (visited.size >= budget.maxStates)
+      return result("incomplete", null, `state budget: ${budget.maxStates} states`);
+    if ((visited.size & 4095) === 0 && budget.stop) {
+      const why = budget.stop();
+      if (why !== null) return result("incomplete", null, why);
+    }
+    depth++;
+    path.push(tr);
+    if (depth > maxDepth) maxDepth = depth;
+    pushState(t);
+  }
+  return result("pass", null, null);
+}
+
+/** Seeded random walks, each to `depthMax` transitions or a terminal state. */
+export function randomWalks(
+  spec: BootSpec,
+  properties: readonly string[],
+  walks: number,
+  seed: number,
+  depthMax: number,
+  budget: CheckBudget,
+): ExploreResult {
+  const { k, e } = checkMachine(spec, properties);
+  const init = k.mem.snapshot();
+  const buf = new Int32Array(MAX_ENABLED);
+  const visited = new FingerprintSet();
+  const rng = new Rng(seed);
+  let transitions = 0;
+  let maxDepth = 0;
+  const res = (
+    verdict: ExploreResult["verdict"],
+    finding: Finding | null,
+    reason: string | null,
+    done: number,
+  ) => ({
+    verdict,
+    finding,
+    states: visited.size,
+    transitions,
+    maxDepth,
+    coverage: `random:${done} walks (seed ${seed})`,
+    reason,
+    collisionProbability: FingerprintSet.collisionProbability(visited.size),
+  });
+  for (let w = 0; w < walks; w++) {
+    k.mem.restore(init);
+    const path: number[] = [];
+    for (let d = 0; d < depthMax; d++) {
+      const n = enabled(k, buf);
+      if (n === 0) break;
+      const tr = pickWeighted(buf, n, rng);
+      path.push(tr);
+      transitions++;
+      const bad = stepAndJudge(e, tr, buf);
+      if (bad !== null) return res("violation", { ...bad, schedule: path }, null, w + 1);
+      visited.add(k.mem.hashLo(), k.mem.hashHi());
+      if (path.length > maxDepth) maxDepth = path.length;
+    }
+    if (budget.stop && (w & 15) === 15) {
+      const why = budget.stop();
+      if (why !== null) return res("incomplete", null, why, w + 1);
+    }
+  }
+  return res("pass", null, null, walks);
+}
+
+/**
+ * A random walk's choice: a tick (a preemption) one time in TICK_ONE_IN when
+ * one is enabled, else any other transition uniformly. Uniform choice would
+ * preempt half the time and walks would make little progress.
+ */
+const TICK_ONE_IN = 16;
+
+function pickWeighted(buf: Int32Array, n: number, rng: Rng): number {
+  let ticks = 0;
+  for (let i = 0; i < n; i++) if (trKind(buf[i]) === TR_TICK) ticks++;
+  const wantTick = ticks > 0 && (ticks === n || rng.int(0, TICK_ONE_IN - 1) === 0);
+  let r = rng.int(0, (wantTick ? ticks : n - ticks) - 1);
+  for (let i = 0; i < n; i++) {
+    if ((trKind(buf[i]) === TR_TICK) === wantTick && r-- === 0) return buf[i];
+  }
+  return buf[0];
+}
+
+/** Replay a schedule from the initial state. Returns the first finding (and
+ * after how many transitions), or an error when a transition is not enabled
+ * where the schedule takes it (a stale or edited schedule).
+ */
+/** Watches a replay: told before each transition, and after it with the words as they were before. */
+export interface ReplayObserver {
+  before(i: number, tr: number, k: Kernel): void;
+  after(i: number, tr: number, k: Kernel, before: Int32Array): void;
+}
+
+export function replaySchedule(
+  spec: BootSpec,
+  properties: readonly string[],
+  schedule: readonly number[],
+  obs?: ReplayObserver,
+): { finding: { property: string; message: string } | null; at: number; error: string | null } {
+  const { k, e } = checkMachine(spec, properties);
+  const buf = new Int32Array(MAX_ENABLED);
+  const before = new Int32Array(k.mem.size);
+  for (let i = 0; i < schedule.length; i++) {
+    const tr = schedule[i];
+    const n = enabled(k, buf);
+    let ok = false;
+    for (let j = 0; j < n && !ok; j++) ok = buf[j] === tr;
+    if (!ok)
+      return { finding: null, at: i, error: `step ${i + 1}: ${describeTransition(tr)} is not enabled there` };
+    if (obs) {
+      obs.before(i, tr, k);
+      k.mem.snapshot(before);
+    }
+    const bad = stepAndJudge(e, tr, buf);
+    if (obs) obs.after(i, tr, k, before);
+    if (bad !== null) return { finding: bad, at: i + 1, error: null };
+  }
+  return { finding: null, at: schedule.length, error: null };
+}
+
+/** Delta debugging: drop chunks of the schedule while the same property still breaks. */
+export function shrink(
+  spec: BootSpec,
+  properties: readonly string[],
+  f: Finding,
+  maxReplays = 3000,
+): Finding {
+  let best = f.schedule.slice();
+  let replays = 0;
+  const stillBreaks = (s: number[]) => {
+    replays++;
+    const r = replaySchedule(spec, properties, s);
+    return r.error === null && r.finding !== null && r.finding.property === f.property ? r : null;
+  };
+  for (let chunk = best.length >> 1; chunk >= 1 && replays < maxReplays; chunk >>= 1) {
+    for (let i = 0; i + chunk <= best.length && replays < maxReplays; ) {
+      const cand = best.slice(0, i).concat(best.slice(i + chunk));
+      const r = stillBreaks(cand);
+      if (r !== null) best = cand.slice(0, r.at);
+      else i += chunk;
+    }
+  }
+  const last = replaySchedule(spec, properties, best);
+  return { property: f.property, message: last.finding?.message ?? f.message, schedule: best };
+}
+
+export function describeTransition(tr: number): string {
+  const kind = trKind(tr);
+  const arg = trArg(tr);
+  if (kind === TR_CPU) return `cpu ${arg}`;
+  if (kind === TR_TICK) return `tick ${arg}`;
+  if (kind === TR_DEVICE) return `device ${arg}`;
+  return `timer ${arg}`;
+}
+
+/** Parse one schedule line ("cpu 0", "tick 1", "timer 5", "device 0"); null if malformed. */
+export function parseTransition(line: string): number | null {
+  const m = /^(cpu|tick|timer|device) (\d+)$/.exec(line.trim());
+  if (m === null) return null;
+  const n = Number(m[2]);
+  if (m[1] === "cpu") return trCpu(n);
+  if (m[1] === "tick") return trTick(n);
+  if (m[1] === "device") return trDevice(n);
+  return trTimer(n);
+}

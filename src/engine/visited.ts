@@ -1,0 +1,58 @@
+// The explorer's visited set: 64-bit state fingerprints in an open-addressing
+// table, both halves interleaved in one Int32Array (one cache miss per probe),
+// grown at half full. (0, 0) marks an empty slot, so a fingerprint of (0, 0)
+// is stored as (0, 1): one more collision in 2^64.
+
+export class FingerprintSet {
+  private table: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(capacityLog2 = 16) {
+    this.table = new Int32Array(2 << capacityLog2);
+    this.mask = (1 << capacityLog2) - 1;
+  }
+
+  /** Add (lo, hi); false when it was already there. */
+  add(lo: number, hi: number): boolean {
+    if ((lo | hi) === 0) lo = 1;
+    if (this.size * 2 >= this.mask) this.grow();
+    return this.insert(lo | 0, hi | 0);
+  }
+
+  /** Bytes the table holds. */
+  get bytes(): number {
+    return this.table.byteLength;
+  }
+
+  private insert(lo: number, hi: number): boolean {
+    const t = this.table;
+    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
+    for (;;) {
+      const a = 2 * i;
+      const l = t[a];
+      const h = t[a + 1];
+      if ((l | h) === 0) {
+        t[a] = lo;
+        t[a + 1] = hi;
+        this.size++;
+        return true;
+      }
+      if (l === lo && h === hi) return false;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  private grow(): void {
+    const old = this.table;
+    this.table = new Int32Array(old.length * 2);
+    this.mask = this.mask * 2 + 1;
+    this.size = 0;
+    for (let a = 0; a < old.length; a += 2) if ((old[a] | old[a + 1]) !== 0) this.insert(old[a], old[a + 1]);
+  }
+
+  /** Probability that two of `n` distinct states share a 64-bit fingerprint (birthday bound). */
+  static collisionProbability(n: number): number {
+    return Math.min(1, (n * (n - 1)) / 2 ** 65);
+  }
+}

@@ -1,0 +1,28 @@
+// How a check reads: the verdict and what it covers, then the counterexample
+// step by step, like a bug report on the list.
+
+import type { CheckResult } from "../engine/check.js";
+
+export function checkJson(r: CheckResult): string {
+  return `${JSON.stringify(r, null, 2)}\n`;
+}
+
+export function checkTable(r: CheckResult, scenario: string): string {
+  const out: string[] = [];
+  const p = r.collision_probability;
+  const collide = p === 0 ? "0" : p.toExponential(1);
+  out.push(`scenario   ${scenario}`);
+  out.push(`verdict    ${r.verdict}${r.property ? ` (${r.property})` : ""}`);
+  out.push(
+    `covered    ${r.coverage}; ${r.states.toLocaleString("en-US")} states, ${r.transitions.toLocaleString("en-US")} transitions, depth ${r.max_depth}; P(fingerprint collision) <= ${collide}`,
+  );
+  if (r.reason !== null) out.push(`stopped    ${r.reason}: the verdict covers only what was explored`);
+  const c = r.counterexample;
+  if (c !== null) {
+    out.push("", `${r.property}: ${r.message}`);
+    out.push(`counterexample: ${c.length} steps (found at ${c.found_length}, shrunk)`);
+    for (const [i, s] of c.steps.entries()) out.push(`  ${String(i + 1).padStart(4)}  ${s.summary}`);
+    out.push("", `reproduce: ${c.reproduce}`);
+  }
+  return `${out.join("\n")}\n`;
+}

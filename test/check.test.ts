@@ -1,0 +1,193 @@
+// `asidlab check`: exhaustive and random exploration, counterexamples, replay.
+
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { checkScenario } from "../src/engine/check.js";
+import { explore, randomWalks, replaySchedule, shrink } from "../src/engine/explore.js";
+import { compileScenario } from "../src/scenario/compile.js";
+import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
+import { cli } from "./helpers.js";
+
+const NO_BUDGET = { maxStates: 5_000_000 };
+
+function builtin(name: string, kernel: string[] = []) {
+  const ls = loadScenarioFile(`scenarios/${name}.yaml`);
+  return { ls, cs: compileScenario(ls, { kernel }) };
+}
+
+const PAIRS = [
+  { scenario: "check-exit-inflight", variant: "free-at-mmput", property: "pasid-reuse" },
+  { scenario: "check-close-inflight", variant: "no-drain", property: "pasid-reuse" },
+];
+
+describe("every built-in variant/twin pair gives its verdict", () => {
+  for (const p of PAIRS) {
+    test(`${p.scenario}: mainline passes, --kernel ${p.variant} breaks ${p.property}`, () => {
+      const good = builtin(p.scenario);
+      const bad = builtin(p.scenario, [p.variant]);
+      const bound = good.ls.scenario.check.preemption_bound ?? null;
+      const pass = explore(good.cs.boot, [], NO_BUDGET, bound);
+      assert.equal(pass.verdict, "pass", JSON.stringify(pass.finding));
+      assert.equal(pass.coverage, `preemption-bound:${bound}`);
+      assert.ok(pass.states > 1000, "a real state space was explored");
+      const fail = explore(bad.cs.boot, [], NO_BUDGET, bound);
+      assert.equal(fail.verdict, "violation");
+      assert.equal(fail.finding?.property, p.property);
+    });
+  }
+});
+
+describe("counterexamples", () => {
+  const { cs } = builtin("check-exit-inflight", ["free-at-mmput"]);
+  const found = explore(cs.boot, [], NO_BUDGET, 1).finding!;
+
+  test("a counterexample replays to the same violation, at its last step", () => {
+    const r = replaySchedule(cs.boot, [], found.schedule);
+    assert.equal(r.error, null);
+    assert.equal(r.finding?.property, found.property);
+    assert.equal(r.at, found.schedule.length);
+  });
+
+  test("shrinking never lengthens a trace and keeps the violation", () => {
+    // A longer counterexample: the unbounded depth-first search goes deeper first.
+    const deep = explore(cs.boot, [], NO_BUDGET, null).finding!;
+    assert.ok(deep !== null);
+    for (const f of [found, deep]) {
+      const small = shrink(cs.boot, [], f);
+      assert.ok(small.schedule.length <= f.schedule.length);
+      const r = replaySchedule(cs.boot, [], small.schedule);
+      assert.equal(r.finding?.property, f.property);
+    }
+  });
+
+  test("a schedule with a transition that is not enabled is refused, not silently replayed", () => {
+    const r = replaySchedule(cs.boot, [], [...found.schedule.slice(0, 3), 2 ** 20 * 3 + 0]); // device 0, empty queue
+    assert.match(r.error ?? "", /not enabled/);
+  });
+
+  test("the counterexample reads step by step: CPU, task, kernel function, step, fields written", () => {
+    const { ls } = builtin("check-exit-inflight", ["free-at-mmput"]);
+    const { result } = checkScenario(
+      cs,
+      ls.source,
+      "check-exit-inflight",
+      {
+        properties: [],
+        maxStates: 5_000_000,
+        preemptionBound: 1,
+        random: null,
+      },
+      "out/x.schedule",
+    );
+    const c = result.counterexample!;
+    assert.equal(c.steps.length, c.length);
+    assert.ok(
+      c.steps.some((s) => s.path === "mmput" && s.step === "__mmput"),
+      "the free happens in __mmput",
+    );
+    const last = c.steps[c.steps.length - 1];
+    assert.match(last.summary, /mm\[\d+\]\.pasid 1->0/, last.summary);
+    assert.equal(c.reproduce, "asidlab replay out/x.schedule");
+  });
+});
+
+describe("budgets and random search", () => {
+  test("budgets end runs with `incomplete` and the reason", () => {
+    const { cs } = builtin("check-exit-inflight");
+    const r = explore(cs.boot, [], { maxStates: 50 }, 1);
+    assert.equal(r.verdict, "incomplete");
+    assert.match(r.reason ?? "", /state budget/);
+    const t = explore(cs.boot, [], { maxStates: 1e9, stop: () => "time budget: 0 s" }, 1);
+    assert.equal(t.verdict, "incomplete");
+    assert.match(t.reason ?? "", /time budget/);
+  });
+
+  test("the same seed gives the same random-search result; another seed explores differently", () => {
+    const { cs } = builtin("check-exit-inflight", ["free-at-mmput"]);
+    const a = randomWalks(cs.boot, [], 50, 3, 10_000, NO_BUDGET);
+    const b = randomWalks(cs.boot, [], 50, 3, 10_000, NO_BUDGET);
+    assert.deepEqual(a, b);
+    const ok = builtin("check-exit-inflight").cs;
+    const s1 = randomWalks(ok.boot, [], 20, 1, 10_000, NO_BUDGET);
+    const s2 = randomWalks(ok.boot, [], 20, 2, 10_000, NO_BUDGET);
+    assert.equal(s1.verdict, "pass");
+    assert.notEqual(s1.transitions, s2.transitions);
+  });
+
+  test("a task waiting for the device finishes on every interleaving: the device always makes progress", () => {
+    const cs = compileScenario(
+      loadScenarioString(
+        `
+name: stuck
+machine: { cpus: 1, pasid_bits: 4 }
+devices: { dsa0: {} }
+processes:
+  - name: p
+    program: [ { bind: dsa0 }, { enqcmd: dsa0 }, { wait: dsa0 } ]
+`,
+        "stuck.yaml",
+      ),
+      {},
+    );
+    const r = explore(cs.boot, [], NO_BUDGET, 0);
+    assert.equal(r.verdict, "pass", JSON.stringify(r.finding));
+  });
+});
+
+describe("asidlab check and replay on the command line", () => {
+  test("violation exits 1 with the schedule written; replay reproduces it; pass exits 0", () => {
+    const dir = mkdtempSync(join(tmpdir(), "asidlab-check-"));
+    try {
+      const out = join(dir, "c.schedule");
+      const bad = cli("check", "check-exit-inflight", "--kernel", "free-at-mmput", "--json", "--out", out);
+      assert.equal(bad.status, 1, bad.stderr);
+      const j = JSON.parse(bad.stdout) as {
+        verdict: string;
+        property: string;
+        counterexample: { reproduce: string };
+      };
+      assert.equal(j.verdict, "violation");
+      assert.equal(j.property, "pasid-reuse");
+      assert.equal(j.counterexample.reproduce, `asidlab replay ${out}`);
+      const replay = cli("replay", out);
+      assert.equal(replay.status, 1, replay.stderr);
+      assert.match(replay.stdout, /pasid-reuse: PASID 1 freed while dsa0 holds an accepted descriptor/);
+      assert.equal(cli("check", "check-exit-inflight").status, 0);
+      // A schedule from another version of the scenario is refused.
+      const changed = join(dir, "changed.yaml");
+      writeFileSync(
+        changed,
+        readFileSync("scenarios/check-exit-inflight.yaml", "utf8").replace("wq_depth: 4", "wq_depth: 5"),
+      );
+      const stale = cli("replay", out, "--scenario", changed);
+      assert.equal(stale.status, 2);
+      assert.match(stale.stderr, /^asidlab: .*stale schedule/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("bad budgets and a malformed schedule exit 2 with one line", () => {
+    const zero = cli("check", "check-exit-inflight", "--max-states", "0");
+    assert.equal(zero.status, 2);
+    assert.equal(zero.stderr.split("\n").length, 2);
+    const dir = mkdtempSync(join(tmpdir(), "asidlab-sched-"));
+    try {
+      writeFileSync(join(dir, "bad.schedule"), "# scenario: x\n# stamp: 0\n# property: p\ncpu zero\n");
+      const r = cli("replay", join(dir, "bad.schedule"));
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /bad\.schedule:4:1: not a transition/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("--strict makes an incomplete verdict exit 3", () => {
+    const r = cli("check", "check-exit-inflight", "--max-states", "10", "--strict");
+    assert.equal(r.status, 3);
+    assert.match(r.stdout, /verdict {4}incomplete/);
+  });
+});
