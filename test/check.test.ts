@@ -185,6 +185,49 @@ describe("asidlab check and replay on the command line", () => {
     }
   });
 
+  test("replay exports the counterexample as Chrome Trace JSON and as ITF JSON", () => {
+    const dir = mkdtempSync(join(tmpdir(), "asidlab-export-"));
+    try {
+      const out = join(dir, "c.schedule");
+      assert.equal(cli("check", "check-close-inflight", "--kernel", "no-drain", "--out", out).status, 1);
+      const lines = readFileSync(out, "utf8")
+        .split("\n")
+        .filter((l) => l !== "" && !l.startsWith("#"));
+      const r = cli("replay", out, "--trace", join(dir, "t.json"), "--itf", join(dir, "t.itf.json"));
+      assert.equal(r.status, 1, r.stderr);
+      const trace = JSON.parse(readFileSync(join(dir, "t.json"), "utf8")) as {
+        traceEvents: { ph: string; tid: number; name: string }[];
+      };
+      const open = new Map<number, string[]>();
+      for (const e of trace.traceEvents) {
+        const st = open.get(e.tid) ?? [];
+        open.set(e.tid, st);
+        if (e.ph === "B") st.push(e.name);
+        if (e.ph === "E") assert.equal(st.pop(), e.name, "slices nest per CPU track");
+      }
+      assert.ok(trace.traceEvents.some((e) => e.name === "idxd_file_dev_release"));
+      const itf = JSON.parse(readFileSync(join(dir, "t.itf.json"), "utf8")) as {
+        "#meta": { format: string };
+        vars: string[];
+        states: { action: string }[];
+      };
+      assert.equal(itf["#meta"].format, "ITF");
+      assert.ok(itf.vars.includes("mms"));
+      assert.equal(itf.states.length, lines.length + 1, "the initial state and one per step");
+      assert.equal(itf.states[0].action, "init");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a memory budget ends the run as incomplete, saying so", () => {
+    const r = cli("check", "check-exit-inflight", "--memory", "16", "--preemption-bound", "3", "--json");
+    assert.equal(r.status, 0);
+    const j = JSON.parse(r.stdout) as { verdict: string; reason: string };
+    assert.equal(j.verdict, "incomplete");
+    assert.match(j.reason, /memory budget/);
+  });
+
   test("--strict makes an incomplete verdict exit 3", () => {
     const r = cli("check", "check-exit-inflight", "--max-states", "10", "--strict");
     assert.equal(r.status, 3);

@@ -7,10 +7,13 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { checkScenario, describeSchedule } from "../engine/check.js";
-import { replaySchedule } from "../engine/explore.js";
+import type { Progress } from "../engine/explore.js";
+import { describeTransition, replaySchedule } from "../engine/explore.js";
 import { formatSchedule, parseSchedule, stampOf } from "../engine/schedule.js";
 import { runScenario, SCHEDULERS, type SchedulerName } from "../engine/session.js";
 import { checkJson, checkTable } from "../report/check-report.js";
+import { ChromeTrace } from "../report/chrome-trace.js";
+import { itfDocument, itfState } from "../report/itf.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
@@ -80,11 +83,26 @@ interface CheckFlags {
   kernel: string[];
   maxStates?: number;
   time?: number;
+  memory?: number;
   preemptionBound?: number;
   random?: number;
   depth: number;
   out?: string;
   strict?: boolean;
+}
+
+/** check's budgets of time and memory, and its progress line when stderr is a terminal. */
+function budgetStop(p: Progress, seconds: number, timeLimit?: number, memoryMiB?: number): string | null {
+  const rss = process.memoryUsage.rss() / 2 ** 20;
+  if (process.stderr.isTTY) {
+    const rate = seconds > 0 ? Math.round(p.states / seconds).toLocaleString("en-US") : "-";
+    process.stderr.write(
+      `\r\x1b[Kstates ${p.states.toLocaleString("en-US")}  ${rate} states/s  depth ${p.depth}  ${Math.round(rss)} MiB`,
+    );
+  }
+  if (timeLimit !== undefined && seconds > timeLimit) return `time budget: ${timeLimit} s`;
+  if (memoryMiB !== undefined && rss > memoryMiB) return `memory budget: ${memoryMiB} MiB`;
+  return null;
 }
 
 function cmdCheck(file: string, o: CheckFlags): number {
@@ -103,12 +121,13 @@ function cmdCheck(file: string, o: CheckFlags): number {
     {
       properties: chk.properties ?? [],
       maxStates: o.maxStates ?? chk.max_states ?? 2_000_000,
-      stop: () => (timeLimit !== undefined && elapsed() > timeLimit ? `time budget: ${timeLimit} s` : null),
+      stop: (p) => budgetStop(p, elapsed(), timeLimit, o.memory),
       preemptionBound: o.preemptionBound ?? chk.preemption_bound ?? null,
       random: o.random === undefined ? null : { walks: o.random, seed: cs.seed, depth: o.depth },
     },
     schedulePath,
   );
+  if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
   result.seconds = Math.round(elapsed() * 1000) / 1000;
   if (schedule !== null) {
     try {
@@ -126,7 +145,13 @@ function cmdCheck(file: string, o: CheckFlags): number {
   return 0;
 }
 
-function cmdReplay(file: string, o: { scenario?: string }): number {
+interface ReplayFlags {
+  scenario?: string;
+  trace?: string;
+  itf?: string;
+}
+
+function cmdReplay(file: string, o: ReplayFlags): number {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -136,25 +161,61 @@ function cmdReplay(file: string, o: { scenario?: string }): number {
   const sf = parseSchedule(text, file);
   const scenarioPath = o.scenario ?? sf.scenarioFile;
   const ls = loadScenarioFile(resolveScenario(scenarioPath));
-  const match = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
+  const cs = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
+  const props = ls.scenario.check.properties ?? [];
   // The stamp covers the scenario text, policy, variants and the model itself.
-  if (stampOf(match, ls.source, ls.scenario.check.properties ?? []) !== sf.stamp) {
+  if (stampOf(cs, ls.source, props) !== sf.stamp) {
     throw new InputError(
       `${file}: stale schedule: made from another version of ${scenarioPath} or of the model (stamp ${sf.stamp}); run check again`,
     );
   }
-  const steps = describeSchedule(match, ls.scenario.check.properties ?? [], { ...sf });
-  process.stdout.write(`replay of ${file}: ${match.name}, ${sf.schedule.length} steps\n`);
-  const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
-  process.stdout.write(lines.join(""));
-  const r = replaySchedule(match.boot, ls.scenario.check.properties ?? [], sf.schedule);
+  const steps = describeSchedule(cs, props, { ...sf });
+  // Exports: the same replay again, with a Chrome trace sink and/or ITF states (one step = 1 µs).
+  let trace: ChromeTrace | null = null;
+  let clock: Float64Array | null = null;
+  const itf: ReturnType<typeof itfState>[] = [];
+  const r = replaySchedule(
+    cs.boot,
+    props,
+    sf.schedule,
+    {
+      before(i) {
+        clock?.fill(i * cs.boot.params.cpuMhz);
+      },
+      after(i, tr, k) {
+        if (o.itf !== undefined) itf.push(itfState(k, i + 1, describeTransition(tr)));
+      },
+    },
+    (k, e) => {
+      if (o.itf !== undefined) itf.push(itfState(k, 0, "init"));
+      if (o.trace === undefined) return;
+      clock = e.clock;
+      trace = new ChromeTrace(k, e.clock);
+      k.trace = trace;
+      trace.startRun();
+    },
+  );
   if (r.error !== null) throw new InputError(`${file}: ${r.error}`);
+  const meta = { scenario: cs.name, schedule: file, property: sf.property };
+  if (o.trace !== undefined && trace !== null) writeOut(o.trace, (trace as ChromeTrace).finish(meta));
+  if (o.itf !== undefined) writeOut(o.itf, itfDocument(scenarioPath, `${sf.property}: ${sf.message}`, itf));
+  const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
+  process.stdout.write(`replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${lines.join("")}`);
   if (r.finding === null) {
     process.stdout.write("no violation at the end of the schedule\n");
     return 0;
   }
   process.stdout.write(`${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
   return 1;
+}
+
+function writeOut(path: string, text: string): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, text);
+  } catch (err) {
+    throw new InputError(`${path}: cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
 }
 
 /** The built-in scenarios: name and the first comment line of each file. */
@@ -214,6 +275,7 @@ function program(): Command {
     .option("--kernel <variant>", "add a kernel variant (repeatable)", collect, [])
     .option("--max-states <n>", "state budget", intArg("--max-states", 1, 1e10))
     .option("--time <seconds>", "time budget", intArg("--time", 1, 1e6))
+    .option("--memory <MiB>", "memory budget (resident set)", intArg("--memory", 16, 1e7))
     .option(
       "--preemption-bound <k>",
       "at most k preemptions (ticks) per path",
@@ -231,7 +293,9 @@ function program(): Command {
     .description("step through a counterexample schedule written by check")
     .argument("<schedule>", "a .schedule file")
     .option("--scenario <file>", "the scenario, if not where the schedule says")
-    .action((file: string, o: { scenario?: string }) => {
+    .option("--trace <file>", "also write it as Chrome Trace Event JSON (Perfetto; one step = 1 µs)")
+    .option("--itf <file>", "also write it as ITF JSON (the trace format of Apalache and Quint)")
+    .action((file: string, o: ReplayFlags) => {
       process.exitCode = cmdReplay(file, o);
     });
   cli

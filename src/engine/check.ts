@@ -8,13 +8,21 @@ import { HEADER_WORDS } from "../machine/memory.js";
 import { FR_PC } from "../machine/state.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import { TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "./engine.js";
-import { type CheckBudget, explore, type Finding, randomWalks, replaySchedule, shrink } from "./explore.js";
+import {
+  type CheckBudget,
+  explore,
+  type Finding,
+  type Progress,
+  randomWalks,
+  replaySchedule,
+  shrink,
+} from "./explore.js";
 import { type ScheduleFile, stampOf } from "./schedule.js";
 
 export interface CheckOptions {
   properties: readonly string[];
   maxStates: number;
-  stop?: () => string | null;
+  stop?: (p: Progress) => string | null;
   preemptionBound: number | null;
   /** Random walks instead of exhaustive search. */
   random: { walks: number; seed: number; depth: number } | null;

@@ -37,8 +37,14 @@ import { FingerprintSet } from "./visited.js";
 
 export interface CheckBudget {
   maxStates: number;
-  /** Called every few thousand states: true to stop (a time or memory budget). */
-  stop?: () => string | null;
+  /** Called every few thousand states with the progress so far: a reason to stop (a time or memory budget), or null. */
+  stop?: (p: Progress) => string | null;
+}
+
+export interface Progress {
+  states: number;
+  transitions: number;
+  depth: number;
 }
 
 export interface Finding {
@@ -178,7 +184,7 @@ export function explore(
     if (visited.size >= budget.maxStates)
       return result("incomplete", null, `state budget: ${budget.maxStates} states`);
     if ((visited.size & 4095) === 0 && budget.stop) {
-      const why = budget.stop();
+      const why = budget.stop({ states: visited.size, transitions, depth });
       if (why !== null) return result("incomplete", null, why);
     }
     depth++;
@@ -235,7 +241,7 @@ export function randomWalks(
       if (path.length > maxDepth) maxDepth = path.length;
     }
     if (budget.stop && (w & 15) === 15) {
-      const why = budget.stop();
+      const why = budget.stop({ states: visited.size, transitions, depth: maxDepth });
       if (why !== null) return res("incomplete", null, why, w + 1);
     }
   }
@@ -275,8 +281,10 @@ export function replaySchedule(
   properties: readonly string[],
   schedule: readonly number[],
   obs?: ReplayObserver,
+  setup?: (k: Kernel, e: Engine) => void,
 ): { finding: { property: string; message: string } | null; at: number; error: string | null } {
   const { k, e } = checkMachine(spec, properties);
+  if (setup) setup(k, e);
   const buf = new Int32Array(MAX_ENABLED);
   const before = new Int32Array(k.mem.size);
   for (let i = 0; i < schedule.length; i++) {
