@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { checkScenario } from "../src/engine/check.js";
-import { explore, randomWalks, replaySchedule, shrink } from "../src/engine/explore.js";
+import { explore, pctWalks, randomWalks, replaySchedule, shrink } from "../src/engine/explore.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 import { cli } from "./helpers.js";
@@ -134,6 +134,36 @@ processes:
     );
     const r = explore(cs.boot, [], NO_BUDGET, 0);
     assert.equal(r.verdict, "pass", JSON.stringify(r.finding));
+  });
+});
+
+describe("bitstate and PCT", () => {
+  test("bitstate search gives the same verdicts as the full visited set on the variant/twin pairs, and says its hash factor", () => {
+    for (const p of PAIRS) {
+      for (const kernel of [[], [p.variant]]) {
+        const { ls, cs } = builtin(p.scenario, kernel);
+        const bound = ls.scenario.check.preemption_bound ?? null;
+        const full = explore(cs.boot, [], NO_BUDGET, bound);
+        const bits = explore(cs.boot, [], NO_BUDGET, bound, 8);
+        assert.equal(bits.verdict, full.verdict, `${p.scenario} ${kernel}`);
+        assert.match(bits.coverage, /^bitstate \(hash factor \d+\)$/);
+        if (full.verdict === "pass") assert.ok(bits.states <= full.states);
+      }
+    }
+  });
+
+  test("PCT walks find the free-at-mmput race, print their guarantee, and repeat by seed", () => {
+    const { cs } = builtin("check-exit-inflight", ["free-at-mmput"]);
+    const a = pctWalks(cs.boot, [], 500, 5, 500, 3, NO_BUDGET);
+    assert.equal(a.verdict, "violation");
+    assert.equal(a.finding?.property, "pasid-reuse");
+    assert.match(
+      a.coverage,
+      /^pct:\d+ walks \(seed 5, d=3, k=500; each finds a depth-3 bug with p >= [\d.e+-]+\)$/,
+    );
+    assert.deepEqual(pctWalks(cs.boot, [], 500, 5, 500, 3, NO_BUDGET), a);
+    const ok = builtin("check-exit-inflight").cs;
+    assert.equal(pctWalks(ok.boot, [], 50, 5, 500, 3, NO_BUDGET).verdict, "pass");
   });
 });
 

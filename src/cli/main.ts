@@ -84,8 +84,10 @@ interface CheckFlags {
   maxStates?: number;
   time?: number;
   memory?: number;
+  bitstate?: number;
   preemptionBound?: number;
   random?: number;
+  pct?: number;
   depth: number;
   out?: string;
   strict?: boolean;
@@ -123,7 +125,11 @@ function cmdCheck(file: string, o: CheckFlags): number {
       maxStates: o.maxStates ?? chk.max_states ?? 2_000_000,
       stop: (p) => budgetStop(p, elapsed(), timeLimit, o.memory),
       preemptionBound: o.preemptionBound ?? chk.preemption_bound ?? null,
-      random: o.random === undefined ? null : { walks: o.random, seed: cs.seed, depth: o.depth },
+      bitstateMiB: o.bitstate ?? null,
+      random:
+        o.random === undefined && o.pct === undefined
+          ? null
+          : { walks: o.random ?? 1000, seed: cs.seed, depth: o.depth, pct: o.pct },
     },
     schedulePath,
   );
@@ -281,8 +287,18 @@ function program(): Command {
       "at most k preemptions (ticks) per path",
       intArg("--preemption-bound", 0, 1000),
     )
+    .option(
+      "--bitstate <MiB>",
+      "supertrace: a bit array of this size instead of a full visited set",
+      intArg("--bitstate", 1, 16384),
+    )
     .option("--random <walks>", "random walks instead of exhaustive search", intArg("--random", 1, 1e9))
-    .option("--depth <n>", "random walk length", intArg("--depth", 1, 1e9), 100_000)
+    .option(
+      "--pct <d>",
+      "PCT walks with d-1 priority change points (with --random N walks, default 1000)",
+      intArg("--pct", 1, 100),
+    )
+    .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9), 100_000)
     .option("--out <file>", "where to write the counterexample schedule (default out/NAME.schedule)")
     .option("--strict", "exit 3 when the verdict is incomplete")
     .action((file: string, o: CheckFlags) => {

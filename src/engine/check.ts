@@ -13,6 +13,7 @@ import {
   explore,
   type Finding,
   type Progress,
+  pctWalks,
   randomWalks,
   replaySchedule,
   shrink,
@@ -24,8 +25,10 @@ export interface CheckOptions {
   maxStates: number;
   stop?: (p: Progress) => string | null;
   preemptionBound: number | null;
-  /** Random walks instead of exhaustive search. */
-  random: { walks: number; seed: number; depth: number } | null;
+  /** Bitstate (supertrace) search in this many MiB instead of a full visited set. */
+  bitstateMiB?: number | null;
+  /** Random walks instead of exhaustive search; with `pct`, PCT walks of that depth. */
+  random: { walks: number; seed: number; depth: number; pct?: number } | null;
 }
 
 export interface CounterexampleStep {
@@ -66,8 +69,25 @@ export function checkScenario(
   const budget: CheckBudget = { maxStates: opts.maxStates, stop: opts.stop };
   const r =
     opts.random === null
-      ? explore(cs.boot, opts.properties, budget, opts.preemptionBound)
-      : randomWalks(cs.boot, opts.properties, opts.random.walks, opts.random.seed, opts.random.depth, budget);
+      ? explore(cs.boot, opts.properties, budget, opts.preemptionBound, opts.bitstateMiB ?? null)
+      : opts.random.pct !== undefined
+        ? pctWalks(
+            cs.boot,
+            opts.properties,
+            opts.random.walks,
+            opts.random.seed,
+            opts.random.depth,
+            opts.random.pct,
+            budget,
+          )
+        : randomWalks(
+            cs.boot,
+            opts.properties,
+            opts.random.walks,
+            opts.random.seed,
+            opts.random.depth,
+            budget,
+          );
   const result: CheckResult = {
     verdict: r.verdict,
     property: null,

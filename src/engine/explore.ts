@@ -33,7 +33,7 @@ import {
 } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
 import { Rng } from "./rng.js";
-import { FingerprintSet } from "./visited.js";
+import { BitstateSet, FingerprintSet } from "./visited.js";
 
 export interface CheckBudget {
   maxStates: number;
@@ -124,10 +124,12 @@ export function explore(
   properties: readonly string[],
   budget: CheckBudget,
   preemptionBound: number | null,
+  bitstateMiB: number | null = null,
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
   const size = k.mem.size;
-  const visited = new FingerprintSet();
+  const bitstate = bitstateMiB === null ? null : new BitstateSet(bitstateMiB);
+  const visited = bitstate ?? new FingerprintSet();
   const buf = new Int32Array(MAX_ENABLED);
   // The DFS stack: per depth, the state, its enabled transitions, the next to try.
   const snaps: Int32Array[] = [];
@@ -163,9 +165,14 @@ export function explore(
     states: visited.size,
     transitions,
     maxDepth,
-    coverage: preemptionBound === null ? "complete" : `preemption-bound:${preemptionBound}`,
+    coverage:
+      bitstate !== null
+        ? `bitstate (hash factor ${Math.round(bitstate.hashFactor())})`
+        : preemptionBound === null
+          ? "complete"
+          : `preemption-bound:${preemptionBound}`,
     reason,
-    collisionProbability: FingerprintSet.collisionProbability(visited.size),
+    collisionProbability: bitstate !== null ? Number.NaN : FingerprintSet.collisionProbability(visited.size),
   });
   while (depth >= 0) {
     if (nexts[depth] >= counts[depth]) {
@@ -233,6 +240,94 @@ export function randomWalks(
       const n = enabled(k, buf);
       if (n === 0) break;
       const tr = pickWeighted(buf, n, rng);
+      path.push(tr);
+      transitions++;
+      const bad = stepAndJudge(e, tr, buf);
+      if (bad !== null) return res("violation", { ...bad, schedule: path }, null, w + 1);
+      visited.add(k.mem.hashLo(), k.mem.hashHi());
+      if (path.length > maxDepth) maxDepth = path.length;
+    }
+    if (budget.stop && (w & 15) === 15) {
+      const why = budget.stop({ states: visited.size, transitions, depth: maxDepth });
+      if (why !== null) return res("incomplete", null, why, w + 1);
+    }
+  }
+  return res("pass", null, null, walks);
+}
+
+/**
+ * PCT (Burckhardt et al., ASPLOS 2010): per walk, random distinct priorities
+ * for the "threads" (each CPU, each device, the timers, the tick source) and
+ * d-1 random change points among the first `depthMax` steps; the enabled
+ * transition of the highest-priority thread runs; at the i-th change point
+ * the thread that runs is demoted to priority d-i. A bug of depth d is found
+ * by one walk with probability at least 1/(n k^(d-1)), n threads, k steps.
+ */
+export function pctWalks(
+  spec: BootSpec,
+  properties: readonly string[],
+  walks: number,
+  seed: number,
+  depthMax: number,
+  d: number,
+  budget: CheckBudget,
+): ExploreResult {
+  const { k, e } = checkMachine(spec, properties);
+  const init = k.mem.snapshot();
+  const buf = new Int32Array(MAX_ENABLED);
+  const visited = new FingerprintSet();
+  const rng = new Rng(seed);
+  const ncpu = k.params.cpus;
+  const ndev = k.model.devices.length;
+  const n = ncpu + ndev + 2; // CPUs, devices, timers, the tick source
+  const threadOf = (tr: number) => {
+    const kind = trKind(tr);
+    if (kind === TR_CPU) return trArg(tr);
+    if (kind === TR_DEVICE) return ncpu + trArg(tr);
+    return kind === TR_TICK ? n - 1 : n - 2;
+  };
+  const prio = new Int32Array(n);
+  let transitions = 0;
+  let maxDepth = 0;
+  const guarantee = 1 / (n * depthMax ** Math.max(0, d - 1));
+  const res = (
+    verdict: ExploreResult["verdict"],
+    finding: Finding | null,
+    reason: string | null,
+    done: number,
+  ) => ({
+    verdict,
+    finding,
+    states: visited.size,
+    transitions,
+    maxDepth,
+    coverage: `pct:${done} walks (seed ${seed}, d=${d}, k=${depthMax}; each finds a depth-${d} bug with p >= ${guarantee.toExponential(1)})`,
+    reason,
+    collisionProbability: FingerprintSet.collisionProbability(visited.size),
+  });
+  for (let w = 0; w < walks; w++) {
+    k.mem.restore(init);
+    // Distinct initial priorities d .. d+n-1 in random order (Fisher-Yates, unbiased).
+    for (let i = 0; i < n; i++) prio[i] = d + i;
+    for (let i = n - 1; i > 0; i--) {
+      const j = rng.int(0, i);
+      const t = prio[i];
+      prio[i] = prio[j];
+      prio[j] = t;
+    }
+    const change = Array.from({ length: d - 1 }, () => rng.int(1, depthMax)).sort((a, b) => a - b);
+    let nextChange = 0;
+    const path: number[] = [];
+    for (let step = 1; step <= depthMax; step++) {
+      const m = enabled(k, buf);
+      if (m === 0) break;
+      let best = 0;
+      for (let i = 1; i < m; i++) if (prio[threadOf(buf[i])] > prio[threadOf(buf[best])]) best = i;
+      const tr = buf[best];
+      while (nextChange < change.length && change[nextChange] === step) {
+        prio[threadOf(tr)] = d - 1 - nextChange; // the i-th change point: priority d-i
+        nextChange++;
+      }
       path.push(tr);
       transitions++;
       const bad = stepAndJudge(e, tr, buf);

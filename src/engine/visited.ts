@@ -56,3 +56,45 @@ export class FingerprintSet {
     return Math.min(1, (n * (n - 1)) / 2 ** 65);
   }
 }
+
+/**
+ * Bitstate (supertrace) mode: a fixed bit array, two bits per state from the
+ * fingerprint's halves. A state whose two bits are already set is taken as
+ * seen, so some states may be missed; the hash factor (bits per state) says
+ * how likely that is (SPIN's -DBITSTATE).
+ */
+export class BitstateSet {
+  private readonly bits: Uint32Array;
+  private readonly mask: number;
+  size = 0;
+
+  constructor(mib: number) {
+    let log2 = 10;
+    while (2 ** (log2 + 1) <= mib * 2 ** 23 && log2 < 34) log2++;
+    this.bits = new Uint32Array(2 ** (log2 - 5));
+    this.mask = 2 ** log2 - 1;
+  }
+
+  add(lo: number, hi: number): boolean {
+    const a = (lo >>> 0) % (this.mask + 1);
+    const b = (Math.imul(hi ^ 0x5bd1e995, 0x9e3779b1) >>> 0) % (this.mask + 1);
+    const wa = a >>> 5;
+    const wb = b >>> 5;
+    const ma = 1 << (a & 31);
+    const mb = 1 << (b & 31);
+    if ((this.bits[wa] & ma) !== 0 && (this.bits[wb] & mb) !== 0) return false;
+    this.bits[wa] |= ma;
+    this.bits[wb] |= mb;
+    this.size++;
+    return true;
+  }
+
+  get bytes(): number {
+    return this.bits.byteLength;
+  }
+
+  /** Bits per stored state: SPIN's hash factor; above 100 the search is very likely complete. */
+  hashFactor(): number {
+    return this.size === 0 ? Number.POSITIVE_INFINITY : (this.mask + 1) / this.size;
+  }
+}

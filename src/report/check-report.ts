@@ -10,7 +10,7 @@ export function checkJson(r: CheckResult): string {
 export function checkTable(r: CheckResult, scenario: string): string {
   const out: string[] = [];
   const p = r.collision_probability;
-  const collide = p === 0 ? "0" : p.toExponential(1);
+  const collide = Number.isNaN(p) ? "see hash factor" : p === 0 ? "0" : p.toExponential(1);
   out.push(`scenario   ${scenario}`);
   out.push(`verdict    ${r.verdict}${r.property ? ` (${r.property})` : ""}`);
   out.push(
