@@ -7,12 +7,20 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { checkScenario, describeSchedule } from "../engine/check.js";
+import { compare, parseVary } from "../engine/compare.js";
 import type { Progress } from "../engine/explore.js";
 import { describeTransition, replaySchedule } from "../engine/explore.js";
 import { formatSchedule, parseSchedule, stampOf } from "../engine/schedule.js";
 import { runScenario, SCHEDULERS, type SchedulerName } from "../engine/session.js";
 import { checkJson, checkTable } from "../report/check-report.js";
 import { ChromeTrace } from "../report/chrome-trace.js";
+import {
+  chooseMetrics,
+  compareCsv,
+  compareJson,
+  compareMarkdown,
+  compareTable,
+} from "../report/compare-report.js";
 import { itfDocument, itfState } from "../report/itf.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compileScenario } from "../scenario/compile.js";
@@ -224,6 +232,30 @@ function writeOut(path: string, text: string): void {
   }
 }
 
+interface CompareFlags {
+  vary: string[];
+  seeds: number;
+  metrics?: string;
+  json?: boolean;
+  csv?: boolean;
+  markdown?: boolean;
+}
+
+function cmdCompare(file: string, o: CompareFlags): number {
+  const ls = loadScenarioFile(resolveScenario(file));
+  const rows = compare(ls, o.vary.map(parseVary), o.seeds);
+  const metrics = chooseMetrics(
+    rows,
+    o.metrics?.split(",").filter((m) => m !== ""),
+  );
+  const name = ls.scenario.name;
+  if (o.json) process.stdout.write(compareJson(name, rows));
+  else if (o.csv) process.stdout.write(compareCsv(rows, metrics));
+  else if (o.markdown) process.stdout.write(compareMarkdown(rows, metrics));
+  else process.stdout.write(compareTable(name, rows, metrics));
+  return rows.some((r) => r.violations > 0) ? 1 : 0;
+}
+
 /** The built-in scenarios: name and the first comment line of each file. */
 function cmdScenarios(): number {
   const dir = builtinScenarioDir();
@@ -268,6 +300,26 @@ function program(): Command {
     )
     .action((file: string, o: RunFlags) => {
       process.exitCode = cmdRun(file, o);
+    });
+  cli
+    .command("compare")
+    .description(
+      "the same workload under each combination of varied values: mean, 95% CI and ratio per metric",
+    )
+    .argument("<scenario>", "a scenario file (.yaml/.json) or a built-in scenario's name")
+    .option(
+      "--vary <key=v1,v2>",
+      "a policy, kernel (variants joined by +, or mainline) or a path such as machine.cpus (repeatable)",
+      collect,
+      [],
+    )
+    .option("--seeds <n>", "seeds per combination", intArg("--seeds", 1, 10000), 5)
+    .option("--metrics <a,b>", "metrics to show (default: the contract's that are not zero)")
+    .option("--json", "one JSON object: {scenario, rows}")
+    .option("--csv", "CSV, one line per row and metric")
+    .option("--markdown", "a Markdown table")
+    .action((file: string, o: CompareFlags) => {
+      process.exitCode = cmdCompare(file, o);
     });
   cli
     .command("check")
