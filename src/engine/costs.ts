@@ -28,6 +28,11 @@ export const DEFAULT_COSTS = {
   umwait_poll: 200, // a user-space poll of a completion record
   drain: 1000, // issuing DRAIN_PASID and waiting for the command
   iotlb_flush: 2000, // PASID cache + IOTLB + device TLB invalidation, with the wait
+  tlb_flush: 300, // what a flushing CR3 write adds to one without (the refills come later)
+  invlpg: 200, // one INVLPG ("about 100 ns" per single flush, tlb.c)
+  invpcid: 350, // one INVPCID (Dave Hansen, Dec 2017: ~350 cycles per page)
+  tlb_fill: 30, // a page walk that fills a TLB entry (user_access miss)
+  user_mask_rmw: 40, // btr on user_pcid_flush_mask: its cache line taken exclusive
 } as const;
 
 export type CostKind = keyof typeof DEFAULT_COSTS;

@@ -124,6 +124,18 @@ const warnOnly: Invariant[] = [
     description: "every DMA lands in the address space of the task that submitted it",
   },
   { name: "sva-lock", description: "iommu_sva_lock is taken once and released by its holder" },
+  {
+    name: "tlb-stale",
+    description:
+      "no user-mode access uses a TLB entry of another address space, or one filled before its mm's last flush request for that page",
+  },
+  {
+    name: "cr3",
+    description:
+      "CR3 names the task's mm and the loaded ASID's PCID in user mode; no PCID or NOFLUSH bits without CR4.PCIDE",
+  },
+  { name: "asid-slot", description: "the loaded ASID slot's ctx_id is the loaded mm's" },
+  { name: "user-mask", description: "user_pcid_flush_mask names only kernel PCIDs of slots that exist" },
 ];
 
 export const CORE_INVARIANTS: readonly Invariant[] = [

@@ -11,6 +11,9 @@ import {
   SYS_CLOSE,
   SYS_EXECVE,
   SYS_EXIT,
+  SYS_MMAP,
+  SYS_MPROTECT,
+  SYS_MUNMAP,
   SYS_NANOSLEEP,
   SYS_OPEN,
   SYS_SCHED_YIELD,
@@ -21,7 +24,8 @@ import { pasid_get } from "../kernel/iommu.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";
 import { P_EXIT } from "../kernel/process.js";
-import { FR_PATH, FR_PC, LOOP_DEPTH_MAX } from "../machine/state.js";
+import { user_access } from "../kernel/tlb_hw.js";
+import { FR_PATH, FR_PC, LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
 import { wq_outstanding, wq_submit } from "./device.js";
 import {
   OPCODE_NAMES,
@@ -36,8 +40,12 @@ import {
   U_EXIT,
   U_FORK,
   U_LOOP,
+  U_MMAP,
+  U_MPROTECT,
+  U_MUNMAP,
   U_SLEEP,
   U_SYSCALL,
+  U_TOUCH,
   U_UNBIND,
   U_WAIT,
   U_YIELD,
@@ -236,6 +244,22 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
       k.charge(k.cost("umwait_poll"));
       if (wq_outstanding(k, arg, 0, k.get(T.mm, t)) === 0) k.set(T.upc, t, upc + 1);
       break;
+    case U_MMAP:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_MMAP, arg);
+      break;
+    case U_MUNMAP:
+    case U_MPROTECT:
+      k.set(T.upc, t, upc + 2); // the U_ARG pair after it holds the count
+      enter_syscall(k, cpu, (op === U_MUNMAP ? SYS_MUNMAP : SYS_MPROTECT) | (code[upc * 2 + 3] << 8), arg);
+      break;
+    case U_TOUCH: {
+      const mm = k.get(T.mm, t);
+      const n = Math.min(arg, TLB_PAGES);
+      for (let p = 0; p < n; p++) user_access(k, cpu, mm, p);
+      k.set(T.upc, t, upc + 1);
+      break;
+    }
     case U_EXIT:
     case U_END:
       enter_syscall(k, cpu, SYS_EXIT, op === U_EXIT ? arg : 0);

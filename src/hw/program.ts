@@ -19,6 +19,11 @@ export const U_BIND = 12; // arg: device | OPEN_PRIVATE (open the device's file)
 export const U_UNBIND = 13; // arg: device (close its newest open file)
 export const U_ENQCMD = 14; // arg: device
 export const U_WAIT = 15; // arg: device (poll until this mm's descriptors completed)
+export const U_MMAP = 16; // arg: pages
+export const U_MUNMAP = 17; // arg: pages; the next pair is U_ARG with the count (flushes in one syscall)
+export const U_MPROTECT = 18; // as U_MUNMAP
+export const U_TOUCH = 19; // arg: pages: a user access to each of pages 0 .. min(arg, TLB_PAGES)-1
+export const U_ARG = 20; // arg: an extra operand of the op before it (never executed)
 
 export const OPCODE_NAMES = [
   "end",
@@ -37,6 +42,11 @@ export const OPCODE_NAMES = [
   "unbind",
   "enqcmd",
   "wait",
+  "mmap",
+  "munmap",
+  "mprotect",
+  "touch",
+  "arg",
 ] as const;
 
 export interface Program {

@@ -10,8 +10,9 @@ import { ida_words } from "./ida.js";
 import { iommu_alloc_global_pasid } from "./iommu.js";
 import { Kernel, type MachineParams, type ModelConfig } from "./kernel.js";
 import { mm_alloc } from "./mm.js";
+import { P_SWITCH_TO_USER_CR3 } from "./pti.js";
 import { enqueue_task, P_IDLE } from "./sched.js";
-import { P_SWITCH_MM } from "./tlb.js";
+import { P_SWITCH_MM, tlb_boot_cpu, tlb_mm_free } from "./tlb.js";
 
 export interface InitialProcess {
   prog: number;
@@ -54,11 +55,17 @@ export function boot(spec: BootSpec): Kernel {
     tlbSlots: spec.tlbSlots,
     bonds: spec.bonds,
     openFiles: spec.openFiles,
+    asidSlots: spec.model.tlb.asidSlots,
   });
   const k = new Kernel(newMemory(L), L, spec.params, spec.programs, spec.costs, spec.model);
   k.hooks.switch_mm.push(P_SWITCH_MM);
+  // SWITCH_TO_USER_CR3 must stay the last exit_to_user hook: it is the last thing before SYSRET.
+  if (spec.model.tlb.pti) k.hooks.exit_to_user.push(P_SWITCH_TO_USER_CR3);
   chainFreeSlots(k, ncpus);
-  for (let cpu = 0; cpu < ncpus; cpu++) bootIdle(k, cpu);
+  for (let cpu = 0; cpu < ncpus; cpu++) {
+    bootIdle(k, cpu);
+    tlb_boot_cpu(k, cpu);
+  }
   devices.forEach((dev, d) => {
     // idxd's probe: a kernel work queue gets its PASID from the same space.
     if (dev.kernelWq) k.set(k.D.kernel_pasid, d, iommu_alloc_global_pasid(k, dev.maxPasids, -1));

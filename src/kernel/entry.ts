@@ -3,14 +3,16 @@
 // in are here: syscall entry, exit-to-user work, and (via sched.ts) switch_mm
 // and the FPU part of switch_to.
 
-import { IRQ_RESCHED, IRQ_TIMER, PF_EXITING, TIF_NEED_RESCHED } from "../machine/state.js";
+import { IRQ_CALL_FUNCTION, IRQ_RESCHED, IRQ_TIMER, PF_EXITING, TIF_NEED_RESCHED } from "../machine/state.js";
 import { P_CLOSE, P_DEV_OPEN } from "./devfile.js";
 import { P_CLONE } from "./fork.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 import { P_EXECVE, P_EXIT } from "./process.js";
+import { switch_to_kernel_cr3 } from "./pti.js";
 import { P_SCHEDULE, SM_NONE, SM_PREEMPT, scheduler_tick } from "./sched.js";
 import { P_NANOSLEEP, P_SCHED_YIELD } from "./sleep.js";
+import { flush_smp_call_function_queue, P_MEMOP } from "./tlb.js";
 
 // Syscall numbers of the model (a0 & 0xff); the clone flags ride in a0 >> 8.
 export const SYS_WORK = 0; // a generic syscall that spends a1 ns in the kernel
@@ -21,6 +23,9 @@ export const SYS_SCHED_YIELD = 4;
 export const SYS_NANOSLEEP = 5;
 export const SYS_OPEN = 6; // a1: device | OPEN_PRIVATE
 export const SYS_CLOSE = 7; // a1: device (the model closes that device's newest fd)
+export const SYS_MMAP = 8; // a1: pages (fresh mappings: nothing to flush)
+export const SYS_MUNMAP = 9; // a1: pages of [0, pages); a0 >> 8: how many times in this one syscall
+export const SYS_MPROTECT = 10; // as munmap
 
 /** Task flag: killed by de_thread() (exec in another thread); dies on its way to user. */
 export const TIF_KILLED = 1 << 4;
@@ -64,6 +69,12 @@ export const P_SYSCALL = defPath("do_syscall_64", [
           return;
         case SYS_CLOSE:
           k.call(cpu, P_CLOSE, arg);
+          return;
+        case SYS_MMAP:
+          return; // new VMAs have no TLB entries to shoot down
+        case SYS_MUNMAP:
+        case SYS_MPROTECT:
+          k.call(cpu, P_MEMOP, arg, ((a0 >>> 8) << 2) | ((a0 & 0xff) === SYS_MUNMAP ? 1 : 2));
           return;
         default:
           k.warn("syscall", `unknown syscall ${a0 & 0xff}`, cpu);
@@ -136,6 +147,8 @@ export const P_IRQ = defPath("common_interrupt", [
         scheduler_tick(k, cpu);
       } else if (bit === IRQ_RESCHED) {
         // scheduler_ipi(): TIF_NEED_RESCHED is already set; the exit path acts on it.
+      } else if (bit === IRQ_CALL_FUNCTION) {
+        flush_smp_call_function_queue(k, cpu);
       }
     },
     "irq_entry",
@@ -177,6 +190,7 @@ export function irq_deliverable(k: Kernel, cpu: number): boolean {
 /** Take an interrupt: leave user mode or halt, push the handler frame. */
 export function enter_irq(k: Kernel, cpu: number): void {
   const fromUser = k.get(k.C.in_user, cpu);
+  if (fromUser !== 0 && k.model.tlb.pti) switch_to_kernel_cr3(k, cpu);
   k.set(k.C.in_user, cpu, 0);
   k.set(k.C.halted, cpu, 0);
   k.set(k.C.irqs_off, cpu, 1);
@@ -185,6 +199,7 @@ export function enter_irq(k: Kernel, cpu: number): void {
 
 /** The SYSCALL instruction: from user mode into do_syscall_64. */
 export function enter_syscall(k: Kernel, cpu: number, nr: number, arg: number): void {
+  if (k.model.tlb.pti) switch_to_kernel_cr3(k, cpu); // entry_SYSCALL_64, before anything else
   k.set(k.C.in_user, cpu, 0);
   k.call(cpu, P_SYSCALL, nr, arg);
 }

@@ -63,6 +63,18 @@ export interface ModelConfig {
   variants: ReadonlySet<string>;
   /** Injected failures per fault site (index into FAULT_SITES): fail on run `nth`, or every run from it. */
   faults: readonly ({ nth: number; every: boolean } | null)[];
+  /** The TLB model's machine switches and policies (machine.pti/pcid/invpcid/asid_slots, policy.*). */
+  tlb: TlbConfig;
+}
+
+export interface TlbConfig {
+  pti: boolean;
+  pcid: boolean;
+  invpcid: boolean;
+  /** TLB_NR_DYN_ASIDS. */
+  asidSlots: number;
+  userAsidFlush: "deferred" | "immediate";
+  userFlushTest: "bt-btr" | "btr";
 }
 
 /** Receives trace events; null when tracing is off, so the hot loop pays one branch. */

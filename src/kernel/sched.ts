@@ -19,6 +19,7 @@ import {
 import type { Kernel } from "./kernel.js";
 import { mmdrop, mmgrab } from "./mm.js";
 import { defPath } from "./path.js";
+import { enter_lazy_tlb } from "./tlb.js";
 
 // --- run queues -----------------------------------------------------------
 
@@ -104,7 +105,11 @@ export function wake_up_process(k: Kernel, t: number, fromCpu: number): boolean 
   k.metrics.wakeups++;
   k.charge(k.cost("wakeup"));
   if (k.get(k.T.on_rq, t) !== 0) return true; // ttwu_runnable(): still queued, just running again
-  const cpu = select_task_rq(k, t);
+  // p->on_cpu: a task still being switched out (curr of its CPU until
+  // __switch_to) is queued where it runs, never migrated, or two CPUs would
+  // run its one kernel stack (switch_mm_irqs_off's steps widen that window).
+  const prevCpu = k.get(k.T.cpu, t);
+  const cpu = k.get(k.C.curr, prevCpu) === t ? prevCpu : select_task_rq(k, t);
   enqueue_task(k, cpu, t);
   if (k.get(k.C.curr, cpu) === k.get(k.C.idle, cpu)) resched_curr(k, cpu, fromCpu);
   if (k.trace !== null) k.trace.instant(fromCpu, "wakeup", { task: t, cpu });
@@ -187,6 +192,7 @@ export const P_SCHEDULE = defPath("schedule", [
       if (k.get(T.mm, next) === 0) {
         // To a kernel thread: it borrows prev's mm (lazy TLB).
         k.set(T.active_mm, next, prevActive);
+        enter_lazy_tlb(k, cpu);
         if (prevMm !== 0) mmgrab(k, prevActive, cpu);
         else k.set(T.active_mm, prev, 0);
       } else {

@@ -1,19 +1,427 @@
-// switch_mm_irqs_off(), for now only what the foundation needs: the CPU's
-// loaded mm and the CR3 write. The PCID/ASID issue replaces this path with
-// choose_new_asid(), tlb_gen and the PTI user PCIDs.
+// arch/x86/mm/tlb.c as steps: switch_mm_irqs_off() with choose_new_asid()
+// and load_new_mm_cr3(), lazy TLB, the deferred user-PCID flush, and
+// flush_tlb_mm_range() with its shootdown IPIs and flush_tlb_func().
+// Semantics are current mainline's (v6.15 without global ASIDs: the CPU stays
+// in mm_cpumask(prev) after a switch; should_flush_tlb() skips lazy CPUs and
+// CPUs that run another mm, and IPIs a CPU in LOADED_MM_SWITCHING).
+// Kernel variant `fea4e317f9e7`: should_flush_tlb() without the SWITCHING
+// test (the skipped-IPI window that commit closed).
 
+import { IRQ_CALL_FUNCTION, TLB_PAGES } from "../machine/state.js";
+import type { Kernel } from "./kernel.js";
+import { mmdropHooks } from "./mm.js";
 import { defPath } from "./path.js";
+import { raise_irq } from "./sched.js";
+import {
+  ctx_id,
+  invlpg,
+  invpcid_flush_one,
+  invpcid_flush_single_context,
+  kern_pcid,
+  reload_cr3,
+  user_pcid,
+  write_cr3,
+} from "./tlb_hw.js";
 
-/** switch_mm_irqs_off(prev, next): a0 = next mm. */
+/** cpu_tlbstate.loaded_mm while switch_mm_irqs_off() is between mms ((mm*)1 in the kernel). */
+export const LOADED_MM_SWITCHING = -1;
+/** tlb_single_page_flush_ceiling: ranges of more pages are flushed whole. */
+export const TLB_SINGLE_PAGE_FLUSH_CEILING = 33;
+/** A munmap of at least this many pages frees a page table (freed_tables: IPIs go to lazy CPUs too). */
+export const PTRS_PER_PTE = 512;
+export const VARIANT_SKIPPED_IPI = "fea4e317f9e7";
+
+// switch_mm_irqs_off()'s a1: the chosen ASID, need_flush, and whether to re-enable IRQs at the end.
+const SW_ASID = 0xff;
+const SW_FLUSH = 1 << 8;
+const SW_IRQS_ON = 1 << 9;
+
+// --- cpumasks ----------------------------------------------------------------
+
+function maskAddr(k: Kernel, mm: number, cpu: number): number {
+  return k.M.cpumask.at + mm * k.M.cpumask.stride + (cpu >> 5);
+}
+
+export function cpumask_test(k: Kernel, mm: number, cpu: number): boolean {
+  return (k.w[maskAddr(k, mm, cpu)] & (1 << (cpu & 31))) !== 0;
+}
+
+function cpumask_set(k: Kernel, mm: number, cpu: number): void {
+  const a = maskAddr(k, mm, cpu);
+  k.mem.write(a, k.w[a] | (1 << (cpu & 31)));
+}
+
+function cpumask_clear(k: Kernel, mm: number, cpu: number): void {
+  const a = maskAddr(k, mm, cpu);
+  k.mem.write(a, k.w[a] & ~(1 << (cpu & 31)));
+}
+
+function ctxGenAddr(k: Kernel, cpu: number, asid: number): number {
+  return k.C.ctx_gen.at + cpu * k.C.ctx_gen.stride + asid;
+}
+
+function ctxIdAddr(k: Kernel, cpu: number, asid: number): number {
+  return k.C.ctx_id.at + cpu * k.C.ctx_id.stride + asid;
+}
+
+// --- the deferred user flush ---------------------------------------------------
+
+/**
+ * invalidate_user_asid(): the user PCID of `asid` must be flushed before
+ * user code runs on it again. Mainline sets a bit (non-atomic, idempotent:
+ * this CPU only, IRQs off or the bit's owner) that SWITCH_TO_USER_CR3
+ * consumes; the `immediate` policy flushes it now with INVPCID.
+ */
+export function invalidate_user_asid(k: Kernel, cpu: number, asid: number): void {
+  const t = k.model.tlb;
+  if (!t.pti || !t.pcid) return;
+  if (t.userAsidFlush === "immediate") {
+    invpcid_flush_single_context(k, cpu, user_pcid(k, asid));
+    return;
+  }
+  const bit = kern_pcid(k, asid);
+  if (bit > t.asidSlots || bit >= 31) k.warn("user-mask", `cpu ${cpu}: user_pcid_flush_mask bit ${bit}`, cpu);
+  k.set(k.C.user_pcid_flush_mask, cpu, k.get(k.C.user_pcid_flush_mask, cpu) | (1 << bit));
+}
+
+/** flush_tlb_local(): the kernel PCID now (CR3 reload), the user PCID at exit. */
+export function flush_tlb_local(k: Kernel, cpu: number): void {
+  invalidate_user_asid(k, cpu, k.get(k.C.loaded_mm_asid, cpu));
+  reload_cr3(k, cpu);
+}
+
+/** flush_tlb_one_user(): INVLPG, and the user PCID's copy at once (INVPCID) or at exit. */
+export function flush_tlb_one_user(k: Kernel, cpu: number, page: number): void {
+  invlpg(k, cpu, page);
+  const t = k.model.tlb;
+  if (!t.pti) return;
+  const asid = k.get(k.C.loaded_mm_asid, cpu);
+  if (t.invpcid && t.pcid) invpcid_flush_one(k, cpu, user_pcid(k, asid), page);
+  else invalidate_user_asid(k, cpu, asid);
+}
+
+/** flush_tlb_one_kernel(): under PTI kernel PTEs are not global: the other ASIDs go at the next switch. */
+export function flush_tlb_one_kernel(k: Kernel, cpu: number, page: number): void {
+  flush_tlb_one_user(k, cpu, page);
+  if (k.model.tlb.pti) k.set(k.C.invalidate_other, cpu, 1);
+}
+
+// --- choose_new_asid / switch_mm_irqs_off -----------------------------------------
+
+/** clear_asid_other(): forget every dynamic slot but the loaded one. */
+function clear_asid_other(k: Kernel, cpu: number): void {
+  if (!k.model.tlb.pti) k.warn("asid-slot", `cpu ${cpu}: invalidate_other without PTI`, cpu);
+  const loaded = k.get(k.C.loaded_mm_asid, cpu);
+  for (let a = 0; a < k.model.tlb.asidSlots; a++) if (a !== loaded) k.mem.write(ctxIdAddr(k, cpu, a), 0);
+  k.set(k.C.invalidate_other, cpu, 0);
+}
+
+/**
+ * choose_new_asid(next, next_tlb_gen): the slot already holding next's ctx_id
+ * (flush if its tlb_gen is behind), else the round-robin cursor's slot
+ * (slot 0 follows the last one), which always flushes. Returns asid | SW_FLUSH.
+ */
+export function choose_new_asid(k: Kernel, cpu: number, next: number, gen: number): number {
+  const t = k.model.tlb;
+  if (!t.pcid) return 0 | SW_FLUSH;
+  if (k.get(k.C.invalidate_other, cpu) !== 0) clear_asid_other(k, cpu);
+  const ctx = ctx_id(k, next);
+  for (let a = 0; a < t.asidSlots; a++) {
+    if (k.w[ctxIdAddr(k, cpu, a)] !== ctx) continue;
+    return a | (k.w[ctxGenAddr(k, cpu, a)] < gen ? SW_FLUSH : 0);
+  }
+  let a = k.get(k.C.next_asid, cpu);
+  k.set(k.C.next_asid, cpu, a + 1);
+  if (a >= t.asidSlots) {
+    a = 0;
+    k.set(k.C.next_asid, cpu, 1);
+  }
+  return a | SW_FLUSH;
+}
+
+/**
+ * load_new_mm_cr3(): a flushing load records {ctx_id, tlb_gen} in the slot
+ * and defers the user PCID's flush; otherwise the NOFLUSH load keeps both.
+ */
+function load_new_mm_cr3(k: Kernel, cpu: number, next: number, sw: number): void {
+  const asid = sw & SW_ASID;
+  k.metrics.asid_switches++;
+  if ((sw & SW_FLUSH) !== 0) {
+    k.mem.write(ctxIdAddr(k, cpu, asid), ctx_id(k, next));
+    k.mem.write(ctxGenAddr(k, cpu, asid), k.get(k.C.sw_gen, cpu));
+    invalidate_user_asid(k, cpu, asid);
+    write_cr3(k, cpu, next, kern_pcid(k, asid), false, false);
+  } else {
+    write_cr3(k, cpu, next, kern_pcid(k, asid), false, true);
+  }
+}
+
+/** The end of switch_mm_irqs_off(): loaded_mm = next; the slot must name next. */
+function switch_mm_finish(k: Kernel, cpu: number, next: number, sw: number): void {
+  const asid = sw & SW_ASID;
+  k.set(k.C.loaded_mm, cpu, next);
+  k.set(k.C.loaded_mm_asid, cpu, asid);
+  if (k.w[ctxIdAddr(k, cpu, asid)] !== ctx_id(k, next)) {
+    k.warn(
+      "asid-slot",
+      `cpu ${cpu}: slot ${asid} holds ctx ${k.w[ctxIdAddr(k, cpu, asid)]}, loaded mm ${next}`,
+      cpu,
+    );
+  }
+  if ((sw & SW_IRQS_ON) !== 0) k.set(k.C.irqs_off, cpu, 0);
+}
+
+/** The SWITCHING store and the mm_cpumask bit: an atomic if new, else smp_mb() (83b0177a6c48). */
+function switch_mm_enter(k: Kernel, cpu: number, next: number): void {
+  k.set(k.C.loaded_mm, cpu, LOADED_MM_SWITCHING);
+  if (next !== 0 && !cpumask_test(k, next, cpu)) cpumask_set(k, next, cpu);
+  k.charge(k.cost("atomic"));
+}
+
+/**
+ * switch_mm_irqs_off(prev, next): a0 = next mm, a1 = the chosen ASID and
+ * flags. Runs with IRQs off (callers outside __schedule(), i.e. activate_mm
+ * at exec, get them turned off and back on), so no shootdown IPI lands
+ * inside; remote flushers see loaded_mm == LOADED_MM_SWITCHING meanwhile.
+ */
 export const P_SWITCH_MM = defPath("switch_mm_irqs_off", [
   [
-    "load_new_mm_cr3",
+    "switch_mm_irqs_off",
+    (k, cpu, fr) => {
+      const C = k.C;
+      const next = k.arg0(fr);
+      const on = k.get(C.irqs_off, cpu) === 0 ? SW_IRQS_ON : 0;
+      k.set(C.irqs_off, cpu, 1);
+      const prev = k.get(C.loaded_mm, cpu);
+      const wasLazy = k.get(C.is_lazy, cpu) !== 0;
+      if (wasLazy) k.set(C.is_lazy, cpu, 0);
+      if (prev === next) {
+        const asid = k.get(C.loaded_mm_asid, cpu);
+        const gen = k.get(k.M.tlb_gen, next); // after smp_mb(): a flush we were lazy for shows here
+        if (!wasLazy || k.w[ctxGenAddr(k, cpu, asid)] >= gen) {
+          if (on !== 0) k.set(C.irqs_off, cpu, 0);
+          k.ret(cpu); // a thread switch, or lazy and up to date: no CR3 write
+          return;
+        }
+        k.set(C.sw_gen, cpu, gen);
+        k.setArg1(fr, asid | SW_FLUSH | on);
+        k.jump(fr, P_SWITCH_MM.pc.load_new_mm_cr3);
+        return;
+      }
+      k.setArg1(fr, on);
+      switch_mm_enter(k, cpu, next);
+    },
+  ],
+  [
+    "choose_new_asid",
     (k, cpu, fr) => {
       const next = k.arg0(fr);
-      if (k.get(k.C.loaded_mm, cpu) === next) return;
-      k.set(k.C.loaded_mm, cpu, next);
-      k.metrics.cr3_writes++;
-      k.charge(k.cost("cr3_write"));
+      const gen = next === 0 ? 0 : k.get(k.M.tlb_gen, next);
+      k.set(k.C.sw_gen, cpu, gen);
+      k.setArg1(fr, choose_new_asid(k, cpu, next, gen) | (k.arg1(fr) & SW_IRQS_ON));
+    },
+  ],
+  ["load_new_mm_cr3", (k, cpu, fr) => load_new_mm_cr3(k, cpu, k.arg0(fr), k.arg1(fr))],
+  ["loaded_mm = next", (k, cpu, fr) => switch_mm_finish(k, cpu, k.arg0(fr), k.arg1(fr))],
+]);
+
+/** enter_lazy_tlb(): a kernel thread keeps the mm loaded; flushes may skip this CPU. */
+export function enter_lazy_tlb(k: Kernel, cpu: number): void {
+  if (k.get(k.C.loaded_mm, cpu) === 0) return; // init_mm is never lazy
+  k.set(k.C.is_lazy, cpu, 1);
+}
+
+/** leave_mm(): switch to init_mm at once (in an IPI handler, IRQs off: one atomic action). */
+function leave_mm(k: Kernel, cpu: number): void {
+  k.set(k.C.is_lazy, cpu, 0);
+  switch_mm_enter(k, cpu, 0);
+  k.set(k.C.sw_gen, cpu, 0);
+  const sw = choose_new_asid(k, cpu, 0, 0);
+  load_new_mm_cr3(k, cpu, 0, sw);
+  switch_mm_finish(k, cpu, 0, sw);
+}
+
+// --- flush_tlb_func -------------------------------------------------------------
+
+/**
+ * flush_tlb_func(info of `initiator`) on `cpu` (IRQs off: local with
+ * preemption off and nothing else touching cpu_tlbstate, or the IPI handler).
+ * Catches the loaded ASID up from its tlb_gen to the mm's, ranged only when
+ * exactly one generation behind and this request is that generation.
+ */
+export function flush_tlb_func(k: Kernel, cpu: number, initiator: number): void {
+  const C = k.C;
+  const mm = k.get(C.fi_mm, initiator);
+  const loaded = k.get(C.loaded_mm, cpu);
+  if (mm !== loaded) {
+    if (mm !== 0) cpumask_clear(k, mm, cpu); // TLB_REMOTE_WRONG_CPU
+    return;
+  }
+  if (loaded === 0) return;
+  if (k.get(C.is_lazy, cpu) !== 0) {
+    leave_mm(k, cpu);
+    return;
+  }
+  const asid = k.get(C.loaded_mm_asid, cpu);
+  const ga = ctxGenAddr(k, cpu, asid);
+  const local = k.w[ga];
+  const mmGen = k.get(k.M.tlb_gen, mm);
+  const want = k.get(C.fi_gen, initiator);
+  if (want <= local || mmGen === local) return;
+  const pages = k.get(C.fi_pages, initiator);
+  if (pages !== 0 && want === local + 1 && want === mmGen) {
+    for (let p = 0; p < pages; p++) flush_tlb_one_user(k, cpu, p);
+    k.metrics.tlb_flushes_range++;
+  } else {
+    flush_tlb_local(k, cpu);
+  }
+  k.mem.write(ga, mmGen);
+}
+
+/** should_flush_tlb(): is `cpu` worth an IPI for a flush of `mm`? */
+function should_flush_tlb(k: Kernel, cpu: number, mm: number): boolean {
+  if (k.get(k.C.is_lazy, cpu) !== 0) return false;
+  const loaded = k.get(k.C.loaded_mm, cpu);
+  if (loaded === LOADED_MM_SWITCHING) return !k.model.variants.has(VARIANT_SKIPPED_IPI);
+  return loaded === mm;
+}
+
+/** The CALL_FUNCTION IPI: run every queued request, then release its initiator (csd unlock). */
+export function flush_smp_call_function_queue(k: Kernel, cpu: number): void {
+  const f = k.C.csd_pending;
+  for (let i = 0; i < k.params.cpus; i++) {
+    const a = f.at + cpu * f.stride + (i >> 5);
+    if ((k.w[a] & (1 << (i & 31))) === 0) continue;
+    k.mem.write(a, k.w[a] & ~(1 << (i & 31)));
+    flush_tlb_func(k, cpu, i);
+    k.add(k.C.fi_waiting, i, -1);
+  }
+}
+
+// --- flush_tlb_mm_range -----------------------------------------------------------
+
+/** Mark the tracked pages of [0, pages) as changed at generation `gen` (what tlb-stale checks). */
+function mark_pages(k: Kernel, mm: number, pages: number, gen: number): void {
+  const f = k.M.page_gen;
+  const n = Math.min(pages, TLB_PAGES);
+  for (let p = 0; p < n; p++) k.mem.write(f.at + mm * f.stride + p, gen);
+}
+
+/**
+ * flush_tlb_mm_range(current->mm, 0, pages): a0 = pages, a1 = freed_tables.
+ * The PTE change and inc_mm_tlb_gen() are one step (a full barrier), so any
+ * CPU that reads the new tlb_gen also sees the new PTEs.
+ */
+export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
+  [
+    "inc_mm_tlb_gen",
+    (k, cpu, fr) => {
+      const C = k.C;
+      k.add(C.preempt_count, cpu, 1); // get_cpu()
+      const mm = k.get(k.T.mm, k.curr(cpu));
+      const pages = k.arg0(fr);
+      const gen = k.add(k.M.tlb_gen, mm, 1);
+      mark_pages(k, mm, pages, gen);
+      k.set(C.fi_mm, cpu, mm);
+      k.set(C.fi_pages, cpu, pages > TLB_SINGLE_PAGE_FLUSH_CEILING ? 0 : pages);
+      k.set(C.fi_gen, cpu, gen);
+      k.set(C.fi_freed, cpu, k.arg1(fr));
+      k.charge(k.cost("atomic"));
+    },
+  ],
+  [
+    "flush_tlb_multi",
+    (k, cpu) => {
+      const C = k.C;
+      const mm = k.get(C.fi_mm, cpu);
+      const freed = k.get(C.fi_freed, cpu) !== 0;
+      for (let c = 0; c < k.params.cpus; c++) {
+        if (c === cpu || !cpumask_test(k, mm, c)) continue;
+        if (!freed && !should_flush_tlb(k, c, mm)) continue;
+        const f = C.csd_pending;
+        const a = f.at + c * f.stride + (cpu >> 5);
+        k.mem.write(a, k.w[a] | (1 << (cpu & 31)));
+        k.add(C.fi_waiting, cpu, 1);
+        k.metrics.ipis++;
+        k.charge(k.cost("ipi_send"));
+        raise_irq(k, c, IRQ_CALL_FUNCTION);
+      }
+    },
+  ],
+  [
+    "flush_tlb_func",
+    (k, cpu) => {
+      if (k.get(k.C.loaded_mm, cpu) === k.get(k.C.fi_mm, cpu)) flush_tlb_func(k, cpu, cpu);
+    },
+  ],
+  [
+    "csd_lock_wait",
+    (k, cpu, fr) => {
+      // Spin (IRQs on: IPIs to this CPU are still served) until every target ran it.
+      if (k.get(k.C.fi_waiting, cpu) > 0) k.jump(fr, P_FLUSH_TLB_MM_RANGE.pc.csd_lock_wait);
+    },
+  ],
+  [
+    "put_cpu",
+    (k, cpu) => {
+      k.set(k.C.fi_mm, cpu, 0);
+      k.add(k.C.preempt_count, cpu, -1);
     },
   ],
 ]);
+
+// --- the syscalls ---------------------------------------------------------------
+
+export const MEMOP_MUNMAP = 1;
+export const MEMOP_MPROTECT = 2;
+
+/**
+ * munmap()/mprotect() of pages [0, a0): a1 = count << 2 | op. `count`
+ * unmaps in one syscall: that many flushes without a return to user.
+ */
+export const P_MEMOP = defPath("do_vmi_munmap", [
+  [
+    "unmap_region",
+    (k, cpu, fr) => {
+      const pages = k.arg0(fr);
+      const freed = (k.arg1(fr) & 3) === MEMOP_MUNMAP && pages >= PTRS_PER_PTE ? 1 : 0;
+      k.call(cpu, P_FLUSH_TLB_MM_RANGE, pages, freed);
+    },
+  ],
+  [
+    "tlb_finish_mmu",
+    (k, _cpu, fr) => {
+      const left = (k.arg1(fr) >>> 2) - 1;
+      if (left <= 0) return;
+      k.setArg1(fr, (left << 2) | (k.arg1(fr) & 3));
+      k.jump(fr, 0);
+    },
+  ],
+]);
+
+// --- boot and teardown ------------------------------------------------------------
+
+/** initialize_tlbstate_and_flush(): init_mm in slot 0 (ctx 1), next_asid 1, a flushing CR3. */
+export function tlb_boot_cpu(k: Kernel, cpu: number): void {
+  const C = k.C;
+  k.set(C.loaded_mm, cpu, 0);
+  k.set(C.loaded_mm_asid, cpu, 0);
+  k.set(C.next_asid, cpu, 1);
+  k.mem.write(ctxIdAddr(k, cpu, 0), ctx_id(k, 0));
+  k.set(C.cr3_mm, cpu, 0);
+  k.set(C.cr3_pcid, cpu, kern_pcid(k, 0));
+}
+
+/** At __mmdrop(): no CPU may still have the mm loaded; its TLB state goes with the struct. */
+export function tlb_mm_free(k: Kernel, mm: number, cpu: number): void {
+  for (let c = 0; c < k.params.cpus; c++) {
+    if (k.get(k.C.loaded_mm, c) === mm)
+      k.warn("mm-use-after-free", `mm ${mm} freed while loaded on cpu ${c}`, cpu);
+  }
+  k.set(k.M.tlb_gen, mm, 0);
+  const m = k.M.cpumask;
+  for (let i = 0; i < m.len; i++) k.mem.write(m.at + mm * m.stride + i, 0);
+  mark_pages(k, mm, TLB_PAGES, 0);
+}
+
+mmdropHooks.push(tlb_mm_free);

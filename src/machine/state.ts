@@ -39,6 +39,7 @@ export const IRQ_TIMER = 1 << 0; // the scheduler tick
 export const IRQ_RESCHED = 1 << 1; // reschedule IPI
 export const IRQ_HRTIMER = 1 << 2; // a high-resolution timer expired
 export const IRQ_DEVICE = 1 << 3; // a device's completion interrupt
+export const IRQ_CALL_FUNCTION = 1 << 4; // CALL_FUNCTION_VECTOR: a TLB shootdown IPI
 
 export const MM_FREE = 0;
 export const MM_LIVE = 1; // mm_users > 0
@@ -61,7 +62,18 @@ export interface MachineSize {
   /** SVA bonds (iommu_sva handles) and open device files. */
   bonds: number;
   openFiles: number;
+  /** TLB_NR_DYN_ASIDS: dynamic ASID slots per CPU (machine.asid_slots). */
+  asidSlots: number;
 }
+
+/** Words of a cpumask over `cpus` CPUs (bit c of word c >> 5). */
+export const cpumaskWords = (cpus: number) => Math.ceil(cpus / 32);
+/** Entries of each CPU's modelled hardware TLB (user translations only). */
+export const TLB_ENTRIES = 16;
+/** Words per TLB entry: PCID + 1 (0: empty), page, ctx_id of the filling mm, its tlb_gen then. */
+export const TLBE_WORDS = 4;
+/** Pages of each mm whose translations the TLB model tracks (pages 0 .. TLB_PAGES-1). */
+export const TLB_PAGES = 8;
 
 /** Fault-injection sites (the bind path's steps). */
 export const FAULT_SITES_MAX = 4;
@@ -108,7 +120,27 @@ export function defineLayout(size: MachineSize) {
     nr_running: 1, // runnable tasks on this rq, curr included unless idle
     prev_task: 1, // switch_to()'s "last": the task we switched away from
     prev_mm: 1, // rq->prev_mm: lazy mm to mmdrop in finish_task_switch()
-    loaded_mm: 1, // cpu_tlbstate.loaded_mm
+    loaded_mm: 1, // cpu_tlbstate.loaded_mm: 0 is init_mm, LOADED_MM_SWITCHING (-1) while switching
+    loaded_mm_asid: 1, // the dynamic ASID slot in CR3
+    next_asid: 1, // choose_new_asid()'s round-robin cursor
+    is_lazy: 1, // cpu_tlbstate_shared.is_lazy
+    invalidate_other: 1, // clear the other ASID slots at the next switch
+    user_pcid_flush_mask: 1, // bit kern_pcid(a): user PCID of slot a needs a flush at exit
+    ctx_id: size.asidSlots, // ctxs[a].ctx_id
+    ctx_gen: size.asidSlots, // ctxs[a].tlb_gen
+    sw_gen: 1, // switch_mm_irqs_off()'s next_tlb_gen (a local; IRQs are off, so one at a time)
+    cr3_mm: 1, // CR3's page table: the mm whose PGD it is (0: init_mm / swapper_pg_dir)
+    cr3_pcid: 1, // CR3[11:0]: the PCID (bit 11: the PTI user PCID)
+    cr3_user: 1, // CR3[12]: the PTI user half of the PGD
+    cr3_noflush: 1, // bit 63 of the last CR3 write (it reads as 0; kept for tests)
+    csd_pending: cpumaskWords(size.cpus), // initiators whose flush request waits for this CPU
+    fi_mm: 1, // this CPU's flush_tlb_info (it initiates one flush at a time): mm
+    fi_pages: 1, // pages from 0, or 0 for TLB_FLUSH_ALL
+    fi_gen: 1, // new_tlb_gen
+    fi_freed: 1, // freed_tables
+    fi_waiting: 1, // targets that have not run flush_tlb_func yet (csd_lock_wait)
+    tlb_next: 1, // the TLB's replacement cursor
+    tlb: TLB_ENTRIES * TLBE_WORDS,
   });
   const task = b.region("task", size.tasks + 1, {
     state: 1,
@@ -142,6 +174,9 @@ export function defineLayout(size: MachineSize) {
     pasid: 1, // mm->iommu_mm->pasid; 0: none
     nr_bonds: 1, // bonds of this mm (the `unbind` lifetime frees at 0)
     pasid_refs: 1, // the `task-refcount` lifetime's references
+    tlb_gen: 1, // mm->context.tlb_gen
+    cpumask: cpumaskWords(size.cpus), // mm_cpumask(mm)
+    page_gen: TLB_PAGES, // tlb_gen of the last flush request covering each tracked page
   });
   const files = b.region("files", size.tasks + 1, {
     count: 1,

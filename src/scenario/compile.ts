@@ -8,6 +8,7 @@ import { CORE_INVARIANTS } from "../engine/invariants.js";
 import type { DeviceParams } from "../hw/device.js";
 import {
   type Program,
+  U_ARG,
   U_BIND,
   U_CLONE_THREAD,
   U_CLONE_VM,
@@ -19,8 +20,12 @@ import {
   U_EXIT,
   U_FORK,
   U_LOOP,
+  U_MMAP,
+  U_MPROTECT,
+  U_MUNMAP,
   U_SLEEP,
   U_SYSCALL,
+  U_TOUCH,
   U_UNBIND,
   U_WAIT,
   U_YIELD,
@@ -46,15 +51,17 @@ export const KERNEL_VARIANTS: Readonly<Record<string, string>> = {
   "free-at-mmput":
     "5.18-rc1: mm_pasid_drop() in __mmput(), before exit_files() drained the device (fixed by 2667ed10d9f0)",
   "no-drain": "file release unbinds without DRAIN_PASID on the device",
+  fea4e317f9e7:
+    "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",
 };
 
 /** Ops whose semantics belong to a model that has not landed yet, and where it lands. */
 const NOT_YET: Partial<Record<NOp["kind"], string>> = {
   fpu: "the XSTATE model",
-  mmap: "the PCID/TLB model",
-  munmap: "the PCID/TLB model",
-  mprotect: "the PCID/TLB model",
 };
+
+/** Ops whose `count` happens inside one syscall (many TLB flushes without a return to user). */
+const COUNT_IN_SYSCALL: ReadonlySet<NOp["kind"]> = new Set(["munmap", "mprotect"]);
 
 const NS_MAX = 2 ** 31 - 1;
 /** Task slots beyond the initial tasks, for what the workload forks. */
@@ -143,6 +150,11 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
   const seed = ov.seed ?? sc.seed;
   const policy = applyPolicy(sc.policy, ov.policy ?? []);
   const withDevices = devices.length > 0;
+  if (policy.tlb_shootdown === "invlpgb") {
+    throw new InputError(
+      `${ls.locate(["policy", "tlb_shootdown"])}: policy.tlb_shootdown: 'invlpgb' (global ASIDs) is not supported yet; use 'ipi'`,
+    );
+  }
   return {
     name: sc.name,
     seed,
@@ -154,6 +166,14 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
         pasidBits: m.pasid_bits,
         lifetime: policy.pasid_lifetime,
         variants: new Set([...sc.kernel, ...(ov.kernel ?? [])]),
+        tlb: {
+          pti: m.pti,
+          pcid: m.pcid,
+          invpcid: m.invpcid,
+          asidSlots: m.asid_slots,
+          userAsidFlush: policy.user_asid_flush,
+          userFlushTest: policy.user_flush_test,
+        },
         faults: FAULT_SITES.map((site) => {
           const f = sc.faults.find((x) => x.at === site);
           return f === undefined ? null : { nth: f.nth, every: f.every };
@@ -228,7 +248,8 @@ function emitLoop(code: number[], n: number, depth: number, body: (depth: number
 function emitBlock(ctx: Ctx, np: NProgram, name: string, code: number[], depth: number): void {
   emitLoop(code, np.repeat, depth, (d) => {
     for (const op of np.ops) {
-      emitLoop(code, op.count, d, (d2) => emitOp(ctx, op, name, code, d2));
+      const n = COUNT_IN_SYSCALL.has(op.kind) ? 1 : op.count;
+      emitLoop(code, n, d, (d2) => emitOp(ctx, op, name, code, d2));
     }
   });
 }
@@ -261,6 +282,16 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
       return;
     case "yield":
       code.push(U_YIELD, 0);
+      return;
+    case "mmap":
+      code.push(U_MMAP, op.pages);
+      return;
+    case "munmap":
+    case "mprotect":
+      code.push(op.kind === "munmap" ? U_MUNMAP : U_MPROTECT, op.pages, U_ARG, op.count);
+      return;
+    case "touch":
+      code.push(U_TOUCH, op.pages);
       return;
     case "exit":
       code.push(U_EXIT, op.code);

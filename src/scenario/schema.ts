@@ -123,6 +123,7 @@ export const OP_KINDS = [
   "mmap",
   "munmap",
   "mprotect",
+  "touch",
   "fork",
   "clone_thread",
   "clone_vm",
@@ -141,6 +142,7 @@ const COUNTABLE: ReadonlySet<OpKind> = new Set<OpKind>([
   "mmap",
   "munmap",
   "mprotect",
+  "touch",
   "fpu",
   "fork",
   "clone_thread",
@@ -166,6 +168,8 @@ export interface RawOp {
   mmap?: number;
   munmap?: number;
   mprotect?: number;
+  /** a user-mode access to pages 0 .. N-1 (through the TLB; the model tracks the first 8) */
+  touch?: number;
   fork?: Program;
   clone_thread?: Program;
   clone_vm?: Program;
@@ -205,6 +209,7 @@ const OpSchema: z.ZodType<RawOp> = z.lazy(() =>
         mmap: PAGES.optional(),
         munmap: PAGES.optional(),
         mprotect: PAGES.optional(),
+        touch: PAGES.optional(),
         fork: ProgramSchema.optional(),
         clone_thread: ProgramSchema.optional(),
         clone_vm: ProgramSchema.optional(),
@@ -410,7 +415,7 @@ export type NOp = NOpBase &
     | { kind: "compute" | "syscall" | "sleep"; ns: number }
     | { kind: "yield" }
     | { kind: "fpu"; components: XFeature[] }
-    | { kind: "mmap" | "munmap" | "mprotect"; pages: number }
+    | { kind: "mmap" | "munmap" | "mprotect" | "touch"; pages: number }
     /** `program` is the child's (fork, clone_*) or the new image's (exec) */
     | { kind: "fork" | "clone_thread" | "clone_vm" | "exec"; program: NProgram }
     | { kind: "exit"; code: number }
@@ -439,6 +444,7 @@ function normalizeOp(op: RawOp, path: DocPath): NOp {
   if (op.mmap !== undefined) return { kind: "mmap", pages: op.mmap, ...at };
   if (op.munmap !== undefined) return { kind: "munmap", pages: op.munmap, ...at };
   if (op.mprotect !== undefined) return { kind: "mprotect", pages: op.mprotect, ...at };
+  if (op.touch !== undefined) return { kind: "touch", pages: op.touch, ...at };
   if (op.fork !== undefined) return { kind: "fork", program: child(op.fork, "fork"), ...at };
   if (op.clone_thread !== undefined) {
     return { kind: "clone_thread", program: child(op.clone_thread, "clone_thread"), ...at };

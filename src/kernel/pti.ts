@@ -1,0 +1,62 @@
+// The PTI CR3 macros of arch/x86/entry/calling.h. Entry from user mode
+// switches to the kernel half of the PGD without a flush (NOFLUSH with PCID;
+// without PCID every CR3 write flushes); the way out tests the CPU's
+// user_pcid_flush_mask bit for the kernel PCID in CR3 and flushes the user
+// PCID only when it is set, clearing it: the one place a bit is consumed.
+// Both run with IRQs off on this CPU, and the mask is per-CPU, so the test
+// and clear need no atomic; only an NMI could come in between (not modelled
+// as a transition yet: docs/model-vs-kernel.md).
+
+import type { Kernel } from "./kernel.js";
+import { defPath } from "./path.js";
+import { KERN_PCID_MASK, PTI_USER_PCID_BIT, user_pcid, write_cr3 } from "./tlb_hw.js";
+
+/** SWITCH_TO_KERNEL_CR3: clear bits 11 and 12, NOFLUSH when PCID is on. Part of the entry instruction's step. */
+export function switch_to_kernel_cr3(k: Kernel, cpu: number): void {
+  const C = k.C;
+  const pcid = k.get(C.cr3_pcid, cpu) & KERN_PCID_MASK;
+  write_cr3(k, cpu, k.get(C.cr3_mm, cpu), pcid, false, k.model.tlb.pcid);
+}
+
+/** SWITCH_TO_USER_CR3: bt (or btr) on the mask, NOFLUSH unless the bit was set, OR in 0x1800. */
+function switch_to_user_cr3(k: Kernel, cpu: number): void {
+  const C = k.C;
+  const t = k.model.tlb;
+  const mm = k.get(C.cr3_mm, cpu);
+  check_user_cr3(k, cpu, mm);
+  if (!t.pcid) {
+    write_cr3(k, cpu, mm, 0, true, false);
+    return;
+  }
+  const kpcid = k.get(C.cr3_pcid, cpu) & KERN_PCID_MASK;
+  const mask = k.get(C.user_pcid_flush_mask, cpu);
+  const set = (mask & (1 << kpcid)) !== 0;
+  if (set || t.userFlushTest === "btr") {
+    // btr: a read-modify-write of the mask's cache line, taken exclusive.
+    k.charge(k.cost("user_mask_rmw"));
+    k.set(C.user_pcid_flush_mask, cpu, mask & ~(1 << kpcid));
+  }
+  write_cr3(k, cpu, mm, kpcid | PTI_USER_PCID_BIT, true, !set);
+}
+
+/** WARN_ONs on the way out: CR3 names the task's mm and its loaded slot's kernel PCID. */
+function check_user_cr3(k: Kernel, cpu: number, mm: number): void {
+  const C = k.C;
+  const taskMm = k.get(k.T.mm, k.curr(cpu));
+  if (mm !== taskMm || k.get(C.loaded_mm, cpu) !== taskMm) {
+    k.warn(
+      "cr3",
+      `cpu ${cpu}: exit to user with CR3 on mm ${mm}, loaded_mm ${k.get(C.loaded_mm, cpu)}, task mm ${taskMm}`,
+      cpu,
+    );
+  }
+  const asid = k.get(C.loaded_mm_asid, cpu);
+  if ((k.get(C.cr3_pcid, cpu) & KERN_PCID_MASK) !== (user_pcid(k, asid) & KERN_PCID_MASK)) {
+    k.warn("cr3", `cpu ${cpu}: CR3 PCID ${k.get(C.cr3_pcid, cpu)} but loaded ASID ${asid}`, cpu);
+  }
+}
+
+/** The exit_to_user hook under PTI: the last thing before SYSRET/IRET (IRQs are off). */
+export const P_SWITCH_TO_USER_CR3 = defPath("SWITCH_TO_USER_CR3", [
+  ["SWITCH_TO_USER_CR3", (k, cpu) => switch_to_user_cr3(k, cpu)],
+]);
