@@ -264,3 +264,31 @@ describe("asidlab check and replay on the command line", () => {
     assert.match(r.stdout, /verdict {4}incomplete/);
   });
 });
+
+describe("check: bad input", () => {
+  test("a kernel variant for a model the scenario does not have exits 2 with one line", () => {
+    const r = cli("check", "contended", "--kernel", "free-at-mmput");
+    assert.equal(r.status, 2);
+    assert.equal(r.stdout, "");
+    assert.match(
+      r.stderr,
+      /^asidlab: --kernel free-at-mmput: kernel variant 'free-at-mmput' changes the PASID\/device model, and the scenario declares no devices\n$/,
+    );
+  });
+
+  test("a property that does not exist is refused at load, located", () => {
+    const dir = mkdtempSync(join(tmpdir(), "asidlab-prop-"));
+    try {
+      const f = join(dir, "p.yaml");
+      writeFileSync(
+        f,
+        "name: p\ncheck: { properties: [no-such-thing] }\nprocesses:\n  - name: p\n    program: [ { compute: 1 } ]\n",
+      );
+      const r = cli("check", f);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /p\.yaml:2:\d+: check\.properties\.0: unknown property 'no-such-thing'/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

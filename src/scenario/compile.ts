@@ -97,6 +97,15 @@ interface Ctx {
   devIndex(name: string): number;
 }
 
+/** Variants of the PASID/device model: meaningless in a scenario without devices. */
+const DEVICE_VARIANTS = new Set(["free-at-mmput", "no-drain"]);
+
+function variantOutOfModel(v: string, devices: number): string | null {
+  return DEVICE_VARIANTS.has(v) && devices === 0
+    ? `kernel variant '${v}' changes the PASID/device model, and the scenario declares no devices`
+    : null;
+}
+
 function unknownVariant(v: string): string {
   return `unknown kernel variant '${v}' (known: ${Object.keys(KERNEL_VARIANTS).join(", ")})`;
 }
@@ -129,6 +138,14 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
   });
   for (const v of ov.kernel ?? [])
     if (!(v in KERNEL_VARIANTS)) throw new InputError(`--kernel ${v}: ${unknownVariant(v)}`);
+  sc.kernel.forEach((v, i) => {
+    const why = variantOutOfModel(v, devices.length);
+    if (why !== null) throw new InputError(`${ls.locate(["kernel", i])}: kernel[${i}]: ${why}`);
+  });
+  for (const v of ov.kernel ?? []) {
+    const why = variantOutOfModel(v, devices.length);
+    if (why !== null) throw new InputError(`--kernel ${v}: ${why}`);
+  }
   const props = sc.check?.properties ?? [];
   props.forEach((name, i) => {
     if (!CORE_INVARIANTS.some((inv) => inv.name === name)) {
