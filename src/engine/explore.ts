@@ -202,20 +202,27 @@ export function explore(
   return result("pass", null, null);
 }
 
-/** Seeded random walks, each to `depthMax` transitions or a terminal state. */
-export function randomWalks(
+/** How a walk chooses: set up before each walk, then pick among the enabled transitions. */
+interface WalkStrategy {
+  begin(): void;
+  /** The transition to take at `step` (1-based) among buf[0..n). */
+  choose(buf: Int32Array, n: number, step: number): number;
+  coverage(walksDone: number): string;
+}
+
+/** Walks from the initial state, each to `depthMax` transitions or a terminal state. */
+function walks(
   spec: BootSpec,
   properties: readonly string[],
-  walks: number,
-  seed: number,
+  count: number,
   depthMax: number,
   budget: CheckBudget,
+  strategy: WalkStrategy,
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
   const init = k.mem.snapshot();
   const buf = new Int32Array(MAX_ENABLED);
   const visited = new FingerprintSet();
-  const rng = new Rng(seed);
   let transitions = 0;
   let maxDepth = 0;
   const res = (
@@ -229,17 +236,18 @@ export function randomWalks(
     states: visited.size,
     transitions,
     maxDepth,
-    coverage: `random:${done} walks (seed ${seed})`,
+    coverage: strategy.coverage(done),
     reason,
     collisionProbability: FingerprintSet.collisionProbability(visited.size),
   });
-  for (let w = 0; w < walks; w++) {
+  for (let w = 0; w < count; w++) {
     k.mem.restore(init);
+    strategy.begin();
     const path: number[] = [];
-    for (let d = 0; d < depthMax; d++) {
+    for (let step = 1; step <= depthMax; step++) {
       const n = enabled(k, buf);
       if (n === 0) break;
-      const tr = pickWeighted(buf, n, rng);
+      const tr = strategy.choose(buf, n, step);
       path.push(tr);
       transitions++;
       const bad = stepAndJudge(e, tr, buf);
@@ -252,7 +260,24 @@ export function randomWalks(
       if (why !== null) return res("incomplete", null, why, w + 1);
     }
   }
-  return res("pass", null, null, walks);
+  return res("pass", null, null, count);
+}
+
+/** Seeded random walks: uniform among the enabled transitions, ticks weighted down. */
+export function randomWalks(
+  spec: BootSpec,
+  properties: readonly string[],
+  count: number,
+  seed: number,
+  depthMax: number,
+  budget: CheckBudget,
+): ExploreResult {
+  const rng = new Rng(seed);
+  return walks(spec, properties, count, depthMax, budget, {
+    begin() {},
+    choose: (buf, n) => pickWeighted(buf, n, rng),
+    coverage: (done) => `random:${done} walks (seed ${seed})`,
+  });
 }
 
 /**
@@ -266,20 +291,15 @@ export function randomWalks(
 export function pctWalks(
   spec: BootSpec,
   properties: readonly string[],
-  walks: number,
+  count: number,
   seed: number,
   depthMax: number,
   d: number,
   budget: CheckBudget,
 ): ExploreResult {
-  const { k, e } = checkMachine(spec, properties);
-  const init = k.mem.snapshot();
-  const buf = new Int32Array(MAX_ENABLED);
-  const visited = new FingerprintSet();
   const rng = new Rng(seed);
-  const ncpu = k.params.cpus;
-  const ndev = k.model.devices.length;
-  const n = ncpu + ndev + 2; // CPUs, devices, timers, the tick source
+  const ncpu = spec.params.cpus;
+  const n = ncpu + spec.model.devices.length + 2; // CPUs, devices, timers, the tick source
   const threadOf = (tr: number) => {
     const kind = trKind(tr);
     if (kind === TR_CPU) return trArg(tr);
@@ -287,40 +307,23 @@ export function pctWalks(
     return kind === TR_TICK ? n - 1 : n - 2;
   };
   const prio = new Int32Array(n);
-  let transitions = 0;
-  let maxDepth = 0;
+  let change: number[] = [];
+  let nextChange = 0;
   const guarantee = 1 / (n * depthMax ** Math.max(0, d - 1));
-  const res = (
-    verdict: ExploreResult["verdict"],
-    finding: Finding | null,
-    reason: string | null,
-    done: number,
-  ) => ({
-    verdict,
-    finding,
-    states: visited.size,
-    transitions,
-    maxDepth,
-    coverage: `pct:${done} walks (seed ${seed}, d=${d}, k=${depthMax}; each finds a depth-${d} bug with p >= ${guarantee.toExponential(1)})`,
-    reason,
-    collisionProbability: FingerprintSet.collisionProbability(visited.size),
-  });
-  for (let w = 0; w < walks; w++) {
-    k.mem.restore(init);
-    // Distinct initial priorities d .. d+n-1 in random order (Fisher-Yates, unbiased).
-    for (let i = 0; i < n; i++) prio[i] = d + i;
-    for (let i = n - 1; i > 0; i--) {
-      const j = rng.int(0, i);
-      const t = prio[i];
-      prio[i] = prio[j];
-      prio[j] = t;
-    }
-    const change = Array.from({ length: d - 1 }, () => rng.int(1, depthMax)).sort((a, b) => a - b);
-    let nextChange = 0;
-    const path: number[] = [];
-    for (let step = 1; step <= depthMax; step++) {
-      const m = enabled(k, buf);
-      if (m === 0) break;
+  return walks(spec, properties, count, depthMax, budget, {
+    begin() {
+      // Distinct initial priorities d .. d+n-1 in random order (Fisher-Yates, unbiased).
+      for (let i = 0; i < n; i++) prio[i] = d + i;
+      for (let i = n - 1; i > 0; i--) {
+        const j = rng.int(0, i);
+        const t = prio[i];
+        prio[i] = prio[j];
+        prio[j] = t;
+      }
+      change = Array.from({ length: d - 1 }, () => rng.int(1, depthMax)).sort((a, b) => a - b);
+      nextChange = 0;
+    },
+    choose(buf, m, step) {
       let best = 0;
       for (let i = 1; i < m; i++) if (prio[threadOf(buf[i])] > prio[threadOf(buf[best])]) best = i;
       const tr = buf[best];
@@ -328,19 +331,11 @@ export function pctWalks(
         prio[threadOf(tr)] = d - 1 - nextChange; // the i-th change point: priority d-i
         nextChange++;
       }
-      path.push(tr);
-      transitions++;
-      const bad = stepAndJudge(e, tr, buf);
-      if (bad !== null) return res("violation", { ...bad, schedule: path }, null, w + 1);
-      visited.add(k.mem.hashLo(), k.mem.hashHi());
-      if (path.length > maxDepth) maxDepth = path.length;
-    }
-    if (budget.stop && (w & 15) === 15) {
-      const why = budget.stop({ states: visited.size, transitions, depth: maxDepth });
-      if (why !== null) return res("incomplete", null, why, w + 1);
-    }
-  }
-  return res("pass", null, null, walks);
+      return tr;
+    },
+    coverage: (done) =>
+      `pct:${done} walks (seed ${seed}, d=${d}, k=${depthMax}; each finds a depth-${d} bug with p >= ${guarantee.toExponential(1)})`,
+  });
 }
 
 /**
