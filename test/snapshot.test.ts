@@ -197,3 +197,32 @@ describe("snapshot, restore and the state fingerprint", () => {
     });
   });
 });
+
+describe("the undo journal (check's backtracking)", () => {
+  test("undo to a mark gives back exactly the memory and fingerprint of that moment, at any depth", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(fc.tuple(fc.integer({ min: 2, max: 63 }), fc.integer()), { maxLength: 20 }), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (levels) => {
+          const m = new Memory(64);
+          m.startJournal();
+          const saved: { mark: number; lo: number; hi: number; words: Int32Array }[] = [];
+          for (const writes of levels) {
+            saved.push({ mark: m.mark(), lo: m.words[0], hi: m.words[1], words: m.snapshot() });
+            for (const [a, v] of writes) m.write(a, v);
+          }
+          for (let i = saved.length - 1; i >= 0; i--) {
+            const s = saved[i];
+            m.undo(s.mark, s.lo, s.hi);
+            assert.ok(m.equals(s.words), `level ${i}`);
+            const [lo, hi] = m.fullHash();
+            assert.deepEqual([m.hashLo(), m.hashHi()], [lo, hi]);
+          }
+        },
+      ),
+    );
+  });
+});

@@ -108,8 +108,10 @@ export function enabled(k: Kernel, out: Int32Array): number {
  */
 function stepAndJudge(e: Engine, tr: number, buf: Int32Array): { property: string; message: string } | null {
   const k = e.k;
-  k.violations.length = 0;
-  k.violationCount = 0;
+  if (k.violationCount !== 0) {
+    k.violations.length = 0;
+    k.violationCount = 0;
+  }
   e.exec(tr);
   if (k.violations.length === 0 && enabled(k, buf) === 0) e.checkEnd();
   const v = k.violations[0];
@@ -127,12 +129,16 @@ export function explore(
   bitstateMiB: number | null = null,
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
-  const size = k.mem.size;
   const bitstate = bitstateMiB === null ? null : new BitstateSet(bitstateMiB);
   const visited = bitstate ?? new FingerprintSet();
   const buf = new Int32Array(MAX_ENABLED);
-  // The DFS stack: per depth, the state, its enabled transitions, the next to try.
-  const snaps: Int32Array[] = [];
+  // The DFS stack: per depth, where the state is in the undo journal (and its
+  // fingerprint words), its enabled transitions, the next to try. Going back
+  // to a state undoes the writes since it: a few dozen words, not the machine.
+  k.mem.startJournal();
+  const marks: number[] = [];
+  const hlo: number[] = [];
+  const hhi: number[] = [];
   const trs: Int32Array[] = [];
   const counts: number[] = [];
   const nexts: number[] = [];
@@ -141,12 +147,12 @@ export function explore(
   let depth = 0;
   let transitions = 0;
   let maxDepth = 0;
+  let fresh = true; // memory holds the state of this depth
   const pushState = (t: number) => {
-    if (snaps.length <= depth) {
-      snaps.push(new Int32Array(size));
-      trs.push(new Int32Array(MAX_ENABLED));
-    }
-    k.mem.snapshot(snaps[depth]);
+    if (trs.length <= depth) trs.push(new Int32Array(MAX_ENABLED));
+    marks[depth] = k.mem.mark();
+    hlo[depth] = k.w[0];
+    hhi[depth] = k.w[1];
     counts[depth] = enabled(k, trs[depth]);
     nexts[depth] = 0;
     ticks[depth] = t;
@@ -178,12 +184,15 @@ export function explore(
     if (nexts[depth] >= counts[depth]) {
       depth--;
       path.pop();
+      fresh = false;
       continue;
     }
     const tr = trs[depth][nexts[depth]++];
     const t = ticks[depth] + (trKind(tr) === TR_TICK ? 1 : 0);
     if (preemptionBound !== null && t > preemptionBound) continue;
-    k.mem.restore(snaps[depth]);
+    // Memory already holds this depth's state right after it was pushed.
+    if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
+    fresh = false;
     transitions++;
     const bad = stepAndJudge(e, tr, buf);
     if (bad !== null) return result("violation", { ...bad, schedule: [...path, tr] }, null);
@@ -198,6 +207,7 @@ export function explore(
     path.push(tr);
     if (depth > maxDepth) maxDepth = depth;
     pushState(t);
+    fresh = true;
   }
   return result("pass", null, null);
 }

@@ -42,6 +42,12 @@ function finHi(a: number, v: number): number {
 
 export class Memory {
   readonly words: Int32Array;
+  /**
+   * The undo journal (`check`'s backtracking): (address, old value) pairs of
+   * every changing write since journaling began; null when off (`run`).
+   */
+  private journal: Int32Array | null = null;
+  private jlen = 0;
 
   constructor(size: number) {
     if (!(size > HEADER_WORDS && size < 1 << 28)) throw new RangeError(`memory size ${size} out of range`);
@@ -61,6 +67,7 @@ export class Memory {
     const w = this.words;
     const old = w[addr];
     if (old === v) return;
+    if (this.journal !== null) this.log(addr, old);
     const al = addrLo(addr);
     const ah = addrHi(addr);
     w[HASH_LO] ^= finLo(al, old) ^ finLo(al, v);
@@ -103,6 +110,42 @@ export class Memory {
     const [lo, hi] = this.fullHash();
     this.words[HASH_LO] = lo;
     this.words[HASH_HI] = hi;
+  }
+
+  private log(addr: number, old: number): void {
+    let j = this.journal!;
+    if (this.jlen + 2 > j.length) {
+      const bigger = new Int32Array(j.length * 2);
+      bigger.set(j);
+      this.journal = j = bigger;
+    }
+    j[this.jlen++] = addr;
+    j[this.jlen++] = old;
+  }
+
+  /** Start journaling writes, so that `undo` can take the memory back to a `mark`. */
+  startJournal(): void {
+    this.journal = new Int32Array(1 << 16);
+    this.jlen = 0;
+  }
+
+  /** A point to come back to: pass it, with the fingerprint words of that moment, to `undo`. */
+  mark(): number {
+    return this.jlen;
+  }
+
+  /** Undo every write since `mark`, newest first; the fingerprint is restored as it was. */
+  undo(mark: number, hashLo: number, hashHi: number): void {
+    const j = this.journal!;
+    const w = this.words;
+    let n = this.jlen;
+    while (n > mark) {
+      n -= 2;
+      w[j[n]] = j[n + 1];
+    }
+    this.jlen = n;
+    w[HASH_LO] = hashLo;
+    w[HASH_HI] = hashHi;
   }
 
   snapshot(into?: Int32Array): Int32Array {
