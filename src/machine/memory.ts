@@ -67,7 +67,6 @@ export class Memory {
     const w = this.words;
     const old = w[addr];
     if (old === v) return;
-    if (this.journal !== null) this.log(addr, old);
     const al = addrLo(addr);
     const ah = addrHi(addr);
     w[HASH_LO] ^= finLo(al, old) ^ finLo(al, v);
@@ -123,10 +122,21 @@ export class Memory {
     j[this.jlen++] = old;
   }
 
-  /** Start journaling writes, so that `undo` can take the memory back to a `mark`. */
+  /**
+   * Start journaling writes, so that `undo` can take the memory back to a
+   * `mark`. This instance's `write` becomes a journaling one; `run`, which
+   * never journals, keeps the plain method with no check in it.
+   */
   startJournal(): void {
     this.journal = new Int32Array(1 << 16);
     this.jlen = 0;
+    const plain = Memory.prototype.write;
+    this.write = (addr: number, v: number) => {
+      const old = this.words[addr];
+      if (old === v) return;
+      this.log(addr, old);
+      plain.call(this, addr, v);
+    };
   }
 
   /** A point to come back to: pass it, with the fingerprint words of that moment, to `undo`. */
