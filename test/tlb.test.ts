@@ -235,11 +235,8 @@ processes:
 `);
 
   for (const cfg of ["", ", pti: false", ", pcid: false", ", invpcid: false"]) {
-    // OPEN: with PCID and (PTI off, or PTI with INVPCID) the ranged-flush path leaves stale
-    // entries for pages 4..7 after a full request: a model bug or a finding, not yet diagnosed.
-    const open = cfg === "" || cfg === ", pti: false";
     const name = `a remote munmap: every CPU running the mm flushes before its next user access (machine${cfg || " defaults"})`;
-    test(name, { todo: open ? "stale entries after a ranged flush: under investigation" : false }, () => {
+    test(name, () => {
       for (const sched of ["sim", "random"] as const) {
         const cs = threads(4, cfg);
         const { k, e } = bootEngine(cs, sched, 7);

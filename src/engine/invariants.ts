@@ -127,7 +127,7 @@ const warnOnly: Invariant[] = [
   {
     name: "tlb-stale",
     description:
-      "no user-mode access uses a TLB entry of another address space, or one filled before its mm's last flush request for that page",
+      "no user-mode access uses a TLB entry of another address space, or one older than its mm's last completed flush of that page",
   },
   {
     name: "cr3",

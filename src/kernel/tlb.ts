@@ -321,7 +321,6 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
       const mm = k.get(k.T.mm, k.curr(cpu));
       const pages = k.arg0(fr);
       const gen = k.add(k.M.tlb_gen, mm, 1);
-      mark_pages(k, mm, pages, gen);
       k.set(C.fi_mm, cpu, mm);
       k.set(C.fi_pages, cpu, pages > TLB_SINGLE_PAGE_FLUSH_CEILING ? 0 : pages);
       k.set(C.fi_gen, cpu, gen);
@@ -363,7 +362,12 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
   ],
   [
     "put_cpu",
-    (k, cpu) => {
+    (k, cpu, fr) => {
+      // The flush is complete on every CPU that ran the mm: from now on no
+      // user access may use an entry older than it. Until here, a CPU that
+      // has not taken its IPI yet may still use the old translation, as the
+      // kernel allows (the pages are not freed before the flush completes).
+      mark_pages(k, k.get(k.C.fi_mm, cpu), k.arg0(fr), k.get(k.C.fi_gen, cpu));
       k.set(k.C.fi_mm, cpu, 0);
       k.add(k.C.preempt_count, cpu, -1);
     },

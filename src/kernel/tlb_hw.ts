@@ -9,8 +9,9 @@
 //     address in a given PCID, type 1 every entry of a given PCID.
 // A model that flushed more than this would hide missing-flush bugs.
 // Entries remember the ctx_id of the mm whose page table filled them and the
-// mm's tlb_gen then; `user_access` checks them against the mm's last flush
-// request for the page (the `tlb-stale` property).
+// mm's tlb_gen then; `user_access` checks them against the mm's last
+// completed flush of the page (the `tlb-stale` property: between a flush
+// request and its completion the kernel lets other CPUs use the old entry).
 
 import { TLB_ENTRIES, TLB_PAGES, TLBE_WORDS } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
@@ -123,8 +124,8 @@ export function invpcid_flush_single_context(k: Kernel, cpu: number, pcid: numbe
 
 /**
  * A user-mode access to `page` of the current task's mm, through the TLB:
- * a hit must be a translation of this mm no older than the mm's last flush
- * request for the page (`tlb-stale`); a miss walks the page table (CR3's)
+ * a hit must be a translation of this mm no older than the mm's last
+ * completed flush of the page (`tlb-stale`); a miss walks the page table (CR3's)
  * and fills an entry, evicting round-robin (eviction is always allowed).
  */
 export function user_access(k: Kernel, cpu: number, mm: number, page: number): void {
