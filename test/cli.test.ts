@@ -243,6 +243,11 @@ describe("the installed command", () => {
     const r = spawnSync(process.execPath, [bin, "scenarios"], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /^thread-pool\s/m);
+    // The README's way: npx finds the package's own bin (it links itself as a dev
+    // dependency); --no: never fetch a package of that name from the registry.
+    const npx = spawnSync("npx", ["--no", "asidlab", "scenarios"], { cwd: REPO_ROOT, encoding: "utf8" });
+    assert.equal(npx.status, 0, npx.stderr);
+    assert.match(npx.stdout, /^thread-pool\s/m);
   });
 });
 
