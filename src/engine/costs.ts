@@ -25,6 +25,7 @@ export const DEFAULT_COSTS = {
   exec: 50000, // loading a new image
   idle_poll: 50,
   enqcmd: 300, // a non-posted 64-byte enqueue store to the portal
+  wrmsr: 150, // WRMSR to IA32_PASID
   umwait_poll: 200, // a user-space poll of a completion record
   drain: 1000, // issuing DRAIN_PASID and waiting for the command
   iotlb_flush: 2000, // PASID cache + IOTLB + device TLB invalidation, with the wait

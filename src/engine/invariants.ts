@@ -45,6 +45,21 @@ const userModeClean: Invariant = {
   },
 };
 
+const pasidMsr: Invariant = {
+  name: "pasid-msr",
+  description: "a task in user mode has IA32_PASID invalid, or equal to its mm's PASID | valid",
+  step(k, cpu) {
+    if (k.get(k.C.in_user, cpu) === 0) return null;
+    const msr = k.get(k.C.ia32_pasid, cpu);
+    if ((msr & (1 << 31)) === 0) return null;
+    const t = k.curr(cpu);
+    const want = k.get(k.M.pasid, k.get(k.T.mm, t)) | (1 << 31);
+    return msr === want
+      ? null
+      : `task ${t} in user mode with IA32_PASID ${(msr >>> 0).toString(16)}, its mm's is ${(want >>> 0).toString(16)}`;
+  },
+};
+
 const noLeak: Invariant = {
   name: "no-leak",
   description:
@@ -141,6 +156,7 @@ const warnOnly: Invariant[] = [
 export const CORE_INVARIANTS: readonly Invariant[] = [
   mmUseAfterFree,
   userModeClean,
+  pasidMsr,
   noLeak,
   pasidLeak,
   ...warnOnly,

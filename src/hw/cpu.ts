@@ -20,6 +20,7 @@ import {
   SYS_WORK,
 } from "../kernel/entry.js";
 import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kernel/fork.js";
+import { MSR_IA32_PASID_VALID, PASID_MASK, raise_gp } from "../kernel/fpu.js";
 import { pasid_get } from "../kernel/iommu.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";
@@ -127,23 +128,28 @@ function pop_finished(k: Kernel, cpu: number): void {
 }
 
 /**
- * ENQCMD to device `d`'s portal. Until the XSTATE model lands the PASID
- * comes from the mm directly, not from the IA32_PASID MSR. No portal (no
- * open file on the device) or no PASID: the task dies of SIGSEGV. Returns
- * true when the op is done (accepted or the task is dying), false for ZF=1.
+ * ENQCMD to device `d`'s portal. The descriptor's PASID is IA32_PASID[19:0];
+ * with the MSR's valid bit clear, #GP (whose fixup may write the MSR; the
+ * instruction is then executed again). No portal (no open file on the device)
+ * is a fault on the portal page: SIGSEGV. Returns true when the op is done
+ * (accepted, or the task is leaving user mode), false for ZF=1 (retry).
  */
 function enqcmd(k: Kernel, cpu: number, t: number, d: number): boolean {
   k.charge(k.cost("enqcmd"));
   const mm = k.get(k.T.mm, t);
-  const pasid = k.get(k.M.pasid, mm);
-  if (fd_of_dev(k, k.get(k.T.files, t), d) < 0 || pasid === 0) {
+  if (fd_of_dev(k, k.get(k.T.files, t), d) < 0) {
     k.metrics.sigsegv++;
-    if (k.trace !== null) k.trace.instant(cpu, "SIGSEGV", { task: t, pasid });
+    if (k.trace !== null) k.trace.instant(cpu, "SIGSEGV: no portal", { task: t });
     k.set(k.C.in_user, cpu, 0);
     k.call(cpu, P_EXIT, 128 + 11);
     return true;
   }
-  if (!wq_submit(k, d, pasid, mm, t)) {
+  const msr = k.get(k.C.ia32_pasid, cpu);
+  if ((msr & MSR_IA32_PASID_VALID) === 0) {
+    raise_gp(k, cpu); // the upc stays: after a fixup the ENQCMD runs again
+    return false;
+  }
+  if (!wq_submit(k, d, msr & PASID_MASK, mm, t)) {
     k.metrics.enqcmd_retries++; // ZF=1: the queue is full; the program tries again
     return false;
   }

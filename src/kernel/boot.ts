@@ -6,6 +6,7 @@ import type { CostTable } from "../engine/costs.js";
 import type { Program } from "../hw/program.js";
 import { defineLayout, type Field, newMemory, PF_IDLE, PF_KTHREAD, TASK_RUNNING } from "../machine/state.js";
 import { files_alloc, P_RET_FROM_FORK } from "./fork.js";
+import { P_FPU_CLONE, P_FPU_FLUSH_THREAD, P_FPU_RESTORE, P_SWITCH_FPU } from "./fpu.js";
 import { ida_words } from "./ida.js";
 import { iommu_alloc_global_pasid } from "./iommu.js";
 import { Kernel, type MachineParams, type ModelConfig } from "./kernel.js";
@@ -59,6 +60,10 @@ export function boot(spec: BootSpec): Kernel {
   });
   const k = new Kernel(newMemory(L), L, spec.params, spec.programs, spec.costs, spec.model);
   k.hooks.switch_mm.push(P_SWITCH_MM);
+  k.hooks.switch_fpu.push(P_SWITCH_FPU);
+  k.hooks.copy_process.push(P_FPU_CLONE);
+  k.hooks.exec.push(P_FPU_FLUSH_THREAD);
+  k.hooks.exit_to_user.push(P_FPU_RESTORE);
   // SWITCH_TO_USER_CR3 must stay the last exit_to_user hook: it is the last thing before SYSRET.
   if (spec.model.tlb.pti) k.hooks.exit_to_user.push(P_SWITCH_TO_USER_CR3);
   chainFreeSlots(k, ncpus);
@@ -101,7 +106,7 @@ function bootIdle(k: Kernel, cpu: number): void {
   k.set(k.T.state, idle, TASK_RUNNING);
   k.set(k.T.flags, idle, PF_KTHREAD | PF_IDLE);
   k.set(k.T.cpu, idle, cpu);
-  k.set(k.T.tgid, idle, idle);
+  k.set(k.T.tgid, idle, 0); // pid 0, like the swapper
   k.pushTaskFrame(idle, P_IDLE);
   k.set(k.C.curr, cpu, idle);
   k.set(k.C.idle, cpu, idle);
@@ -122,7 +127,7 @@ function spawnProcess(k: Kernel, prog: number, threads: number, cpuNext: number)
     }
     k.set(k.T.state, t, TASK_RUNNING);
     k.set(k.T.pid, t, k.add(k.G.next_pid, 0, 1));
-    k.set(k.T.tgid, t, leader);
+    k.set(k.T.tgid, t, k.get(k.T.pid, leader)); // the leader's pid, as the kernel's tgid
     k.set(k.T.mm, t, mm);
     k.set(k.T.active_mm, t, mm);
     k.set(k.T.files, t, files);

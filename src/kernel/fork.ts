@@ -40,7 +40,8 @@ export const P_CLONE = defPath("kernel_clone", [
       k.set(T.cpu, child, cpu);
       k.set(T.prog, child, prog);
       const flags = k.arg0(fr) << CLONE_FLAGS_SHIFT;
-      k.set(T.tgid, child, (flags & CLONE_THREAD) !== 0 ? k.get(T.tgid, parent) : child);
+      // tgid is the leader's pid, not its slot: slots are reused, pids are not.
+      k.set(T.tgid, child, (flags & CLONE_THREAD) !== 0 ? k.get(T.tgid, parent) : k.get(T.pid, child));
       k.setArg1(fr, child);
       k.add(k.G.nr_user_tasks, 0, 1);
       k.charge(k.cost("copy_process"));

@@ -154,6 +154,31 @@ export function mm_pasid_drop(k: Kernel, mm: number, cpu: number): void {
   if (pasid === 0) return;
   k.set(k.M.pasid, mm, 0);
   iommu_free_global_pasid(k, pasid, cpu);
+  if (k.get(k.M.users, mm) > 0) mm_pasid_clear_tasks(k, mm);
+}
+
+/**
+ * The lifetimes that free a PASID while the mm lives (`unbind`,
+ * `task-refcount`) need every task of the mm to forget it: 5.10 sent IPIs to
+ * mm_cpumask and updated the MSR at context switch. Modelled as one atomic
+ * step (the "perfect" of seed 000): the live MSR of every CPU running a task
+ * of the mm and every task's saved PASID component are cleared, and
+ * pasid_activated too, so the next ENQCMD takes the #GP fixup again. The
+ * `ipi` and `task-work` MSR policies (XSTATE issue) model it step by step.
+ */
+function mm_pasid_clear_tasks(k: Kernel, mm: number): void {
+  for (let t = 1; t < k.L.task.count; t++) {
+    if (k.get(k.T.mm, t) !== mm || k.get(k.T.pasid_activated, t) === 0) continue;
+    k.set(k.T.pasid_activated, t, 0);
+    k.set(k.T.xs_pasid, t, 0);
+    k.set(k.T.fpu_last_cpu, t, -1); // its registers on its last CPU are stale now
+  }
+  for (let c = 0; c < k.params.cpus; c++) {
+    const t = k.curr(c);
+    if (k.get(k.T.mm, t) !== mm || k.get(k.C.ia32_pasid, c) === 0) continue;
+    k.set(k.C.ia32_pasid, c, 0);
+    k.metrics.pasid_msr_writes++;
+  }
 }
 
 /** `static`: every mm gets a PASID when it is created (if any is left). */

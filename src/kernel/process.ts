@@ -112,10 +112,10 @@ export const P_EXECVE = defPath("do_execve", [
         if (o === t || k.get(k.T.tgid, o) !== tgid || k.get(k.T.state, o) === 0) continue;
         if ((k.get(k.T.flags, o) & PF_EXITING) !== 0) continue;
         k.set(k.T.tif, o, k.get(k.T.tif, o) | TIF_KILLED);
-        k.set(k.T.tgid, o, o);
+        k.set(k.T.tgid, o, k.get(k.T.pid, o));
         if (k.get(k.T.state, o) === TASK_INTERRUPTIBLE) wake_up_process(k, o, cpu);
       }
-      k.set(k.T.tgid, t, t);
+      k.set(k.T.tgid, t, k.get(k.T.pid, t));
     },
   ],
   [

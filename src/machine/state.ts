@@ -120,6 +120,8 @@ export function defineLayout(size: MachineSize) {
     nr_running: 1, // runnable tasks on this rq, curr included unless idle
     prev_task: 1, // switch_to()'s "last": the task we switched away from
     prev_mm: 1, // rq->prev_mm: lazy mm to mmdrop in finish_task_switch()
+    ia32_pasid: 1, // the live IA32_PASID MSR: PASID | bit 31 valid, or 0
+    fpregs_owner: 1, // fpu_fpregs_owner_ctx: the task whose registers are live here
     loaded_mm: 1, // cpu_tlbstate.loaded_mm: 0 is init_mm, LOADED_MM_SWITCHING (-1) while switching
     loaded_mm_asid: 1, // the dynamic ASID slot in CR3
     next_asid: 1, // choose_new_asid()'s round-robin cursor
@@ -147,7 +149,7 @@ export function defineLayout(size: MachineSize) {
     flags: 1,
     tif: 1,
     pid: 1,
-    tgid: 1, // thread-group leader's slot
+    tgid: 1, // the thread-group leader's pid (pids are never reused; slots are)
     mm: 1,
     active_mm: 1,
     files: 1,
@@ -162,6 +164,9 @@ export function defineLayout(size: MachineSize) {
     loops: LOOP_DEPTH_MAX,
     exit_code: 1,
     pasid_ref: 1, // the task holds a `task-refcount` reference (it submitted)
+    pasid_activated: 1, // the #GP fixup wrote this task's IA32_PASID
+    xs_pasid: 1, // the PASID component of the saved XSTATE image (0: init state)
+    fpu_last_cpu: 1, // fpu->last_cpu: where its registers were last live (-1: none)
     depth: 1, // kernel frames in use
     frames: TASK_FRAMES_MAX * FRAME_WORDS,
   });

@@ -66,6 +66,8 @@ const COUNT_IN_SYSCALL: ReadonlySet<NOp["kind"]> = new Set(["munmap", "mprotect"
 const NS_MAX = 2 ** 31 - 1;
 /** Task slots beyond the initial tasks, for what the workload forks. */
 const TASK_HEADROOM = 16;
+/** Task slots added per fork/clone op in the programs (forks in loops keep several alive at once). */
+const SLOTS_PER_SPAWN_SITE = 8;
 const TASKS_MAX = 200_000;
 
 export interface Overrides {
@@ -95,6 +97,8 @@ interface Ctx {
   ls: LoadedScenario;
   out: Program[];
   devIndex(name: string): number;
+  /** fork/clone ops seen while compiling (for the task slots). */
+  spawnSites: number;
 }
 
 /** Variants of the PASID/device model: meaningless in a scenario without devices. */
@@ -126,7 +130,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
     };
   });
   const programs: Program[] = [];
-  const ctx: Ctx = { ls, out: programs, devIndex: (n) => devNames.indexOf(n) };
+  const ctx: Ctx = { ls, out: programs, devIndex: (n) => devNames.indexOf(n), spawnSites: 0 };
   const procs = sc.processes.map((p, i) => {
     const path: DocPath = ["processes", i, "program"];
     const prog = compileProgram(ctx, normalizeProgram(p.program, path), p.name);
@@ -162,7 +166,8 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
     );
   }
   const initial = sc.processes.reduce((n, p) => n + p.count * p.threads, 0);
-  const tasksMax = Math.min(TASKS_MAX, initial * 2 + TASK_HEADROOM);
+  // Room for what the workload forks: a base, and more for each fork/clone site.
+  const tasksMax = Math.min(TASKS_MAX, initial * 2 + TASK_HEADROOM + SLOTS_PER_SPAWN_SITE * ctx.spawnSites);
   const mmsMax = tasksMax * 2 + m.cpus;
   const seed = ov.seed ?? sc.seed;
   const policy = applyPolicy(sc.policy, ov.policy ?? []);
@@ -332,6 +337,7 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
       const opcode = { fork: U_FORK, clone_thread: U_CLONE_THREAD, clone_vm: U_CLONE_VM, exec: U_EXEC }[
         op.kind
       ];
+      if (op.kind !== "exec") ctx.spawnSites++;
       code.push(opcode, compileProgram(ctx, op.program, `${name}/${op.kind}`));
       return;
     }
