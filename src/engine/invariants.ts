@@ -138,6 +138,11 @@ const warnOnly: Invariant[] = [
     name: "dma-address-space",
     description: "every DMA lands in the address space of the task that submitted it",
   },
+  {
+    name: "pasid-lost",
+    description:
+      "a task whose mm has a PASID is never left with IA32_PASID invalid after it activated (no lost XSTATE update: the fixup would never run again)",
+  },
   { name: "sva-lock", description: "iommu_sva_lock is taken once and released by its holder" },
   {
     name: "tlb-stale",

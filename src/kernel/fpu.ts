@@ -100,24 +100,44 @@ export const P_FPU_FLUSH_THREAD = defPath("fpu_flush_thread", [
  * exc_general_protection() from user mode: try_fixup_enqcmd_gp() first, with
  * IRQs still off (no preemption or softirq can come between its checks and
  * the MSR write). Fixed: return and replay the instruction. Otherwise SIGSEGV.
+ * Kernel variant `gp-fixup-irqs-on` (seed 000): the handler enables
+ * interrupts first and the checks and the write are separate steps, so a
+ * preemption between them can restore the task's old XSTATE image over the
+ * write ("preemption or BH here: kaboom").
  */
 export const P_EXC_GP = defPath("exc_general_protection", [
   [
+    "cond_local_irq_enable",
+    (k, cpu) => {
+      if (k.model.variants.has(VARIANT_GP_IRQS_ON)) k.set(k.C.irqs_off, cpu, 0);
+    },
+  ],
+  [
     "try_fixup_enqcmd_gp",
     (k, cpu, fr) => {
-      if (k.get(k.C.irqs_off, cpu) === 0) k.warn("sched-atomic", "#GP fixup with IRQs on", cpu);
+      const mainline = !k.model.variants.has(VARIANT_GP_IRQS_ON);
+      if (mainline && k.get(k.C.irqs_off, cpu) === 0) k.warn("sched-atomic", "#GP fixup with IRQs on", cpu);
       const t = k.curr(cpu);
       const pasid = k.get(k.M.pasid, k.get(k.T.mm, t));
       if (pasid === 0 || k.get(k.T.pasid_activated, t) !== 0) {
+        if (pasid !== 0) {
+          k.warn(
+            "pasid-lost",
+            `task ${t} has activated but its IA32_PASID is invalid: no fixup will run again`,
+            cpu,
+          );
+        }
         k.jump(fr, P_EXC_GP.pc.force_sig_segv);
         return;
       }
-      k.set(k.C.ia32_pasid, cpu, pasid | MSR_IA32_PASID_VALID); // wrmsrl(MSR_IA32_PASID, ...)
-      k.set(k.T.pasid_activated, t, 1);
-      k.set(k.C.fpregs_owner, cpu, t);
-      k.metrics.pasid_msr_writes++;
-      k.charge(k.cost("wrmsr"));
-      if (k.trace !== null) k.trace.instant(cpu, "#GP fixup: IA32_PASID", { task: t, pasid });
+      if (mainline) wrmsr_pasid(k, cpu, t, pasid);
+      else k.setArg0(fr, pasid); // the variant writes in the next step
+    },
+  ],
+  [
+    "wrmsrl",
+    (k, cpu, fr) => {
+      if (k.model.variants.has(VARIANT_GP_IRQS_ON)) wrmsr_pasid(k, cpu, k.curr(cpu), k.arg0(fr));
     },
   ],
   [
@@ -140,6 +160,17 @@ export const P_EXC_GP = defPath("exc_general_protection", [
     },
   ],
 ]);
+
+export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
+
+/** wrmsrl(MSR_IA32_PASID, pasid | valid) and current->pasid_activated = 1. */
+function wrmsr_pasid(k: Kernel, cpu: number, t: number, pasid: number): void {
+  k.set(k.C.ia32_pasid, cpu, pasid | MSR_IA32_PASID_VALID);
+  k.set(k.T.pasid_activated, t, 1);
+  k.metrics.pasid_msr_writes++;
+  k.charge(k.cost("wrmsr"));
+  if (k.trace !== null) k.trace.instant(cpu, "#GP fixup: IA32_PASID", { task: t, pasid });
+}
 
 /** The hardware's #GP from user mode: into the handler with IRQs off. */
 export function raise_gp(k: Kernel, cpu: number): void {

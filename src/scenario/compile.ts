@@ -51,6 +51,8 @@ export const KERNEL_VARIANTS: Readonly<Record<string, string>> = {
   "free-at-mmput":
     "5.18-rc1: mm_pasid_drop() in __mmput(), before exit_files() drained the device (fixed by 2667ed10d9f0)",
   "no-drain": "file release unbinds without DRAIN_PASID on the device",
+  "gp-fixup-irqs-on":
+    "seed 000: the #GP fixup's checks and MSR write run with interrupts and preemption enabled ('preemption or BH here: kaboom')",
   fea4e317f9e7:
     "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",
 };
@@ -102,7 +104,7 @@ interface Ctx {
 }
 
 /** Variants of the PASID/device model: meaningless in a scenario without devices. */
-const DEVICE_VARIANTS = new Set(["free-at-mmput", "no-drain"]);
+const DEVICE_VARIANTS = new Set(["free-at-mmput", "no-drain", "gp-fixup-irqs-on"]);
 
 function variantOutOfModel(v: string, devices: number): string | null {
   return DEVICE_VARIANTS.has(v) && devices === 0
