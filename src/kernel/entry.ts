@@ -182,11 +182,6 @@ export const P_IRQ = defPath("common_interrupt", [
   ],
 ]);
 
-/** The hardware side of taking an interrupt: can `cpu` take one now? */
-export function irq_deliverable(k: Kernel, cpu: number): boolean {
-  return k.get(k.C.pending, cpu) !== 0 && k.get(k.C.irqs_off, cpu) === 0 && k.get(k.C.irq_depth, cpu) === 0;
-}
-
 /** Take an interrupt: leave user mode or halt, push the handler frame. */
 export function enter_irq(k: Kernel, cpu: number): void {
   const fromUser = k.get(k.C.in_user, cpu);

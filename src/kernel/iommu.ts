@@ -14,8 +14,8 @@
 // IOMMU_NO_PASID), lowest free first: so a freed PASID is the next one handed
 // out, which is why a PASID must not return while a device may still use it.
 
-import { DESC_WORDS, MM_LIVE, PT_WORDS } from "../machine/state.js";
-import { ida_alloc_range, ida_count, ida_exists, ida_free } from "./ida.js";
+import { DESC_WORDS, PT_WORDS } from "../machine/state.js";
+import { ida_alloc_range, ida_count, ida_free } from "./ida.js";
 import type { Kernel } from "./kernel.js";
 
 export type PasidLifetime = "mm" | "unbind" | "task-refcount" | "static";
@@ -233,10 +233,3 @@ export function iommu_mm_release(k: Kernel, mm: number, cpu: number): void {
   }
   if (k.model.variants.has("free-at-mmput")) mm_pasid_drop(k, mm, cpu); // the 5.18-rc1 bug
 }
-
-/** Whether the mm behind a PASID table entry still exists (for checks). */
-export function mm_live(k: Kernel, mm: number): boolean {
-  return k.get(k.M.state, mm) === MM_LIVE;
-}
-
-export { ida_exists };
