@@ -10,6 +10,7 @@
 import { arch, cpus, platform } from "node:os";
 import { basename, join } from "node:path";
 import { builtinScenarioDir } from "../src/scenario/load.js";
+import { type CheckBenchResult, formatCheck, measureCheck } from "./check.js";
 import { formatIda, type IdaResult, idaJson, measureIda } from "./ida.js";
 import { measureState, type StateResult, TARGET_SNAPSHOT_HASH_NS } from "./state.js";
 import {
@@ -82,7 +83,7 @@ function invariantCost(on: ThroughputResult, off: ThroughputResult): number {
   return (on.run_ms - off.run_ms) / on.run_ms;
 }
 
-function printJson({ env, elapsedS, throughput, endToEnd, state, ida }: Results): string {
+function printJson({ env, elapsedS, throughput, endToEnd, state, ida, check }: Results): string {
   const out = {
     env,
     elapsed_s: round(elapsedS, 1),
@@ -119,6 +120,7 @@ function printJson({ env, elapsedS, throughput, endToEnd, state, ida }: Results)
       })),
     },
     ida: idaJson(ida),
+    check,
   };
   return `${JSON.stringify(out, null, 2)}\n`;
 }
@@ -142,7 +144,7 @@ const fixed = (x: number, d: number) =>
 const mega = (x: number) => `${fixed(x / 1e6, 2)} M/s`;
 const ns = (x: number) => (x >= 1000 ? `${fixed(x / 1000, 1)} µs` : `${fixed(x, x < 10 ? 2 : 1)} ns`);
 
-function printTables({ env, elapsedS, throughput, endToEnd, state, ida }: Results): string {
+function printTables({ env, elapsedS, throughput, endToEnd, state, ida, check }: Results): string {
   const out: string[] = [];
   out.push(
     `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}  (${fixed(elapsedS, 1)} s)`,
@@ -224,6 +226,7 @@ function printTables({ env, elapsedS, throughput, endToEnd, state, ida }: Result
       `fullHash() is ${fixed(opNs(state, "full_hash") / opNs(state, "hash"), 0)}x the incremental hash read`,
   );
   out.push("", formatIda(ida).trimEnd());
+  out.push("", formatCheck(check).trimEnd());
   return `${out.join("\n")}\n`;
 }
 
@@ -234,6 +237,7 @@ interface Results {
   endToEnd: EndToEndResult;
   state: StateResult;
   ida: IdaResult;
+  check: CheckBenchResult;
 }
 
 const env = {
@@ -262,11 +266,12 @@ function measureAll(): Results {
     { batchMs: 200, batches: 5, maxIterations: 1_000_000 },
   );
   const ida = measureIda(progress);
+  const check = measureCheck(progress);
   const elapsedS = (Date.now() - started) / 1000;
   progress(`done in ${elapsedS.toFixed(1)} s`);
   // The sink holds results of the measured loops; reading it keeps them alive.
   if (consumeSink() === 0x7fffffff) progress("(sink)");
-  return { env, elapsedS, throughput, endToEnd, state, ida };
+  return { env, elapsedS, throughput, endToEnd, state, ida, check };
 }
 
 if (only === "ida") {
