@@ -102,20 +102,31 @@ export function enabled(k: Kernel, out: Int32Array): number {
   return n;
 }
 
-/**
- * Run one transition and report what broke, if anything: a finding of the
- * step, or (when nothing is enabled afterwards) of the end invariants.
- */
-function stepAndJudge(e: Engine, tr: number, buf: Int32Array): { property: string; message: string } | null {
+type Broken = { property: string; message: string } | null;
+
+function firstFinding(e: Engine): Broken {
+  const v = e.k.violations[0];
+  return v === undefined ? null : { property: v.property, message: v.message };
+}
+
+/** Run one transition; what it broke (a WARN_ON or a step invariant), if anything. */
+function stepFinding(e: Engine, tr: number): Broken {
   const k = e.k;
   if (k.violationCount !== 0) {
     k.violations.length = 0;
     k.violationCount = 0;
   }
   e.exec(tr);
-  if (k.violations.length === 0 && enabled(k, buf) === 0) e.checkEnd();
-  const v = k.violations[0];
-  return v === undefined ? null : { property: v.property, message: v.message };
+  return firstFinding(e);
+}
+
+/**
+ * A terminal state (nothing enabled): what the end invariants say. Callers
+ * compute the enabled set once per state and call this when it is empty.
+ */
+function endFinding(e: Engine): Broken {
+  e.checkEnd();
+  return firstFinding(e);
 }
 
 const MAX_ENABLED = 4096;
@@ -131,7 +142,6 @@ export function explore(
   const { k, e } = checkMachine(spec, properties);
   const bitstate = bitstateMiB === null ? null : new BitstateSet(bitstateMiB);
   const visited = bitstate ?? new FingerprintSet();
-  const buf = new Int32Array(MAX_ENABLED);
   // The DFS stack: per depth, where the state is in the undo journal (and its
   // fingerprint words), its enabled transitions, the next to try. Going back
   // to a state undoes the writes since it: a few dozen words, not the machine.
@@ -148,19 +158,23 @@ export function explore(
   let transitions = 0;
   let maxDepth = 0;
   let fresh = true; // memory holds the state of this depth
-  const pushState = (t: number) => {
-    if (trs.length <= depth) trs.push(new Int32Array(MAX_ENABLED));
+  /** The enabled transitions of the current state, into the stack slot of `d`. */
+  const enabledAt = (d: number) => {
+    if (trs.length <= d) trs.push(new Int32Array(MAX_ENABLED));
+    return enabled(k, trs[d]);
+  };
+  const pushState = (t: number, count: number) => {
     marks[depth] = k.mem.mark();
     hlo[depth] = k.w[0];
     hhi[depth] = k.w[1];
-    counts[depth] = enabled(k, trs[depth]);
+    counts[depth] = count;
     nexts[depth] = 0;
     ticks[depth] = t;
   };
   const seen = (t: number) =>
     visited.add(k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1)), k.mem.hashHi());
   seen(0);
-  pushState(0);
+  pushState(0, enabledAt(0));
   const result = (
     verdict: ExploreResult["verdict"],
     finding: Finding | null,
@@ -194,9 +208,12 @@ export function explore(
     if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
     fresh = false;
     transitions++;
-    const bad = stepAndJudge(e, tr, buf);
+    const bad = stepFinding(e, tr);
     if (bad !== null) return result("violation", { ...bad, schedule: [...path, tr] }, null);
-    if (!seen(t)) continue;
+    if (!seen(t)) continue; // a state seen before was judged then
+    const count = enabledAt(depth + 1);
+    const end = count === 0 ? endFinding(e) : null;
+    if (end !== null) return result("violation", { ...end, schedule: [...path, tr] }, null);
     if (visited.size >= budget.maxStates)
       return result("incomplete", null, `state budget: ${budget.maxStates} states`);
     if ((visited.size & 4095) === 0 && budget.stop) {
@@ -206,7 +223,7 @@ export function explore(
     depth++;
     path.push(tr);
     if (depth > maxDepth) maxDepth = depth;
-    pushState(t);
+    pushState(t, count);
     fresh = true;
   }
   return result("pass", null, null);
@@ -254,16 +271,18 @@ function walks(
     k.mem.restore(init);
     strategy.begin();
     const path: number[] = [];
-    for (let step = 1; step <= depthMax; step++) {
-      const n = enabled(k, buf);
-      if (n === 0) break;
+    let n = enabled(k, buf);
+    for (let step = 1; step <= depthMax && n > 0; step++) {
       const tr = strategy.choose(buf, n, step);
       path.push(tr);
       transitions++;
-      const bad = stepAndJudge(e, tr, buf);
+      const bad = stepFinding(e, tr);
       if (bad !== null) return res("violation", { ...bad, schedule: path }, null, w + 1);
       visited.add(k.mem.hashLo(), k.mem.hashHi());
       if (path.length > maxDepth) maxDepth = path.length;
+      n = enabled(k, buf); // for the next choice, and to know a terminal state
+      const end = n === 0 ? endFinding(e) : null;
+      if (end !== null) return res("violation", { ...end, schedule: path }, null, w + 1);
     }
     if (budget.stop && (w & 15) === 15) {
       const why = budget.stop({ states: visited.size, transitions, depth: maxDepth });
@@ -387,9 +406,9 @@ export function replaySchedule(
   if (setup) setup(k, e);
   const buf = new Int32Array(MAX_ENABLED);
   const before = new Int32Array(k.mem.size);
+  let n = enabled(k, buf);
   for (let i = 0; i < schedule.length; i++) {
     const tr = schedule[i];
-    const n = enabled(k, buf);
     let ok = false;
     for (let j = 0; j < n && !ok; j++) ok = buf[j] === tr;
     if (!ok)
@@ -398,7 +417,9 @@ export function replaySchedule(
       obs.before(i, tr, k);
       k.mem.snapshot(before);
     }
-    const bad = stepAndJudge(e, tr, buf);
+    let bad = stepFinding(e, tr);
+    n = enabled(k, buf);
+    if (bad === null && n === 0) bad = endFinding(e);
     if (obs) obs.after(i, tr, k, before);
     if (bad !== null) return { finding: bad, at: i + 1, error: null };
   }
