@@ -21,7 +21,7 @@ function builtin(name: string, kernel: string[] = []) {
 const PAIRS = [
   { scenario: "check-exit-inflight", variant: "free-at-mmput", property: "pasid-reuse" },
   { scenario: "check-close-inflight", variant: "no-drain", property: "pasid-reuse" },
-  { scenario: "check-gp-fixup", variant: "gp-fixup-irqs-on", property: "pasid-lost" },
+  { scenario: "check-gp-fixup", variant: "gp-fixup-irqs-on", property: "fpu-lost-update" },
 ];
 
 describe("every built-in variant/twin pair gives its verdict", () => {

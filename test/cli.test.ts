@@ -173,11 +173,10 @@ describe("asidlab: bad input exits 2 with one located line", () => {
     assert.match(msg, /frobnicate/);
   });
 
-  test("an op that is not supported yet (fpu) names file:line:col and says so", () => {
-    const msg = badInput(cli("run", "test/fixtures/fpu-not-yet.yaml"));
-    assertLocated(msg, "test/fixtures/fpu-not-yet.yaml", "fpu: [avx]");
-    assert.match(msg, /fpu/);
-    assert.match(msg, /not supported yet/);
+  test("an fpu op naming a component the machine lacks names file:line:col and the component", () => {
+    const msg = badInput(cli("run", "test/fixtures/fpu-no-amx.yaml"));
+    assertLocated(msg, "test/fixtures/fpu-no-amx.yaml", "fpu: [avx, amx]");
+    assert.match(msg, /no XSTATE component 'amx'/);
   });
 
   test("a missing file names the file", () => {

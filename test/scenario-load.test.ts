@@ -42,6 +42,8 @@ describe("loading scenarios", () => {
       asid_slots: 6,
       pasid_bits: 20,
       xfeatures: ["x87", "sse", "avx", "pkru", "pasid"],
+      cpuid_xstate: {},
+      xcomp_perm: [],
       cpu_mhz: 2000,
       tick_ns: 1_000_000,
       timeslice_ns: 3_000_000,
@@ -50,6 +52,8 @@ describe("loading scenarios", () => {
     });
     assert.deepEqual(s.devices, { dsa0: { wq: "shared", wq_depth: 16, latency_ns: 2000, kernel_wq: false } });
     assert.equal(s.policy.user_flush_test, "bt-btr");
+    assert.equal(s.policy.xstate_helper, "lock-and-load");
+    assert.equal(s.policy.xstate_check, "off");
     assert.deepEqual(s.costs, {});
     assert.deepEqual(s.kernel, []);
     assert.equal(s.processes[0].count, 2);
@@ -148,7 +152,7 @@ describe("loading scenarios", () => {
       message,
       /^x\.yaml:7:9: processes\[0\]\.program\[1\]: unknown op 'frobnicate' \(expected one of: /,
     );
-    assert.match(message, /bind, unbind, enqcmd, wait, compute, syscall, yield, sleep, fpu, mmap, munmap, /);
+    assert.match(message, /bind, unbind, enqcmd, wait, compute, syscall, yield, sleep, fpu, xstate_write, kernel_fpu, req_xcomp_perm, mmap, /);
   });
 
   test("an unknown op inside a forked child's loop is located there", () => {
@@ -269,6 +273,8 @@ describe("tooling", () => {
       "tlb_shootdown",
       "user_asid_flush",
       "user_flush_test",
+      "xstate_check",
+      "xstate_helper",
     ]);
   });
 

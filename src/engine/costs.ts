@@ -26,6 +26,14 @@ export const DEFAULT_COSTS = {
   idle_poll: 50,
   enqcmd: 300, // a non-posted 64-byte enqueue store to the portal
   wrmsr: 150, // WRMSR to IA32_PASID
+  rdmsr: 100, // RDMSR of IA32_PASID (the update helper reading the live value)
+  xsaves: 100, // XSAVES/XRSTORS: the instruction, before the bytes it moves
+  xrstors: 100,
+  xstate_line: 4, // per 64-byte line that XSAVES, XRSTORS or a copy moves
+  fpstate_realloc: 3000, // xfd_enable_feature(): vzalloc of the bigger buffer and the copy
+  kernel_fpu: 2000, // the kernel's own FPU work between kernel_fpu_begin() and _end()
+  task_work: 150, // task_work_run() of one callback
+  pasid_resync: 20, // the PASID compare in switch_to() (a static branch and a load)
   umwait_poll: 200, // a user-space poll of a completion record
   drain: 1000, // issuing DRAIN_PASID and waiting for the command
   iotlb_flush: 2000, // PASID cache + IOTLB + device TLB invalidation, with the wait

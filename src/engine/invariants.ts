@@ -3,6 +3,7 @@
 // the machine is quiescent. Checkers observe; they never change the state.
 // The model's own WARN_ONs report under the same names (kernel.warn).
 
+import { fpregs_state_valid, rdmsr_pasid, TIF_NEED_FPU_LOAD } from "../kernel/fpu.js";
 import { ida_count } from "../kernel/ida.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { MM_FREE, PF_IDLE, TASK_FREE } from "../machine/state.js";
@@ -50,13 +51,29 @@ const pasidMsr: Invariant = {
   description: "a task in user mode has IA32_PASID invalid, or equal to its mm's PASID | valid",
   step(k, cpu) {
     if (k.get(k.C.in_user, cpu) === 0) return null;
-    const msr = k.get(k.C.ia32_pasid, cpu);
+    const msr = rdmsr_pasid(k, cpu);
     if ((msr & (1 << 31)) === 0) return null;
     const t = k.curr(cpu);
     const want = k.get(k.M.pasid, k.get(k.T.mm, t)) | (1 << 31);
     return msr === want
       ? null
       : `task ${t} in user mode with IA32_PASID ${(msr >>> 0).toString(16)}, its mm's is ${(want >>> 0).toString(16)}`;
+  },
+};
+
+const fpuRegsLive: Invariant = {
+  name: "fpu-owner",
+  description:
+    "a task in user mode owns its CPU's live FPU registers: TIF_NEED_FPU_LOAD clear, fpu_fpregs_owner_ctx and fpu->last_cpu naming each other",
+  step(k, cpu) {
+    if (k.get(k.C.in_user, cpu) === 0) return null;
+    const t = k.curr(cpu);
+    if ((k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) !== 0)
+      return `task ${t} in user mode with TIF_NEED_FPU_LOAD set`;
+    if (!fpregs_state_valid(k, cpu, t)) {
+      return `task ${t} in user mode but cpu ${cpu}'s registers belong to task ${k.get(k.C.fpregs_owner, cpu)} (its last_cpu is ${k.get(k.T.fpu_last_cpu, t)})`;
+    }
+    return null;
   },
 };
 
@@ -145,6 +162,21 @@ const warnOnly: Invariant[] = [
   },
   { name: "sva-lock", description: "iommu_sva_lock is taken once and released by its holder" },
   {
+    name: "fpu-lost-update",
+    description:
+      "registers and memory image are never both modified: no XSAVES or XRSTORS overwrites a component the kernel wrote, no register write while the image is authoritative",
+  },
+  { name: "fpu-state", description: "a task's XSTATE_BV is within its buffer's XCOMP_BV (else XRSTORS #GP)" },
+  {
+    name: "xstate-copy",
+    description:
+      "a component written into a task's xstate exists in its buffer, with its size and XSTATE_BV bit",
+  },
+  {
+    name: "enqcmd-pasid",
+    description: "every ENQCMD descriptor carries the PASID of the submitting task's mm",
+  },
+  {
     name: "tlb-stale",
     description:
       "no user-mode access uses a TLB entry of another address space, or one older than its mm's last completed flush of that page",
@@ -162,6 +194,7 @@ export const CORE_INVARIANTS: readonly Invariant[] = [
   mmUseAfterFree,
   userModeClean,
   pasidMsr,
+  fpuRegsLive,
   noLeak,
   pasidLeak,
   ...warnOnly,

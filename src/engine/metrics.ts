@@ -49,6 +49,10 @@ export const CORE_METRICS = [
   "idle_cycles",
   "dma_faults",
   "ebadf",
+  "xfd_faults",
+  "sigill",
+  "kernel_fpu",
+  "xstate_helper_bytes",
 ] as const;
 
 export type MetricName = (typeof CONTRACT_METRICS)[number] | (typeof CORE_METRICS)[number];

@@ -7,10 +7,12 @@ import { fd_of_dev } from "../kernel/devfile.js";
 import {
   enter_irq,
   enter_syscall,
+  SYS_ARCH_PRCTL,
   SYS_CLONE,
   SYS_CLOSE,
   SYS_EXECVE,
   SYS_EXIT,
+  SYS_KERNEL_FPU,
   SYS_MMAP,
   SYS_MPROTECT,
   SYS_MUNMAP,
@@ -18,9 +20,10 @@ import {
   SYS_OPEN,
   SYS_SCHED_YIELD,
   SYS_WORK,
+  SYS_XSTATE_WRITE,
 } from "../kernel/entry.js";
 import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kernel/fork.js";
-import { MSR_IA32_PASID_VALID, PASID_MASK, raise_gp } from "../kernel/fpu.js";
+import { MSR_IA32_PASID_VALID, PASID_MASK, raise_gp, rdmsr_pasid, user_fpu_touch } from "../kernel/fpu.js";
 import { pasid_get } from "../kernel/iommu.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";
@@ -40,6 +43,8 @@ import {
   U_EXEC,
   U_EXIT,
   U_FORK,
+  U_FPU,
+  U_KERNEL_FPU,
   U_LOOP,
   U_MMAP,
   U_MPROTECT,
@@ -49,6 +54,8 @@ import {
   U_TOUCH,
   U_UNBIND,
   U_WAIT,
+  U_XCOMP_PERM,
+  U_XSTATE_WRITE,
   U_YIELD,
 } from "./program.js";
 
@@ -144,10 +151,17 @@ function enqcmd(k: Kernel, cpu: number, t: number, d: number): boolean {
     k.call(cpu, P_EXIT, 128 + 11);
     return true;
   }
-  const msr = k.get(k.C.ia32_pasid, cpu);
+  const msr = rdmsr_pasid(k, cpu);
   if ((msr & MSR_IA32_PASID_VALID) === 0) {
     raise_gp(k, cpu); // the upc stays: after a fixup the ENQCMD runs again
     return false;
+  }
+  if ((msr & PASID_MASK) !== k.get(k.M.pasid, mm)) {
+    k.warn(
+      "enqcmd-pasid",
+      `task ${t}'s descriptor carries PASID ${msr & PASID_MASK}, its mm's is ${k.get(k.M.pasid, mm)}`,
+      cpu,
+    );
   }
   if (!wq_submit(k, d, msr & PASID_MASK, mm, t)) {
     k.metrics.enqcmd_retries++; // ZF=1: the queue is full; the program tries again
@@ -266,6 +280,21 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
       k.set(T.upc, t, upc + 1);
       break;
     }
+    case U_FPU:
+      if (user_fpu_touch(k, cpu, t, arg)) k.set(T.upc, t, upc + 1);
+      break;
+    case U_XSTATE_WRITE:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_XSTATE_WRITE, arg);
+      break;
+    case U_KERNEL_FPU:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_KERNEL_FPU, 0);
+      break;
+    case U_XCOMP_PERM:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_ARCH_PRCTL, 0);
+      break;
     case U_EXIT:
     case U_END:
       enter_syscall(k, cpu, SYS_EXIT, op === U_EXIT ? arg : 0);

@@ -24,6 +24,10 @@ export const U_MUNMAP = 17; // arg: pages; the next pair is U_ARG with the count
 export const U_MPROTECT = 18; // as U_MUNMAP
 export const U_TOUCH = 19; // arg: pages: a user access to each of pages 0 .. min(arg, TLB_PAGES)-1
 export const U_ARG = 20; // arg: an extra operand of the op before it (never executed)
+export const U_FPU = 21; // arg: mask of XSTATE components user code writes
+export const U_XSTATE_WRITE = 22; // arg: mask of components a syscall changes in the caller's xstate
+export const U_KERNEL_FPU = 23; // a syscall that uses the FPU in the kernel
+export const U_XCOMP_PERM = 24; // arch_prctl(ARCH_REQ_XCOMP_PERM, XTILE_DATA)
 
 export const OPCODE_NAMES = [
   "end",
@@ -47,6 +51,10 @@ export const OPCODE_NAMES = [
   "mprotect",
   "touch",
   "arg",
+  "fpu",
+  "xstate_write",
+  "kernel_fpu",
+  "req_xcomp_perm",
 ] as const;
 
 export interface Program {

@@ -6,7 +6,14 @@ import type { CostTable } from "../engine/costs.js";
 import type { Program } from "../hw/program.js";
 import { defineLayout, type Field, newMemory, PF_IDLE, PF_KTHREAD, TASK_RUNNING } from "../machine/state.js";
 import { files_alloc, P_RET_FROM_FORK } from "./fork.js";
-import { P_FPU_CLONE, P_FPU_FLUSH_THREAD, P_FPU_RESTORE, P_SWITCH_FPU } from "./fpu.js";
+import {
+  fpu_init_task,
+  P_FPU_CLONE,
+  P_FPU_FLUSH_THREAD,
+  P_FPU_RESTORE,
+  P_PASID_TASK_WORK,
+  P_SWITCH_FPU,
+} from "./fpu.js";
 import { ida_words } from "./ida.js";
 import { iommu_alloc_global_pasid } from "./iommu.js";
 import { Kernel, type MachineParams, type ModelConfig } from "./kernel.js";
@@ -35,6 +42,8 @@ export interface BootSpec {
   programs: readonly Program[];
   procs: readonly InitialProcess[];
   costs: CostTable;
+  /** Plug the FPU/XSTATE paths in (false: the hooks stay empty, for measuring the model's overhead). */
+  fpuHooks?: boolean;
 }
 
 /** A machine without devices hands out no PASIDs: its allocator is the smallest, not 2^20 bits of state. */
@@ -60,10 +69,12 @@ export function boot(spec: BootSpec): Kernel {
   });
   const k = new Kernel(newMemory(L), L, spec.params, spec.programs, spec.costs, spec.model);
   k.hooks.switch_mm.push(P_SWITCH_MM);
-  k.hooks.switch_fpu.push(P_SWITCH_FPU);
-  k.hooks.copy_process.push(P_FPU_CLONE);
-  k.hooks.exec.push(P_FPU_FLUSH_THREAD);
-  k.hooks.exit_to_user.push(P_FPU_RESTORE);
+  if (spec.fpuHooks !== false) {
+    k.hooks.switch_fpu.push(P_SWITCH_FPU);
+    k.hooks.copy_process.push(P_FPU_CLONE);
+    k.hooks.exec.push(P_FPU_FLUSH_THREAD);
+    k.hooks.exit_to_user.push(P_PASID_TASK_WORK, P_FPU_RESTORE);
+  }
   // SWITCH_TO_USER_CR3 must stay the last exit_to_user hook: it is the last thing before SYSRET.
   if (spec.model.tlb.pti) k.hooks.exit_to_user.push(P_SWITCH_TO_USER_CR3);
   chainFreeSlots(k, ncpus);
@@ -132,6 +143,7 @@ function spawnProcess(k: Kernel, prog: number, threads: number, cpuNext: number)
     k.set(k.T.active_mm, t, mm);
     k.set(k.T.files, t, files);
     k.set(k.T.prog, t, prog);
+    fpu_init_task(k, t);
     k.pushTaskFrame(t, P_RET_FROM_FORK);
     k.add(k.G.nr_user_tasks, 0, 1);
     const cpu = cpuNext % k.params.cpus;

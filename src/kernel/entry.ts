@@ -3,9 +3,17 @@
 // in are here: syscall entry, exit-to-user work, and (via sched.ts) switch_mm
 // and the FPU part of switch_to.
 
-import { IRQ_CALL_FUNCTION, IRQ_RESCHED, IRQ_TIMER, PF_EXITING, TIF_NEED_RESCHED } from "../machine/state.js";
+import {
+  IRQ_CALL_FUNCTION,
+  IRQ_PASID,
+  IRQ_RESCHED,
+  IRQ_TIMER,
+  PF_EXITING,
+  TIF_NEED_RESCHED,
+} from "../machine/state.js";
 import { P_CLOSE, P_DEV_OPEN } from "./devfile.js";
 import { P_CLONE } from "./fork.js";
+import { arch_req_xcomp_perm, P_KERNEL_FPU, P_XSTATE_WRITE, pasid_ipi } from "./fpu.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 import { P_EXECVE, P_EXIT } from "./process.js";
@@ -26,6 +34,9 @@ export const SYS_CLOSE = 7; // a1: device (the model closes that device's newest
 export const SYS_MMAP = 8; // a1: pages (fresh mappings: nothing to flush)
 export const SYS_MUNMAP = 9; // a1: pages of [0, pages); a0 >> 8: how many times in this one syscall
 export const SYS_MPROTECT = 10; // as munmap
+export const SYS_KERNEL_FPU = 11; // a syscall whose body uses the FPU (kernel_fpu_begin/end)
+export const SYS_XSTATE_WRITE = 12; // a1: mask of components to change in the caller's xstate
+export const SYS_ARCH_PRCTL = 13; // ARCH_REQ_XCOMP_PERM for AMX TILEDATA
 
 /** Task flag: killed by de_thread() (exec in another thread); dies on its way to user. */
 export const TIF_KILLED = 1 << 4;
@@ -75,6 +86,15 @@ export const P_SYSCALL = defPath("do_syscall_64", [
         case SYS_MUNMAP:
         case SYS_MPROTECT:
           k.call(cpu, P_MEMOP, arg, ((a0 >>> 8) << 2) | ((a0 & 0xff) === SYS_MUNMAP ? 1 : 2));
+          return;
+        case SYS_KERNEL_FPU:
+          k.call(cpu, P_KERNEL_FPU);
+          return;
+        case SYS_XSTATE_WRITE:
+          k.call(cpu, P_XSTATE_WRITE, arg);
+          return;
+        case SYS_ARCH_PRCTL:
+          arch_req_xcomp_perm(k, cpu);
           return;
         default:
           k.warn("syscall", `unknown syscall ${a0 & 0xff}`, cpu);
@@ -149,6 +169,8 @@ export const P_IRQ = defPath("common_interrupt", [
         // scheduler_ipi(): TIF_NEED_RESCHED is already set; the exit path acts on it.
       } else if (bit === IRQ_CALL_FUNCTION) {
         flush_smp_call_function_queue(k, cpu);
+      } else if (bit === IRQ_PASID) {
+        pasid_ipi(k, cpu);
       }
     },
     "irq_entry",

@@ -1,31 +1,209 @@
-// The IA32_PASID MSR as the FPU code carries it (arch/x86/kernel/fpu,
-// arch/x86/kernel/traps.c), for the PASID component (XSTATE 10, supervisor)
-// only: the live MSR per CPU; per task the saved image of the component
-// (0 is its init state: XSTATE_BV bit 10 clear), TIF_NEED_FPU_LOAD, and
-// pasid_activated. Context switch saves the outgoing task's live state
-// (XSAVES) and marks the incoming one; the way out to user restores it
-// (XRSTORS) unless this CPU's registers still hold it. ENQCMD with the MSR's
-// valid bit clear takes #GP; try_fixup_enqcmd_gp(), first in the #GP handler
-// with IRQs still off, writes the MSR once per task.
-// Simplified: the other XSTATE components, their sizes and the update/replace
-// helpers are not modelled yet (xsaves_bytes and xrstors_bytes stay 0).
+// The FPU/XSTATE machinery (arch/x86/kernel/fpu) and the IA32_PASID MSR as
+// supervisor component 10 of it (arch/x86/kernel/traps.c).
+//
+// Per CPU: the live registers (one word per component; 0 is the init state),
+// the components modified since the last XRSTORS and whose buffer that was
+// (the hardware's modified optimisation), fpu_fpregs_owner_ctx, and the
+// fpregs_lock() depth. Per task: the XSAVES image (header XSTATE_BV and
+// XCOMP_BV, one word per component), fpu->last_cpu, TIF_NEED_FPU_LOAD,
+// fpu->perm and pasid_activated. A component's bytes are its CPUID size;
+// the model keeps one word of value per component (docs/model-vs-kernel.md).
+//
+// Context switch XSAVES the outgoing task's live registers (init and
+// modified optimisations) and marks the incoming one; the way out to user
+// XRSTORS unless the registers are still valid. ENQCMD with the MSR's valid
+// bit clear takes #GP; policy `pasid_msr` says how the MSR gets its value:
+// the mainline #GP fixup, or one of the eager schemes of seed 000.
 
-import { PF_KTHREAD } from "../machine/state.js";
+import { IRQ_PASID, PF_KTHREAD, TASK_DEAD, TASK_FREE, XFEATURE_MAX } from "../machine/state.js";
 import { P_EXIT_TO_USER } from "./entry.js";
+import { pasidChange } from "./iommu.js";
 import type { Kernel } from "./kernel.js";
-import { defPath } from "./path.js";
+import { defPath, type KPath } from "./path.js";
 import { P_EXIT } from "./process.js";
 import { switch_to_kernel_cr3 } from "./pti.js";
+import {
+  XFEATURE_MASK_PASID,
+  XFEATURE_MASK_XTILE_DATA,
+  XFEATURE_PASID,
+  XSAVE_HDR_SIZE,
+  xfeatureName,
+} from "./xstate.js";
 
 export const MSR_IA32_PASID_VALID = 1 << 31;
 export const PASID_MASK = 0xfffff;
 /** Task flag: the FPU registers must be restored from the task's image before user code runs. */
 export const TIF_NEED_FPU_LOAD = 1 << 5;
+/** Task flag: a PASID update is pending (task_work, or an IPI's update deferred out of an fpregs_lock() section). */
+export const TIF_PASID_SYNC = 1 << 6;
+const SIGILL = 4;
 const SIGSEGV = 11;
+const EINVAL = 22;
+
+export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
+export const VARIANT_IPI_IN_BH = "ipi-in-bh";
+
+export type PasidMsrPolicy = "gp-fixup" | "ipi" | "task-work" | "ctxsw-resync";
+export type XstateHelper = "lock-and-load" | "update" | "replace";
 
 function userTask(k: Kernel, t: number): boolean {
   return (k.get(k.T.flags, t) & PF_KTHREAD) === 0;
 }
+
+// --- addresses of the per-component words --------------------------------------------------
+
+function xsAddr(k: Kernel, t: number, i: number): number {
+  return k.T.xs.at + t * k.T.xs.stride + i;
+}
+
+function xregAddr(k: Kernel, cpu: number, i: number): number {
+  return k.C.xregs.at + cpu * k.C.xregs.stride + i;
+}
+
+/** RDMSR IA32_PASID: the live register of component 10. */
+export function rdmsr_pasid(k: Kernel, cpu: number): number {
+  return k.w[xregAddr(k, cpu, XFEATURE_PASID)];
+}
+
+/** The PASID component of `t`'s memory image (0 when XSTATE_BV bit 10 is clear). */
+export function xs_pasid(k: Kernel, t: number): number {
+  return (k.get(k.T.xfeatures, t) & XFEATURE_MASK_PASID) === 0 ? 0 : k.w[xsAddr(k, t, XFEATURE_PASID)];
+}
+
+/** The value of component `i` in `t`'s memory image (0: init state). */
+export function xs_value(k: Kernel, t: number, i: number): number {
+  return (k.get(k.T.xfeatures, t) & (1 << i)) === 0 ? 0 : k.w[xsAddr(k, t, i)];
+}
+
+/** The live value of component `i` on `cpu`. */
+export function xreg_value(k: Kernel, cpu: number, i: number): number {
+  return k.w[xregAddr(k, cpu, i)];
+}
+
+/** Cycles to move `bytes` through the cache (XSAVES, XRSTORS, memcpy, memset). */
+function lineCost(k: Kernel, bytes: number): number {
+  return ((bytes + 63) >>> 6) * k.costs.xstate_line;
+}
+
+/** fpregs_state_valid(): this CPU's registers still hold exactly `t`'s image. */
+export function fpregs_state_valid(k: Kernel, cpu: number, t: number): boolean {
+  return k.get(k.C.fpregs_owner, cpu) === t && k.get(k.T.fpu_last_cpu, t) === cpu;
+}
+
+/** Write a live register (WRMSR, or an XRSTORS of one component from a kernel buffer). */
+function write_xreg(k: Kernel, cpu: number, i: number, v: number): void {
+  k.mem.write(xregAddr(k, cpu, i), v);
+  k.set(k.C.xmodified, cpu, k.get(k.C.xmodified, cpu) | (1 << i));
+}
+
+/** Write one component of `t`'s memory image and invalidate its registers (__fpu_invalidate_fpregs_state). */
+function write_xs(k: Kernel, t: number, i: number, v: number): void {
+  const bit = 1 << i;
+  k.mem.write(xsAddr(k, t, i), v);
+  const bv = k.get(k.T.xfeatures, t);
+  k.set(k.T.xfeatures, t, v === 0 ? bv & ~bit : bv | bit);
+  k.set(k.T.xs_newer, t, k.get(k.T.xs_newer, t) | bit);
+  k.set(k.T.fpu_last_cpu, t, -1);
+}
+
+// --- XSAVES / XRSTORS ----------------------------------------------------------------------
+
+/**
+ * XSAVES of `cpu`'s registers into `t`'s buffer (os_xsave). Components in
+ * their init state only clear their XSTATE_BV bit (init optimisation);
+ * components unchanged since the last XRSTORS from this same buffer are
+ * skipped (modified optimisation). Overwriting a component the kernel wrote
+ * into the image after the registers were loaded loses that write.
+ */
+export function xsaves(k: Kernel, cpu: number, t: number): void {
+  const sizes = k.model.xstate.sizes;
+  const xcomp = k.get(k.T.xcomp_bv, t);
+  const mod = k.get(k.C.xmodified, cpu);
+  const sameBuf = k.get(k.C.xrstor_task, cpu) === t;
+  const newer = k.get(k.T.xs_newer, t);
+  let bv = k.get(k.T.xfeatures, t);
+  let bytes = XSAVE_HDR_SIZE;
+  for (let m = xcomp; m !== 0; m &= m - 1) {
+    const bit = m & -m;
+    const i = 31 - Math.clz32(bit);
+    const v = k.w[xregAddr(k, cpu, i)];
+    if (sameBuf && (mod & bit) === 0 && (newer & bit) === 0) continue; // modified optimisation
+    if ((newer & bit) !== 0 && (v !== 0 || (bv & bit) !== 0)) {
+      k.warn(
+        "fpu-lost-update",
+        `XSAVES of task ${t} overwrites the ${xfeatureName(i)} value the kernel wrote into its image`,
+        cpu,
+      );
+    }
+    if (v === 0) {
+      bv &= ~bit; // init optimisation: nothing written
+      continue;
+    }
+    k.mem.write(xsAddr(k, t, i), v);
+    bv |= bit;
+    bytes += sizes[i];
+  }
+  k.set(k.T.xfeatures, t, bv);
+  k.set(k.T.xs_newer, t, 0);
+  k.metrics.xsaves_bytes += bytes;
+  k.charge(k.costs.xsaves + lineCost(k, bytes));
+}
+
+/**
+ * XRSTORS of `t`'s buffer into `cpu`'s registers: components with their
+ * XSTATE_BV bit set load from memory, the others their init value.
+ */
+export function xrstors(k: Kernel, cpu: number, t: number): void {
+  const L = k.model.xstate;
+  const xcomp = k.get(k.T.xcomp_bv, t);
+  const bv = k.get(k.T.xfeatures, t);
+  if ((bv & ~xcomp) !== 0) {
+    k.warn("fpu-state", `task ${t}: XSTATE_BV ${bv.toString(16)} not within XCOMP_BV: XRSTORS #GP`, cpu);
+  }
+  let bytes = XSAVE_HDR_SIZE;
+  for (let m = L.features; m !== 0; m &= m - 1) {
+    const bit = m & -m;
+    const i = 31 - Math.clz32(bit);
+    if ((bv & bit) !== 0) {
+      k.mem.write(xregAddr(k, cpu, i), k.w[xsAddr(k, t, i)]);
+      bytes += L.sizes[i];
+    } else if (k.w[xregAddr(k, cpu, i)] !== 0) {
+      k.mem.write(xregAddr(k, cpu, i), 0);
+    }
+  }
+  k.set(k.C.xmodified, cpu, 0);
+  k.set(k.C.xrstor_task, cpu, t);
+  k.set(k.T.xs_newer, t, 0);
+  k.metrics.xrstors_bytes += bytes;
+  k.charge(k.costs.xrstors + lineCost(k, bytes));
+}
+
+/** save_fpregs_to_fpstate() of the current task, if its registers are live. */
+function save_if_live(k: Kernel, cpu: number, t: number): void {
+  if (!userTask(k, t) || (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) !== 0) return;
+  xsaves(k, cpu, t);
+  k.set(k.T.fpu_last_cpu, t, cpu);
+  k.set(k.C.fpregs_owner, cpu, t);
+}
+
+/** fpregs_restore_userregs(): load `t`'s registers unless they are still valid here. */
+function fpregs_restore_userregs(k: Kernel, cpu: number, t: number): void {
+  if (!fpregs_state_valid(k, cpu, t)) {
+    xrstors(k, cpu, t);
+  } else if (k.get(k.T.xs_newer, t) !== 0) {
+    k.warn(
+      "fpu-lost-update",
+      `task ${t}: registers still valid, so the kernel's write to its image (${xfeatureName(31 - Math.clz32(k.get(k.T.xs_newer, t)))}) is never loaded`,
+      cpu,
+    );
+    k.set(k.T.xs_newer, t, 0);
+  }
+  k.set(k.C.fpregs_owner, cpu, t);
+  k.set(k.T.fpu_last_cpu, t, cpu);
+  k.set(k.T.tif, t, k.get(k.T.tif, t) & ~TIF_NEED_FPU_LOAD);
+}
+
+// --- context switch and the way out to user --------------------------------------------------
 
 /** switch_fpu_prepare/finish: a0 = prev, a1 = next. */
 export const P_SWITCH_FPU = defPath("switch_fpu", [
@@ -34,13 +212,16 @@ export const P_SWITCH_FPU = defPath("switch_fpu", [
     (k, cpu, fr) => {
       const prev = k.arg0(fr);
       const next = k.arg1(fr);
-      if (userTask(k, prev) && (k.get(k.T.tif, prev) & TIF_NEED_FPU_LOAD) === 0) {
-        // XSAVES: the init optimisation leaves XSTATE_BV bit 10 clear when the MSR is 0.
-        k.set(k.T.xs_pasid, prev, k.get(k.C.ia32_pasid, cpu));
-        k.set(k.T.fpu_last_cpu, prev, cpu);
-        k.set(k.C.fpregs_owner, cpu, prev);
+      save_if_live(k, cpu, prev);
+      if (!userTask(k, next)) return;
+      k.set(k.T.tif, next, k.get(k.T.tif, next) | TIF_NEED_FPU_LOAD);
+      const policy = k.model.pasidMsr;
+      if (policy === "ipi" || policy === "ctxsw-resync") {
+        // 5.10's update_pasid() in switch_to(), or the resync of seed 000's
+        // "perfect": next's PASID state follows its mm's on every switch.
+        k.charge(k.costs.pasid_resync);
+        pasid_sync(k, cpu, next);
       }
-      if (userTask(k, next)) k.set(k.T.tif, next, k.get(k.T.tif, next) | TIF_NEED_FPU_LOAD);
     },
   ],
 ]);
@@ -51,55 +232,435 @@ export const P_FPU_RESTORE = defPath("switch_fpu_return", [
     "fpregs_restore_userregs",
     (k, cpu) => {
       const t = k.curr(cpu);
-      const tif = k.get(k.T.tif, t);
-      if ((tif & TIF_NEED_FPU_LOAD) === 0) return;
-      // fpregs_state_valid(): this CPU still holds this task's registers.
-      const valid = k.get(k.C.fpregs_owner, cpu) === t && k.get(k.T.fpu_last_cpu, t) === cpu;
-      if (!valid) k.set(k.C.ia32_pasid, cpu, k.get(k.T.xs_pasid, t)); // XRSTORS
-      k.set(k.C.fpregs_owner, cpu, t);
-      k.set(k.T.fpu_last_cpu, t, cpu);
-      k.set(k.T.tif, t, tif & ~TIF_NEED_FPU_LOAD);
-    },
-  ],
-]);
-
-/** fpu_clone(): a0 = child. The child's PASID component is cleared: it takes its own #GP. */
-export const P_FPU_CLONE = defPath("fpu_clone", [
-  [
-    "fpu_clone",
-    (k, cpu, fr) => {
-      const child = k.arg0(fr);
-      // The parent's live state is copied, then XFEATURE_PASID is cleared in the copy.
-      k.set(k.T.xs_pasid, child, 0);
-      k.set(k.T.pasid_activated, child, 0); // dup_task_struct()
-      k.set(k.T.fpu_last_cpu, child, -1);
-      k.set(k.T.tif, child, k.get(k.T.tif, child) | TIF_NEED_FPU_LOAD);
-      void cpu;
+      if ((k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) !== 0) fpregs_restore_userregs(k, cpu, t);
     },
   ],
 ]);
 
 /**
- * fpu_flush_thread() at exec: the image is reset to init (the PASID component
- * included) and reloaded before user code runs. pasid_activated is not
- * touched: dup_task_struct() is the only place that clears it.
+ * task_work_run() of the PASID update (policies `task-work`, `ctxsw-resync`,
+ * and `ipi`'s updates deferred out of an fpregs_lock() section), on the way
+ * out to user before the registers are restored.
+ */
+export const P_PASID_TASK_WORK = defPath("pasid_task_work", [
+  [
+    "task_work_run",
+    (k, cpu) => {
+      const t = k.curr(cpu);
+      const tif = k.get(k.T.tif, t);
+      if ((tif & TIF_PASID_SYNC) === 0) return;
+      k.set(k.T.tif, t, tif & ~TIF_PASID_SYNC);
+      k.metrics.task_works++;
+      k.charge(k.costs.task_work);
+      pasid_sync(k, cpu, t);
+    },
+  ],
+]);
+
+// --- clone, exec ----------------------------------------------------------------------------
+
+/**
+ * fpu_clone(): a0 = child. The child gets a default-sized buffer holding the
+ * parent's current state (its live registers, saved straight into the
+ * child's buffer: dynamic components are caller-saved and stay behind), its
+ * permissions, and never the PASID (it takes its own #GP). Under the eager
+ * policies a CLONE_VM child gets its mm's PASID state instead.
+ */
+export const P_FPU_CLONE = defPath("fpu_clone", [
+  [
+    "fpu_clone",
+    (k, cpu, fr) => {
+      const child = k.arg0(fr);
+      const parent = k.curr(cpu);
+      const L = k.model.xstate;
+      k.set(k.T.pasid_activated, child, 0); // dup_task_struct()
+      k.set(k.T.fpu_last_cpu, child, -1);
+      k.set(k.T.tif, child, k.get(k.T.tif, child) | TIF_NEED_FPU_LOAD);
+      k.set(k.T.xcomp_bv, child, L.defaultXcomp);
+      k.set(k.T.fpu_perm, child, userTask(k, parent) ? k.get(k.T.fpu_perm, parent) : 0);
+      k.set(k.T.xs_newer, child, 0);
+      for (let i = 0; i < XFEATURE_MAX; i++)
+        if (k.w[xsAddr(k, child, i)] !== 0) k.mem.write(xsAddr(k, child, i), 0);
+      const live = userTask(k, parent) && (k.get(k.T.tif, parent) & TIF_NEED_FPU_LOAD) === 0;
+      let bv = 0;
+      let bytes = XSAVE_HDR_SIZE;
+      for (let m = L.defaultXcomp & ~XFEATURE_MASK_PASID; m !== 0; m &= m - 1) {
+        const bit = m & -m;
+        const i = 31 - Math.clz32(bit);
+        const v = !userTask(k, parent) ? 0 : live ? k.w[xregAddr(k, cpu, i)] : xs_value(k, parent, i);
+        k.mem.write(xsAddr(k, child, i), v);
+        if (v !== 0) {
+          bv |= bit;
+          bytes += L.sizes[i];
+        }
+      }
+      k.set(k.T.xfeatures, child, bv); // "Children never inherit PASID state."
+      k.metrics.xsaves_bytes += bytes;
+      k.charge(k.costs.xsaves + lineCost(k, bytes));
+      if (k.model.pasidMsr !== "gp-fixup" && (L.features & XFEATURE_MASK_PASID) !== 0) {
+        const pasid = k.get(k.M.pasid, k.get(k.T.mm, child));
+        if (pasid !== 0) {
+          k.mem.write(xsAddr(k, child, XFEATURE_PASID), pasid | MSR_IA32_PASID_VALID);
+          k.set(k.T.xfeatures, child, bv | XFEATURE_MASK_PASID);
+          k.set(k.T.pasid_activated, child, 1);
+        }
+      }
+    },
+  ],
+]);
+
+/**
+ * fpu_flush_thread() at exec: the dynamic buffer is freed and the image reset
+ * to init (the PASID component included), to be loaded before user code
+ * runs. pasid_activated is not touched: dup_task_struct() is the only place
+ * that clears it (docs/findings.md).
  */
 export const P_FPU_FLUSH_THREAD = defPath("fpu_flush_thread", [
   [
     "fpstate_reset",
     (k, cpu) => {
       const t = k.curr(cpu);
-      k.set(k.T.xs_pasid, t, 0);
+      for (let i = 0; i < XFEATURE_MAX; i++) if (k.w[xsAddr(k, t, i)] !== 0) k.mem.write(xsAddr(k, t, i), 0);
+      k.set(k.T.xfeatures, t, 0);
+      k.set(k.T.xcomp_bv, t, k.model.xstate.defaultXcomp);
+      k.set(k.T.xs_newer, t, 0);
       k.set(k.T.fpu_last_cpu, t, -1);
       k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_NEED_FPU_LOAD);
     },
   ],
 ]);
 
+/** A new task's FPU state at boot (the scenario's initial processes). */
+export function fpu_init_task(k: Kernel, t: number): void {
+  k.set(k.T.xcomp_bv, t, k.model.xstate.defaultXcomp);
+  k.set(k.T.fpu_perm, t, k.model.xcompPermAtBoot);
+  k.set(k.T.fpu_last_cpu, t, -1);
+  k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_NEED_FPU_LOAD);
+}
+
+// --- user code touching its registers; XFD and AMX permission -----------------------------
+
+/**
+ * User code writes the components in `mask` (an `fpu` op). A dynamic
+ * component its buffer lacks is armed in XFD: #NM, whose handler expands the
+ * buffer if the process has permission (handle_xfd_event) and SIGILL
+ * otherwise. Returns false when the op must run again (after the #NM).
+ */
+export function user_fpu_touch(k: Kernel, cpu: number, t: number, mask: number): boolean {
+  if ((mask & XFEATURE_MASK_XTILE_DATA) !== 0 && (k.get(k.T.xcomp_bv, t) & XFEATURE_MASK_XTILE_DATA) === 0) {
+    k.metrics.xfd_faults++;
+    k.set(k.C.in_user, cpu, 0);
+    k.set(k.C.irqs_off, cpu, 1);
+    if (k.model.tlb.pti) switch_to_kernel_cr3(k, cpu);
+    k.call(cpu, P_EXC_NM);
+    return false;
+  }
+  const gen = (k.get(k.T.fpu_gen, t) + 1) & 0xffff;
+  k.set(k.T.fpu_gen, t, gen);
+  const v = ((k.get(k.T.pid, t) & 0x7fff) << 16) | gen | 1;
+  for (let m = mask; m !== 0; m &= m - 1) {
+    const bit = m & -m;
+    write_xreg(k, cpu, 31 - Math.clz32(bit), v);
+  }
+  return true;
+}
+
+/** exc_device_not_available() for an XFD-armed component: handle_xfd_event(). */
+export const P_EXC_NM = defPath("exc_device_not_available", [
+  [
+    "handle_xfd_event",
+    (k, cpu, fr) => {
+      const t = k.curr(cpu);
+      k.set(k.C.irqs_off, cpu, 0);
+      if ((k.get(k.T.fpu_perm, t) & XFEATURE_MASK_XTILE_DATA) === 0) {
+        if (k.trace !== null) k.trace.instant(cpu, "XFD #NM without permission: SIGILL", { task: t });
+        k.jump(fr, P_EXC_NM.pc.force_sig_sigill);
+      }
+    },
+  ],
+  [
+    "fpstate_realloc",
+    (k, cpu) => {
+      // xfd_enable_feature(): a bigger buffer (vzalloc), the state copied over, XFD disarmed.
+      const t = k.curr(cpu);
+      save_if_live(k, cpu, t);
+      const xcomp = k.get(k.T.xcomp_bv, t) | XFEATURE_MASK_XTILE_DATA;
+      k.set(k.T.xcomp_bv, t, xcomp);
+      k.set(k.T.fpu_last_cpu, t, -1);
+      k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_NEED_FPU_LOAD);
+      k.charge(k.costs.fpstate_realloc + lineCost(k, k.model.xstate.sizes[18]));
+    },
+  ],
+  [
+    "irqentry_exit_to_user",
+    (k, cpu) => {
+      k.ret(cpu);
+      k.call(cpu, P_EXIT_TO_USER);
+    },
+  ],
+  [
+    "force_sig_sigill",
+    (k, cpu) => {
+      k.metrics.sigill++;
+      k.ret(cpu);
+      k.call(cpu, P_EXIT, 128 + SIGILL);
+    },
+  ],
+]);
+
+/** arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILE_DATA): for the whole thread group. */
+export function arch_req_xcomp_perm(k: Kernel, cpu: number): number {
+  const t = k.curr(cpu);
+  if ((k.model.xstate.features & XFEATURE_MASK_XTILE_DATA) === 0) {
+    if (k.trace !== null) k.trace.instant(cpu, "ARCH_REQ_XCOMP_PERM: -EINVAL", { task: t });
+    return -EINVAL;
+  }
+  const tgid = k.get(k.T.tgid, t);
+  for (let u = 1; u < k.L.task.count; u++) {
+    const st = k.get(k.T.state, u);
+    if (st === TASK_FREE || st === TASK_DEAD || k.get(k.T.tgid, u) !== tgid) continue;
+    k.set(k.T.fpu_perm, u, k.get(k.T.fpu_perm, u) | XFEATURE_MASK_XTILE_DATA);
+  }
+  return 0;
+}
+
+// --- changing one component of a task's xstate (seed 004) ----------------------------------
+
+/**
+ * Set component `i` of `t` (the current task of `cpu`) to `v`, hiding
+ * whether the live registers, the memory image or the init state holds it.
+ * Policy `xstate_helper` picks how:
+ * - `lock-and-load` (fpregs_lock_and_load(), mainline since the CET work):
+ *   if the registers are not live, restore them all now, then write the
+ *   register;
+ * - `update` (read-modify-write): the current value is materialised first
+ *   (read from the registers or the image, or the init value filled in),
+ *   then written back changed;
+ * - `replace`: a whole new value, nothing read.
+ * With `xstate_check`, the value goes through a kmalloc'ed copy whose size
+ * and XSTATE_BV bit are checked before it goes into the task.
+ */
+export function xstate_write(k: Kernel, cpu: number, t: number, i: number, v: number): void {
+  const L = k.model.xstate;
+  const bit = 1 << i;
+  const size = L.sizes[i];
+  const helper = k.model.xstateHelper;
+  if ((L.features & bit) === 0 || (k.get(k.T.xcomp_bv, t) & bit) === 0) {
+    k.warn(
+      "xstate-copy",
+      `${xfeatureName(i)} is not in task ${t}'s buffer (xcomp_bv ${k.get(k.T.xcomp_bv, t).toString(16)}): get_xsave_addr() returns NULL`,
+      cpu,
+    );
+    return;
+  }
+  if (k.model.xstateCheck && helper !== "lock-and-load") {
+    // The debug copy: kmalloc, fill, check size and XSTATE_BV bit, copy in, kfree.
+    k.charge(k.costs.kmalloc + k.costs.kfree + lineCost(k, size));
+    k.metrics.xstate_helper_bytes += size;
+  }
+  const live = k.get(k.C.in_user, cpu) !== 0 || (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0;
+  k.set(k.C.fpregs_locked, cpu, k.get(k.C.fpregs_locked, cpu) + 1);
+  if (helper === "lock-and-load") {
+    if (!live) fpregs_restore_userregs(k, cpu, t);
+    write_xreg(k, cpu, i, v);
+    k.charge(i === XFEATURE_PASID ? k.costs.wrmsr : lineCost(k, size));
+  } else {
+    if (helper === "update") {
+      // Materialise the current value: from the registers, the image, or the init value.
+      k.metrics.xstate_helper_bytes += size;
+      k.charge(live && i === XFEATURE_PASID ? k.costs.rdmsr : lineCost(k, size));
+    }
+    k.metrics.xstate_helper_bytes += size;
+    if (live) {
+      write_xreg(k, cpu, i, v);
+      k.charge(i === XFEATURE_PASID ? k.costs.wrmsr : lineCost(k, size));
+    } else {
+      write_xs(k, t, i, v);
+      k.charge(lineCost(k, size));
+    }
+  }
+  k.set(k.C.fpregs_locked, cpu, k.get(k.C.fpregs_locked, cpu) - 1);
+}
+
+// --- pasid_msr: how a task's IA32_PASID gets its mm's PASID -----------------------------------
+
+/** The task's PASID state from its mm: PASID | valid, or 0. */
+function mm_pasid_state(k: Kernel, t: number): number {
+  const pasid = k.get(k.M.pasid, k.get(k.T.mm, t));
+  return pasid === 0 ? 0 : pasid | MSR_IA32_PASID_VALID;
+}
+
+/**
+ * Bring `t`'s PASID component in line with its mm (update_pasid() of 5.10,
+ * or the task_work of the eager schemes), through the xstate helper.
+ */
+function pasid_sync(k: Kernel, cpu: number, t: number): void {
+  if ((k.model.xstate.features & XFEATURE_MASK_PASID) === 0) return;
+  if (k.get(k.T.mm, t) === 0) return; // !current->mm
+  const want = mm_pasid_state(k, t);
+  const live = k.get(k.C.in_user, cpu) !== 0 || (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0;
+  const have = live ? rdmsr_pasid(k, cpu) : xs_pasid(k, t);
+  if (have === want) return;
+  xstate_write(k, cpu, t, XFEATURE_PASID, want);
+  k.set(k.T.pasid_activated, t, want === 0 ? 0 : 1);
+  k.metrics.pasid_msr_writes++;
+  if (k.trace !== null) k.trace.instant(cpu, "PASID sync", { task: t, pasid: want & PASID_MASK });
+}
+
+/**
+ * The mm's PASID changed (allocated at the first bind, or freed by a
+ * lifetime that frees while the mm lives): tell its tasks, as the eager
+ * policies do.
+ * - `ipi`: IPI every CPU in mm_cpumask(mm); the handler updates whatever task
+ *   runs there; the others catch up at their next switch_to().
+ * - `task-work`: task_work_add() to every task using the mm (a walk over all
+ *   tasks: CLONE_VM without CLONE_THREAD has no list), and IPI those running.
+ * - `ctxsw-resync`: IPI the CPUs running the mm's tasks (task_work there);
+ *   the rest resync at their next switch.
+ * `gp-fixup` needs nothing: each task takes its own #GP.
+ */
+export function pasid_mm_changed(k: Kernel, mm: number, cpu: number): void {
+  const policy = k.model.pasidMsr;
+  if (policy === "gp-fixup") return;
+  const self = cpu >= 0 ? k.curr(cpu) : 0;
+  if (policy === "task-work") {
+    for (let t = 1; t < k.L.task.count; t++) {
+      k.charge(k.costs.step); // the walk
+      if (k.get(k.T.mm, t) !== mm) continue;
+      const st = k.get(k.T.state, t);
+      if (st === TASK_FREE || st === TASK_DEAD) continue;
+      k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_PASID_SYNC); // task_work_add(TWA_SIGNAL)
+    }
+  }
+  for (let c = 0; c < k.params.cpus; c++) {
+    const t = k.curr(c);
+    const onMask = policy === "ipi" ? cpumask_test(k, mm, c) : k.get(k.T.mm, t) === mm;
+    if (!onMask) continue;
+    if (c === cpu) {
+      // The binding CPU needs no IPI: on_each_cpu_mask() runs the function
+      // here directly, and the task_work schemes queue it for this task too.
+      if (policy === "ipi") pasid_ipi(k, cpu);
+      else if (t === self && k.get(k.T.mm, t) === mm) k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_PASID_SYNC);
+      continue;
+    }
+    if (policy !== "ipi" && k.get(k.T.mm, t) === mm) k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_PASID_SYNC);
+    k.metrics.ipis++;
+    k.charge(k.costs.ipi_send);
+    k.set(k.C.pending, c, k.get(k.C.pending, c) | IRQ_PASID);
+    k.link.kick(c);
+  }
+}
+
+function cpumask_test(k: Kernel, mm: number, c: number): boolean {
+  return (k.w[k.M.cpumask.at + mm * k.M.cpumask.stride + (c >>> 5)] & (1 << (c & 31))) !== 0;
+}
+
+/**
+ * The PASID IPI's handler on `cpu`. Under `ipi` it updates the current task
+ * (5.10's _load_pasid -> update_pasid); inside an fpregs_lock() section it
+ * must not touch FPU state, so the update waits for the way out to user.
+ * Variant `ipi-in-bh` (5.10 as merged) updates anyway: the section's XSAVES
+ * then overwrites it, a lost update. Under `task-work`/`ctxsw-resync` the
+ * IPI only kicks the task into the exit path, where its task_work runs.
+ */
+export function pasid_ipi(k: Kernel, cpu: number): void {
+  if (k.model.pasidMsr !== "ipi") return;
+  const t = k.curr(cpu);
+  if (k.get(k.T.mm, t) === 0) return;
+  if (k.get(k.C.fpregs_locked, cpu) !== 0 && !k.model.variants.has(VARIANT_IPI_IN_BH)) {
+    k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_PASID_SYNC);
+    return;
+  }
+  // 5.10 wrote the register or the image directly, whatever the helper policy.
+  const want = mm_pasid_state(k, t);
+  if ((k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0) {
+    if (rdmsr_pasid(k, cpu) === want) return;
+    write_xreg(k, cpu, XFEATURE_PASID, want);
+  } else {
+    if (xs_pasid(k, t) === want) return;
+    write_xs(k, t, XFEATURE_PASID, want);
+  }
+  k.set(k.T.pasid_activated, t, want === 0 ? 0 : 1);
+  k.metrics.pasid_msr_writes++;
+  k.charge(k.costs.wrmsr);
+}
+
+// --- kernel-mode FPU use -----------------------------------------------------------------
+
+/**
+ * A syscall that uses the FPU in the kernel (crypto, RAID), as 5.10's
+ * kernel_fpu_begin() did it: inside fpregs_lock() with interrupts on, mark
+ * the user registers for reload, then save them, then take the registers.
+ */
+export const P_KERNEL_FPU = defPath("kernel_fpu_begin", [
+  [
+    "fpregs_lock",
+    (k, cpu) => {
+      k.add(k.C.preempt_count, cpu, 1);
+      k.add(k.C.fpregs_locked, cpu, 1);
+    },
+  ],
+  [
+    "set_thread_flag_need_fpu_load",
+    (k, cpu, fr) => {
+      const t = k.curr(cpu);
+      const tif = k.get(k.T.tif, t);
+      const save = userTask(k, t) && (tif & TIF_NEED_FPU_LOAD) === 0;
+      k.setArg0(fr, save ? 1 : 0);
+      if (save) k.set(k.T.tif, t, tif | TIF_NEED_FPU_LOAD);
+    },
+  ],
+  [
+    "save_fpregs_to_fpstate",
+    (k, cpu, fr) => {
+      if (k.arg0(fr) === 0) return;
+      const t = k.curr(cpu);
+      xsaves(k, cpu, t);
+      k.set(k.T.fpu_last_cpu, t, cpu);
+    },
+  ],
+  [
+    "__cpu_invalidate_fpregs_state",
+    (k, cpu) => {
+      k.set(k.C.fpregs_owner, cpu, 0);
+      k.set(k.C.xrstor_task, cpu, 0);
+      // The kernel's own use clobbers the vector registers.
+      k.metrics.kernel_fpu++;
+      k.charge(k.costs.kernel_fpu);
+      const L = k.model.xstate;
+      for (let i = 1; i <= 2; i++) if ((L.features & (1 << i)) !== 0) write_xreg(k, cpu, i, -1);
+    },
+  ],
+  [
+    "kernel_fpu_end",
+    (k, cpu) => {
+      k.add(k.C.fpregs_locked, cpu, -1);
+      k.add(k.C.preempt_count, cpu, -1);
+    },
+  ],
+]);
+
+/** A syscall that changes components of the caller's xstate (a1 = mask), one helper call each. */
+export const P_XSTATE_WRITE = defPath("xstate_write_syscall", [
+  [
+    "xstate_write",
+    (k, cpu, fr) => {
+      const t = k.curr(cpu);
+      const gen = (k.get(k.T.fpu_gen, t) + 1) & 0xffff;
+      k.set(k.T.fpu_gen, t, gen);
+      const v = ((k.get(k.T.pid, t) & 0x7fff) << 16) | gen | 1;
+      for (let m = k.arg0(fr); m !== 0; m &= m - 1) xstate_write(k, cpu, t, 31 - Math.clz32(m & -m), v);
+    },
+  ],
+]);
+
+// --- #GP ---------------------------------------------------------------------------------
+
 /**
  * exc_general_protection() from user mode: try_fixup_enqcmd_gp() first, with
  * IRQs still off (no preemption or softirq can come between its checks and
  * the MSR write). Fixed: return and replay the instruction. Otherwise SIGSEGV.
+ * A #GP that was not ENQCMD's gets the same one fixup and replay first.
  * Kernel variant `gp-fixup-irqs-on` (seed 000): the handler enables
  * interrupts first and the checks and the write are separate steps, so a
  * preemption between them can restore the task's old XSTATE image over the
@@ -119,8 +680,15 @@ export const P_EXC_GP = defPath("exc_general_protection", [
       if (mainline && k.get(k.C.irqs_off, cpu) === 0) k.warn("sched-atomic", "#GP fixup with IRQs on", cpu);
       const t = k.curr(cpu);
       const pasid = k.get(k.M.pasid, k.get(k.T.mm, t));
-      if (pasid === 0 || k.get(k.T.pasid_activated, t) !== 0) {
-        if (pasid !== 0) {
+      // cpu_feature_enabled(X86_FEATURE_ENQCMD): the fixup exists only for the gp-fixup scheme here.
+      const feature =
+        k.model.pasidMsr === "gp-fixup" && (k.model.xstate.features & XFEATURE_MASK_PASID) !== 0;
+      if (!feature || pasid === 0 || k.get(k.T.pasid_activated, t) !== 0) {
+        if (
+          pasid !== 0 &&
+          k.get(k.T.pasid_activated, t) !== 0 &&
+          (rdmsr_pasid(k, cpu) & MSR_IA32_PASID_VALID) === 0
+        ) {
           k.warn(
             "pasid-lost",
             `task ${t} has activated but its IA32_PASID is invalid: no fixup will run again`,
@@ -161,11 +729,13 @@ export const P_EXC_GP = defPath("exc_general_protection", [
   ],
 ]);
 
-export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
-
 /** wrmsrl(MSR_IA32_PASID, pasid | valid) and current->pasid_activated = 1. */
 function wrmsr_pasid(k: Kernel, cpu: number, t: number, pasid: number): void {
-  k.set(k.C.ia32_pasid, cpu, pasid | MSR_IA32_PASID_VALID);
+  if ((k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) !== 0) {
+    // Andy Lutomirski's point: with the image authoritative, a bare WRMSR is lost at the next XRSTORS.
+    k.warn("fpu-lost-update", `WRMSR IA32_PASID for task ${t} while TIF_NEED_FPU_LOAD is set`, cpu);
+  }
+  write_xreg(k, cpu, XFEATURE_PASID, pasid | MSR_IA32_PASID_VALID);
   k.set(k.T.pasid_activated, t, 1);
   k.metrics.pasid_msr_writes++;
   k.charge(k.cost("wrmsr"));
@@ -180,3 +750,30 @@ export function raise_gp(k: Kernel, cpu: number): void {
   if (k.model.tlb.pti) switch_to_kernel_cr3(k, cpu);
   k.call(cpu, P_EXC_GP);
 }
+
+/**
+ * Clear the PASID state of every task of `mm` at once (the idealised IPI of
+ * the gp-fixup scheme): every image is cleared; a task whose registers are
+ * live on its CPU gets its MSR cleared there too (it may be between XSAVES
+ * and the switch), any other has its cached registers invalidated.
+ */
+export function pasid_clear_mm_tasks(k: Kernel, mm: number): void {
+  for (let t = 1; t < k.L.task.count; t++) {
+    if (k.get(k.T.mm, t) !== mm || k.get(k.T.pasid_activated, t) === 0) continue;
+    k.set(k.T.pasid_activated, t, 0);
+    k.metrics.pasid_msr_writes++;
+    k.mem.write(xsAddr(k, t, XFEATURE_PASID), 0);
+    k.set(k.T.xfeatures, t, k.get(k.T.xfeatures, t) & ~XFEATURE_MASK_PASID);
+    const c = k.get(k.T.cpu, t);
+    if (k.curr(c) === t && (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0) write_xreg(k, c, XFEATURE_PASID, 0);
+    else k.set(k.T.fpu_last_cpu, t, -1);
+  }
+}
+
+pasidChange.allocated = pasid_mm_changed;
+pasidChange.freed = (k, mm, cpu) => {
+  if (k.model.pasidMsr === "gp-fixup") pasid_clear_mm_tasks(k, mm);
+  else pasid_mm_changed(k, mm, cpu);
+};
+
+export type { KPath };

@@ -145,8 +145,19 @@ export function iommu_alloc_mm_data(k: Kernel, d: number, mm: number, cpu: numbe
   const pasid = iommu_alloc_global_pasid(k, max, cpu);
   if (pasid === 0) return -ENOSPC;
   k.set(k.M.pasid, mm, pasid);
+  pasidChange.allocated(k, mm, cpu);
   return pasid;
 }
+
+type PasidChangeFn = (k: Kernel, mm: number, cpu: number) => void;
+/**
+ * What the FPU side does when a live mm's PASID is allocated or freed (the
+ * pasid_msr policies); fpu.ts plugs in, so that this file need not import it.
+ */
+export const pasidChange: { allocated: PasidChangeFn; freed: PasidChangeFn } = {
+  allocated() {},
+  freed() {},
+};
 
 /** mm_pasid_drop(): at __mmdrop() (or __mmput() under `free-at-mmput`). */
 export function mm_pasid_drop(k: Kernel, mm: number, cpu: number): void {
@@ -154,31 +165,13 @@ export function mm_pasid_drop(k: Kernel, mm: number, cpu: number): void {
   if (pasid === 0) return;
   k.set(k.M.pasid, mm, 0);
   iommu_free_global_pasid(k, pasid, cpu);
-  if (k.get(k.M.users, mm) > 0) mm_pasid_clear_tasks(k, mm);
-}
-
-/**
- * The lifetimes that free a PASID while the mm lives (`unbind`,
- * `task-refcount`) need every task of the mm to forget it: 5.10 sent IPIs to
- * mm_cpumask and updated the MSR at context switch. Modelled as one atomic
- * step (the "perfect" of seed 000): the live MSR of every CPU running a task
- * of the mm and every task's saved PASID component are cleared, and
- * pasid_activated too, so the next ENQCMD takes the #GP fixup again. The
- * `ipi` and `task-work` MSR policies (XSTATE issue) model it step by step.
- */
-function mm_pasid_clear_tasks(k: Kernel, mm: number): void {
-  for (let t = 1; t < k.L.task.count; t++) {
-    if (k.get(k.T.mm, t) !== mm || k.get(k.T.pasid_activated, t) === 0) continue;
-    k.set(k.T.pasid_activated, t, 0);
-    k.set(k.T.xs_pasid, t, 0);
-    k.set(k.T.fpu_last_cpu, t, -1); // its registers on its last CPU are stale now
-  }
-  for (let c = 0; c < k.params.cpus; c++) {
-    const t = k.curr(c);
-    if (k.get(k.T.mm, t) !== mm || k.get(k.C.ia32_pasid, c) === 0) continue;
-    k.set(k.C.ia32_pasid, c, 0);
-    k.metrics.pasid_msr_writes++;
-  }
+  // The lifetimes that free a PASID while the mm lives (`unbind`,
+  // `task-refcount`) need every task of the mm to forget it. Under gp-fixup
+  // that is modelled as one atomic step (the "perfect" of seed 000): the
+  // MSRs and saved components are cleared and pasid_activated too, so the
+  // next ENQCMD takes the #GP fixup again. The eager policies tell the tasks
+  // their own way, step by step.
+  if (k.get(k.M.users, mm) > 0) pasidChange.freed(k, mm, cpu);
 }
 
 /** `static`: every mm gets a PASID when it is created (if any is left). */

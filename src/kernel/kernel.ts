@@ -20,9 +20,11 @@ import {
   type Layout,
   TASK_FRAMES_MAX,
 } from "../machine/state.js";
+import type { PasidMsrPolicy, XstateHelper } from "./fpu.js";
 import type { Ida } from "./ida.js";
 import type { PasidLifetime } from "./iommu.js";
 import { allPaths, type KPath, pathById } from "./path.js";
+import type { XstateLayout } from "./xstate.js";
 
 export interface MachineParams {
   cpus: number;
@@ -65,6 +67,16 @@ export interface ModelConfig {
   faults: readonly ({ nth: number; every: boolean } | null)[];
   /** The TLB model's machine switches and policies (machine.pti/pcid/invpcid/asid_slots, policy.*). */
   tlb: TlbConfig;
+  /** The XSTATE layout from machine.xfeatures and machine.cpuid_xstate. */
+  xstate: XstateLayout;
+  /** policy.pasid_msr: how a task's IA32_PASID gets its mm's PASID. */
+  pasidMsr: PasidMsrPolicy;
+  /** policy.xstate_helper: how the kernel changes one component of a task's xstate (seed 004). */
+  xstateHelper: XstateHelper;
+  /** policy.xstate_check: the helpers' debug copy and checks. */
+  xstateCheck: boolean;
+  /** machine.xcomp_perm: dynamic components every process may use from the start (ARCH_REQ_XCOMP_PERM done). */
+  xcompPermAtBoot: number;
 }
 
 export interface TlbConfig {

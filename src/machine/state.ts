@@ -40,6 +40,7 @@ export const IRQ_RESCHED = 1 << 1; // reschedule IPI
 export const IRQ_HRTIMER = 1 << 2; // a high-resolution timer expired
 export const IRQ_DEVICE = 1 << 3; // a device's completion interrupt
 export const IRQ_CALL_FUNCTION = 1 << 4; // CALL_FUNCTION_VECTOR: a TLB shootdown IPI
+export const IRQ_PASID = 1 << 5; // the `ipi`/`task-work`/`ctxsw-resync` PASID update IPI (a CALL_FUNCTION of its own)
 
 export const MM_FREE = 0;
 export const MM_LIVE = 1; // mm_users > 0
@@ -74,6 +75,9 @@ export const TLB_ENTRIES = 16;
 export const TLBE_WORDS = 4;
 /** Pages of each mm whose translations the TLB model tracks (pages 0 .. TLB_PAGES-1). */
 export const TLB_PAGES = 8;
+
+/** XSTATE component numbers are below this (XFEATURE_XTILE_DATA is 18). */
+export const XFEATURE_MAX = 19;
 
 /** Fault-injection sites (the bind path's steps). */
 export const FAULT_SITES_MAX = 4;
@@ -120,8 +124,13 @@ export function defineLayout(size: MachineSize) {
     nr_running: 1, // runnable tasks on this rq, curr included unless idle
     prev_task: 1, // switch_to()'s "last": the task we switched away from
     prev_mm: 1, // rq->prev_mm: lazy mm to mmdrop in finish_task_switch()
-    ia32_pasid: 1, // the live IA32_PASID MSR: PASID | bit 31 valid, or 0
+    // The live XSTATE registers, one word per component number (0: init
+    // state). Component 10 is the IA32_PASID MSR: PASID | bit 31 valid.
+    xregs: XFEATURE_MAX,
+    xmodified: 1, // components written since the last XRSTORS (the modified optimisation)
+    xrstor_task: 1, // whose buffer the last XRSTORS loaded (0: none, or the kernel used the FPU since)
     fpregs_owner: 1, // fpu_fpregs_owner_ctx: the task whose registers are live here
+    fpregs_locked: 1, // fpregs_lock() depth (local_bh_disable): FPU state must not change under it
     loaded_mm: 1, // cpu_tlbstate.loaded_mm: 0 is init_mm, LOADED_MM_SWITCHING (-1) while switching
     loaded_mm_asid: 1, // the dynamic ASID slot in CR3
     next_asid: 1, // choose_new_asid()'s round-robin cursor
@@ -165,7 +174,16 @@ export function defineLayout(size: MachineSize) {
     exit_code: 1,
     pasid_ref: 1, // the task holds a `task-refcount` reference (it submitted)
     pasid_activated: 1, // the #GP fixup wrote this task's IA32_PASID
-    xs_pasid: 1, // the PASID component of the saved XSTATE image (0: init state)
+    // fpu->fpstate: the in-memory XSAVES image. xfeatures is the header's
+    // XSTATE_BV (components not in init state), xcomp_bv the components the
+    // buffer is sized for; xs holds one word per component number (the
+    // PASID component: PASID | bit 31).
+    xfeatures: 1,
+    xcomp_bv: 1,
+    xs: XFEATURE_MAX,
+    xs_newer: 1, // components the kernel wrote into the image that the live registers lack
+    fpu_perm: 1, // fpu->perm: dynamic components the process may use (ARCH_REQ_XCOMP_PERM)
+    fpu_gen: 1, // a counter for the values user code writes into its registers
     fpu_last_cpu: 1, // fpu->last_cpu: where its registers were last live (-1: none)
     depth: 1, // kernel frames in use
     frames: TASK_FRAMES_MAX * FRAME_WORDS,

@@ -19,6 +19,8 @@ import {
   U_EXEC,
   U_EXIT,
   U_FORK,
+  U_FPU,
+  U_KERNEL_FPU,
   U_LOOP,
   U_MMAP,
   U_MPROTECT,
@@ -28,10 +30,18 @@ import {
   U_TOUCH,
   U_UNBIND,
   U_WAIT,
+  U_XCOMP_PERM,
+  U_XSTATE_WRITE,
   U_YIELD,
 } from "../hw/program.js";
 import type { BootSpec } from "../kernel/boot.js";
 import { OPEN_PRIVATE } from "../kernel/devfile.js";
+import {
+  buildXstateLayout,
+  XFEATURE_MASK_XTILE_DATA,
+  type XstateLayout,
+  xfeatureNumbers,
+} from "../kernel/xstate.js";
 import { LOOP_DEPTH_MAX } from "../machine/state.js";
 import { InputError } from "./errors.js";
 import type { LoadedScenario } from "./load.js";
@@ -53,13 +63,10 @@ export const KERNEL_VARIANTS: Readonly<Record<string, string>> = {
   "no-drain": "file release unbinds without DRAIN_PASID on the device",
   "gp-fixup-irqs-on":
     "seed 000: the #GP fixup's checks and MSR write run with interrupts and preemption enabled ('preemption or BH here: kaboom')",
+  "ipi-in-bh":
+    "5.10: the PASID IPI's update_pasid() lands inside an fpregs_lock() section (kernel_fpu_begin) and is overwritten by its XSAVES: a lost update, why ENQCMD was force-disabled in 5.13 (9bfecd058339)",
   fea4e317f9e7:
     "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",
-};
-
-/** Ops whose semantics belong to a model that has not landed yet, and where it lands. */
-const NOT_YET: Partial<Record<NOp["kind"], string>> = {
-  fpu: "the XSTATE model",
 };
 
 /** Ops whose `count` happens inside one syscall (many TLB flushes without a return to user). */
@@ -101,15 +108,24 @@ interface Ctx {
   devIndex(name: string): number;
   /** fork/clone ops seen while compiling (for the task slots). */
   spawnSites: number;
+  xstate: XstateLayout;
 }
 
 /** Variants of the PASID/device model: meaningless in a scenario without devices. */
-const DEVICE_VARIANTS = new Set(["free-at-mmput", "no-drain", "gp-fixup-irqs-on"]);
+const DEVICE_VARIANTS = new Set(["free-at-mmput", "no-drain", "gp-fixup-irqs-on", "ipi-in-bh"]);
+/** Variants of one `pasid_msr` policy's code. */
+const MSR_POLICY_VARIANTS: Readonly<Record<string, string>> = {
+  "gp-fixup-irqs-on": "gp-fixup",
+  "ipi-in-bh": "ipi",
+};
 
-function variantOutOfModel(v: string, devices: number): string | null {
-  return DEVICE_VARIANTS.has(v) && devices === 0
-    ? `kernel variant '${v}' changes the PASID/device model, and the scenario declares no devices`
-    : null;
+function variantOutOfModel(v: string, devices: number, policy: Policy): string | null {
+  if (DEVICE_VARIANTS.has(v) && devices === 0)
+    return `kernel variant '${v}' changes the PASID/device model, and the scenario declares no devices`;
+  const needs = MSR_POLICY_VARIANTS[v];
+  if (needs !== undefined && policy.pasid_msr !== needs)
+    return `kernel variant '${v}' changes the '${needs}' code of policy.pasid_msr, which is '${policy.pasid_msr}' here`;
+  return null;
 }
 
 function unknownVariant(v: string): string {
@@ -131,8 +147,17 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
       kernelWq: dc.kernel_wq,
     };
   });
+  const built = buildXstateLayout(m.xfeatures, m.cpuid_xstate);
+  if ("error" in built)
+    throw new InputError(`${ls.locate(built.key)}: ${built.key.join(".")}: ${built.error}`);
+  const xstate = built;
+  if (m.xcomp_perm.length > 0 && (xstate.features & XFEATURE_MASK_XTILE_DATA) === 0) {
+    throw new InputError(
+      `${ls.locate(["machine", "xcomp_perm"])}: machine.xcomp_perm: AMX is not in machine.xfeatures (ARCH_REQ_XCOMP_PERM would fail with EINVAL)`,
+    );
+  }
   const programs: Program[] = [];
-  const ctx: Ctx = { ls, out: programs, devIndex: (n) => devNames.indexOf(n), spawnSites: 0 };
+  const ctx: Ctx = { ls, out: programs, devIndex: (n) => devNames.indexOf(n), spawnSites: 0, xstate };
   const procs = sc.processes.map((p, i) => {
     const path: DocPath = ["processes", i, "program"];
     const prog = compileProgram(ctx, normalizeProgram(p.program, path), p.name);
@@ -144,12 +169,13 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
   });
   for (const v of ov.kernel ?? [])
     if (!(v in KERNEL_VARIANTS)) throw new InputError(`--kernel ${v}: ${unknownVariant(v)}`);
+  const policy = applyPolicy(sc.policy, ov.policy ?? []);
   sc.kernel.forEach((v, i) => {
-    const why = variantOutOfModel(v, devices.length);
+    const why = variantOutOfModel(v, devices.length, policy);
     if (why !== null) throw new InputError(`${ls.locate(["kernel", i])}: kernel[${i}]: ${why}`);
   });
   for (const v of ov.kernel ?? []) {
-    const why = variantOutOfModel(v, devices.length);
+    const why = variantOutOfModel(v, devices.length, policy);
     if (why !== null) throw new InputError(`--kernel ${v}: ${why}`);
   }
   const props = sc.check?.properties ?? [];
@@ -172,7 +198,6 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
   const tasksMax = Math.min(TASKS_MAX, initial * 2 + TASK_HEADROOM + SLOTS_PER_SPAWN_SITE * ctx.spawnSites);
   const mmsMax = tasksMax * 2 + m.cpus;
   const seed = ov.seed ?? sc.seed;
-  const policy = applyPolicy(sc.policy, ov.policy ?? []);
   const withDevices = devices.length > 0;
   if (policy.tlb_shootdown === "invlpgb") {
     throw new InputError(
@@ -198,6 +223,11 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
           userAsidFlush: policy.user_asid_flush,
           userFlushTest: policy.user_flush_test,
         },
+        xstate,
+        pasidMsr: policy.pasid_msr,
+        xstateHelper: policy.xstate_helper,
+        xstateCheck: policy.xstate_check === "on",
+        xcompPermAtBoot: m.xcomp_perm.length > 0 ? XFEATURE_MASK_XTILE_DATA : 0,
         faults: FAULT_SITES.map((site) => {
           const f = sc.faults.find((x) => x.at === site);
           return f === undefined ? null : { nth: f.nth, every: f.every };
@@ -285,10 +315,6 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
       `${where()}: loops nested deeper than ${LOOP_DEPTH_MAX} (repeat and count both nest)`,
     );
   }
-  const lands = NOT_YET[op.kind];
-  if (lands !== undefined) {
-    throw new InputError(`${where()}: op '${op.kind}' is not supported yet: it lands with ${lands}`);
-  }
   const ns = (v: number) => {
     if (v > NS_MAX)
       throw new InputError(`${where()}: ${op.kind}: ${v} ns is more than the model's ${NS_MAX} ns per op`);
@@ -320,6 +346,19 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
     case "exit":
       code.push(U_EXIT, op.code);
       return;
+    case "fpu":
+    case "xstate_write":
+      code.push(
+        op.kind === "fpu" ? U_FPU : U_XSTATE_WRITE,
+        componentMask(ctx, op.kind, op.components, where),
+      );
+      return;
+    case "kernel_fpu":
+      code.push(U_KERNEL_FPU, 0);
+      return;
+    case "req_xcomp_perm":
+      code.push(U_XCOMP_PERM, 0);
+      return;
     case "bind":
       code.push(U_BIND, ctx.devIndex(op.device) | (op.private ? OPEN_PRIVATE : 0));
       return;
@@ -346,7 +385,30 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
     case "repeat":
       emitLoop(code, op.n, depth, (d) => emitBlock(ctx, op.program, name, code, d));
       return;
-    default:
-      throw new InputError(`${where()}: op '${op.kind}' is not supported`);
+    default: {
+      const never: never = op;
+      throw new InputError(`${where()}: op '${(never as NOp).kind}' is not supported`);
+    }
   }
+}
+
+/** The components an `fpu`/`xstate_write` op names, as a mask; each must exist and be the user's to write. */
+function componentMask(ctx: Ctx, kind: string, names: readonly string[], where: () => string): number {
+  let mask = 0;
+  for (const name of names) {
+    for (const nr of xfeatureNumbers(name)) {
+      if ((ctx.xstate.features & (1 << nr)) === 0) {
+        throw new InputError(
+          `${where()}: ${kind}: the machine has no XSTATE component '${name}' (machine.xfeatures)`,
+        );
+      }
+      if ((ctx.xstate.supervisor & (1 << nr)) !== 0) {
+        throw new InputError(
+          `${where()}: ${kind}: '${name}' is a supervisor component: only the kernel's pasid_msr policy writes it`,
+        );
+      }
+      mask |= 1 << nr;
+    }
+  }
+  return mask;
 }

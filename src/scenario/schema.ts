@@ -64,6 +64,19 @@ const MachineSchema = strict({
   asid_slots: int(1, 6).default(6),
   pasid_bits: int(1, 20).default(20),
   xfeatures: z.array(z.enum(XFEATURES)).default((): XFeature[] => ["x87", "sse", "avx", "pkru", "pasid"]),
+  /** CPUID(0xD, i) entries that differ from the built-in table (size, standard offset, 64-byte alignment). */
+  cpuid_xstate: z
+    .record(
+      z.string(),
+      strict({
+        size: int(1, 1 << 20).optional(),
+        offset: int(0, 1 << 20).optional(),
+        align64: z.boolean().optional(),
+      }),
+    )
+    .default(() => ({})),
+  /** Dynamic components every process may use from the start, as if it had called ARCH_REQ_XCOMP_PERM. */
+  xcomp_perm: z.array(z.enum(["amx", "amx_tiledata"])).default(() => []),
   cpu_mhz: int(100, 10_000).default(2000),
   tick_ns: int(1000, 100_000_000).default(1_000_000),
   timeslice_ns: int(1000, 1_000_000_000).default(3_000_000),
@@ -91,6 +104,8 @@ const POLICIES = {
   user_asid_flush: ["deferred", "immediate"],
   tlb_shootdown: ["ipi", "invlpgb"],
   user_flush_test: ["bt-btr", "btr"],
+  xstate_helper: ["lock-and-load", "update", "replace"],
+  xstate_check: ["off", "on"],
 } as const;
 
 const PolicySchema = strict({
@@ -99,6 +114,8 @@ const PolicySchema = strict({
   user_asid_flush: z.enum(POLICIES.user_asid_flush).default(POLICIES.user_asid_flush[0]),
   tlb_shootdown: z.enum(POLICIES.tlb_shootdown).default(POLICIES.tlb_shootdown[0]),
   user_flush_test: z.enum(POLICIES.user_flush_test).default(POLICIES.user_flush_test[0]),
+  xstate_helper: z.enum(POLICIES.xstate_helper).default(POLICIES.xstate_helper[0]),
+  xstate_check: z.enum(POLICIES.xstate_check).default(POLICIES.xstate_check[0]),
 });
 export type Policy = z.output<typeof PolicySchema>;
 export type PolicyKey = keyof Policy;
@@ -120,6 +137,9 @@ export const OP_KINDS = [
   "yield",
   "sleep",
   "fpu",
+  "xstate_write",
+  "kernel_fpu",
+  "req_xcomp_perm",
   "mmap",
   "munmap",
   "mprotect",
@@ -144,6 +164,8 @@ const COUNTABLE: ReadonlySet<OpKind> = new Set<OpKind>([
   "mprotect",
   "touch",
   "fpu",
+  "xstate_write",
+  "kernel_fpu",
   "fork",
   "clone_thread",
   "clone_vm",
@@ -164,7 +186,14 @@ export interface RawOp {
   syscall?: number;
   yield?: true | null;
   sleep?: number;
+  /** user code writes these components of its registers */
   fpu?: XFeature[];
+  /** a syscall that changes these components of the caller's xstate (through policy.xstate_helper) */
+  xstate_write?: XFeature[];
+  /** a syscall that uses the FPU in the kernel (kernel_fpu_begin/end) */
+  kernel_fpu?: true | null;
+  /** arch_prctl(ARCH_REQ_XCOMP_PERM, ...) */
+  req_xcomp_perm?: "amx" | "amx_tiledata";
   mmap?: number;
   munmap?: number;
   mprotect?: number;
@@ -206,6 +235,9 @@ const OpSchema: z.ZodType<RawOp> = z.lazy(() =>
         yield: z.literal(true).nullable().optional(),
         sleep: int(1, 1e12).optional(),
         fpu: z.array(z.enum(XFEATURES)).min(1).optional(),
+        xstate_write: z.array(z.enum(XFEATURES)).min(1).optional(),
+        kernel_fpu: z.literal(true).nullable().optional(),
+        req_xcomp_perm: z.enum(["amx", "amx_tiledata"]).optional(),
         mmap: PAGES.optional(),
         munmap: PAGES.optional(),
         mprotect: PAGES.optional(),
@@ -414,7 +446,8 @@ export type NOp = NOpBase &
     | { kind: "unbind" | "enqcmd" | "wait"; device: string }
     | { kind: "compute" | "syscall" | "sleep"; ns: number }
     | { kind: "yield" }
-    | { kind: "fpu"; components: XFeature[] }
+    | { kind: "fpu" | "xstate_write"; components: XFeature[] }
+    | { kind: "kernel_fpu" | "req_xcomp_perm" }
     | { kind: "mmap" | "munmap" | "mprotect" | "touch"; pages: number }
     /** `program` is the child's (fork, clone_*) or the new image's (exec) */
     | { kind: "fork" | "clone_thread" | "clone_vm" | "exec"; program: NProgram }
@@ -441,6 +474,9 @@ function normalizeOp(op: RawOp, path: DocPath): NOp {
   if (op.yield !== undefined) return { kind: "yield", ...at };
   if (op.sleep !== undefined) return { kind: "sleep", ns: op.sleep, ...at };
   if (op.fpu !== undefined) return { kind: "fpu", components: op.fpu, ...at };
+  if (op.xstate_write !== undefined) return { kind: "xstate_write", components: op.xstate_write, ...at };
+  if (op.kernel_fpu !== undefined) return { kind: "kernel_fpu", ...at };
+  if (op.req_xcomp_perm !== undefined) return { kind: "req_xcomp_perm", ...at };
   if (op.mmap !== undefined) return { kind: "mmap", pages: op.mmap, ...at };
   if (op.munmap !== undefined) return { kind: "munmap", pages: op.munmap, ...at };
   if (op.mprotect !== undefined) return { kind: "mprotect", pages: op.mprotect, ...at };
