@@ -152,7 +152,10 @@ describe("loading scenarios", () => {
       message,
       /^x\.yaml:7:9: processes\[0\]\.program\[1\]: unknown op 'frobnicate' \(expected one of: /,
     );
-    assert.match(message, /bind, unbind, enqcmd, wait, compute, syscall, yield, sleep, fpu, xstate_write, kernel_fpu, req_xcomp_perm, mmap, /);
+    assert.match(
+      message,
+      /bind, unbind, enqcmd, wait, compute, syscall, yield, sleep, fpu, xstate_write, kernel_fpu, req_xcomp_perm, mmap, /,
+    );
   });
 
   test("an unknown op inside a forked child's loop is located there", () => {
