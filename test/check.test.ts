@@ -22,6 +22,7 @@ const PAIRS = [
   { scenario: "check-exit-inflight", variant: "free-at-mmput", property: "pasid-reuse" },
   { scenario: "check-close-inflight", variant: "no-drain", property: "pasid-reuse" },
   { scenario: "check-gp-fixup", variant: "gp-fixup-irqs-on", property: "fpu-lost-update" },
+  { scenario: "check-ipi-in-bh", variant: "ipi-in-bh", property: "fpu-lost-update" },
 ];
 
 describe("every built-in variant/twin pair gives its verdict", () => {

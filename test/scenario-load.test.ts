@@ -154,7 +154,7 @@ describe("loading scenarios", () => {
     );
     assert.match(
       message,
-      /bind, unbind, enqcmd, wait, compute, syscall, yield, sleep, fpu, xstate_write, kernel_fpu, req_xcomp_perm, mmap, /,
+      /bind, unbind, enqcmd, wait, compute, syscall, yield, sleep, fpu, xstate_write, kernel_fpu, req_xcomp_perm, gp_fault, mmap, /,
     );
   });
 

@@ -44,6 +44,7 @@ import {
   U_EXIT,
   U_FORK,
   U_FPU,
+  U_GP,
   U_KERNEL_FPU,
   U_LOOP,
   U_MMAP,
@@ -290,6 +291,9 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
     case U_KERNEL_FPU:
       k.set(T.upc, t, upc + 1);
       enter_syscall(k, cpu, SYS_KERNEL_FPU, 0);
+      break;
+    case U_GP:
+      raise_gp(k, cpu); // the upc stays: a replay after the fixup faults again
       break;
     case U_XCOMP_PERM:
       k.set(T.upc, t, upc + 1);

@@ -28,6 +28,7 @@ export const U_FPU = 21; // arg: mask of XSTATE components user code writes
 export const U_XSTATE_WRITE = 22; // arg: mask of components a syscall changes in the caller's xstate
 export const U_KERNEL_FPU = 23; // a syscall that uses the FPU in the kernel
 export const U_XCOMP_PERM = 24; // arch_prctl(ARCH_REQ_XCOMP_PERM, XTILE_DATA)
+export const U_GP = 25; // an instruction that takes #GP whatever IA32_PASID holds (a privileged one)
 
 export const OPCODE_NAMES = [
   "end",
@@ -55,6 +56,7 @@ export const OPCODE_NAMES = [
   "xstate_write",
   "kernel_fpu",
   "req_xcomp_perm",
+  "gp_fault",
 ] as const;
 
 export interface Program {

@@ -26,8 +26,11 @@ import {
   XFEATURE_MASK_PASID,
   XFEATURE_MASK_XTILE_DATA,
   XFEATURE_PASID,
+  XSAVE_HDR_OFFSET,
   XSAVE_HDR_SIZE,
+  xfeature_get_offset,
   xfeatureName,
+  xstate_calculate_size,
 } from "./xstate.js";
 
 export const MSR_IA32_PASID_VALID = 1 << 31;
@@ -104,6 +107,29 @@ function write_xs(k: Kernel, t: number, i: number, v: number): void {
   k.set(k.T.xfeatures, t, v === 0 ? bv & ~bit : bv | bit);
   k.set(k.T.xs_newer, t, k.get(k.T.xs_newer, t) | bit);
   k.set(k.T.fpu_last_cpu, t, -1);
+}
+
+/**
+ * `t`'s XSAVES buffer as bytes, compacted format: the header at 512
+ * (XSTATE_BV, XCOMP_BV with bit 63) and each component present in
+ * XSTATE_BV at xfeature_get_offset(xcomp_bv, i). The model keeps one word
+ * per component: it fills the first 4 bytes (the PASID component: the MSR's
+ * 8 bytes), the rest stays zero. For tests and `replay`; not the step loop.
+ */
+export function xsave_image(k: Kernel, t: number): Uint8Array {
+  const L = k.model.xstate;
+  const xcomp = k.get(k.T.xcomp_bv, t);
+  const bv = k.get(k.T.xfeatures, t);
+  const buf = new Uint8Array(xstate_calculate_size(L, xcomp));
+  const dv = new DataView(buf.buffer);
+  dv.setUint32(XSAVE_HDR_OFFSET, bv >>> 0, true);
+  dv.setUint32(XSAVE_HDR_OFFSET + 8, xcomp >>> 0, true);
+  dv.setUint32(XSAVE_HDR_OFFSET + 12, 0x80000000, true); // XCOMP_BV[63]: compacted
+  for (let i = 0; i < XFEATURE_MAX; i++) {
+    if ((bv & (1 << i)) === 0) continue;
+    dv.setUint32(xfeature_get_offset(L, xcomp, i), k.w[xsAddr(k, t, i)] >>> 0, true);
+  }
+  return buf;
 }
 
 // --- XSAVES / XRSTORS ----------------------------------------------------------------------
@@ -460,6 +486,7 @@ export function xstate_write(k: Kernel, cpu: number, t: number, i: number, v: nu
   }
   const live = k.get(k.C.in_user, cpu) !== 0 || (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0;
   k.set(k.C.fpregs_locked, cpu, k.get(k.C.fpregs_locked, cpu) + 1);
+  k.metrics.xstate_helper_bytes += size; // the new value itself
   if (helper === "lock-and-load") {
     if (!live) fpregs_restore_userregs(k, cpu, t);
     write_xreg(k, cpu, i, v);
@@ -470,7 +497,6 @@ export function xstate_write(k: Kernel, cpu: number, t: number, i: number, v: nu
       k.metrics.xstate_helper_bytes += size;
       k.charge(live && i === XFEATURE_PASID ? k.costs.rdmsr : lineCost(k, size));
     }
-    k.metrics.xstate_helper_bytes += size;
     if (live) {
       write_xreg(k, cpu, i, v);
       k.charge(i === XFEATURE_PASID ? k.costs.wrmsr : lineCost(k, size));

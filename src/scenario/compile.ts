@@ -20,6 +20,7 @@ import {
   U_EXIT,
   U_FORK,
   U_FPU,
+  U_GP,
   U_KERNEL_FPU,
   U_LOOP,
   U_MMAP,
@@ -358,6 +359,9 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
       return;
     case "req_xcomp_perm":
       code.push(U_XCOMP_PERM, 0);
+      return;
+    case "gp_fault":
+      code.push(U_GP, 0);
       return;
     case "bind":
       code.push(U_BIND, ctx.devIndex(op.device) | (op.private ? OPEN_PRIVATE : 0));

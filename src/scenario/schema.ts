@@ -140,6 +140,7 @@ export const OP_KINDS = [
   "xstate_write",
   "kernel_fpu",
   "req_xcomp_perm",
+  "gp_fault",
   "mmap",
   "munmap",
   "mprotect",
@@ -194,6 +195,8 @@ export interface RawOp {
   kernel_fpu?: true | null;
   /** arch_prctl(ARCH_REQ_XCOMP_PERM, ...) */
   req_xcomp_perm?: "amx" | "amx_tiledata";
+  /** an instruction that takes #GP for another reason than ENQCMD's (the fixup cannot tell) */
+  gp_fault?: true | null;
   mmap?: number;
   munmap?: number;
   mprotect?: number;
@@ -238,6 +241,7 @@ const OpSchema: z.ZodType<RawOp> = z.lazy(() =>
         xstate_write: z.array(z.enum(XFEATURES)).min(1).optional(),
         kernel_fpu: z.literal(true).nullable().optional(),
         req_xcomp_perm: z.enum(["amx", "amx_tiledata"]).optional(),
+        gp_fault: z.literal(true).nullable().optional(),
         mmap: PAGES.optional(),
         munmap: PAGES.optional(),
         mprotect: PAGES.optional(),
@@ -447,7 +451,7 @@ export type NOp = NOpBase &
     | { kind: "compute" | "syscall" | "sleep"; ns: number }
     | { kind: "yield" }
     | { kind: "fpu" | "xstate_write"; components: XFeature[] }
-    | { kind: "kernel_fpu" | "req_xcomp_perm" }
+    | { kind: "kernel_fpu" | "req_xcomp_perm" | "gp_fault" }
     | { kind: "mmap" | "munmap" | "mprotect" | "touch"; pages: number }
     /** `program` is the child's (fork, clone_*) or the new image's (exec) */
     | { kind: "fork" | "clone_thread" | "clone_vm" | "exec"; program: NProgram }
@@ -477,6 +481,7 @@ function normalizeOp(op: RawOp, path: DocPath): NOp {
   if (op.xstate_write !== undefined) return { kind: "xstate_write", components: op.xstate_write, ...at };
   if (op.kernel_fpu !== undefined) return { kind: "kernel_fpu", ...at };
   if (op.req_xcomp_perm !== undefined) return { kind: "req_xcomp_perm", ...at };
+  if (op.gp_fault !== undefined) return { kind: "gp_fault", ...at };
   if (op.mmap !== undefined) return { kind: "mmap", pages: op.mmap, ...at };
   if (op.munmap !== undefined) return { kind: "munmap", pages: op.munmap, ...at };
   if (op.mprotect !== undefined) return { kind: "mprotect", pages: op.mprotect, ...at };
