@@ -67,7 +67,9 @@ export function measureFpu(runs = 7, warmups = 2): { rows: FpuBenchRow[]; ratio:
   const cs = compileScenario(loadScenarioString(WORKLOAD, "bench/fpu.ts"));
   for (let i = 0; i < warmups; i++) for (const r of ROWS) once(cs, r);
   const samples = ROWS.map(() => [] as { ms: number; steps: number; switches: number }[]);
-  for (let i = 0; i < runs; i++) ROWS.forEach((r, j) => samples[j].push(once(cs, r)));
+  for (let i = 0; i < runs; i++) {
+    for (let j = 0; j < ROWS.length; j++) samples[j].push(once(cs, ROWS[j]));
+  }
   const rows = ROWS.map((r, j) => {
     const ms = median(samples[j].map((s) => s.ms));
     const steps = samples[j][0].steps;
