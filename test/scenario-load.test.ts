@@ -44,6 +44,7 @@ describe("loading scenarios", () => {
       xfeatures: ["x87", "sse", "avx", "pkru", "pasid"],
       cpuid_xstate: {},
       xcomp_perm: [],
+      softirq_fpu: false,
       cpu_mhz: 2000,
       tick_ns: 1_000_000,
       timeslice_ns: 3_000_000,
@@ -154,7 +155,7 @@ describe("loading scenarios", () => {
     );
     assert.match(
       message,
-      /bind, unbind, enqcmd, wait, compute, syscall, yield, sleep, fpu, xstate_write, kernel_fpu, req_xcomp_perm, gp_fault, mmap, /,
+      /bind, unbind, enqcmd, wait, compute, syscall, yield, sleep, fpu, xstate_write, kernel_fpu, req_xcomp_perm, gp_fault, signal, mmap, /,
     );
   });
 

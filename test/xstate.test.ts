@@ -5,7 +5,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { runScenario } from "../src/engine/session.js";
-import { MSR_IA32_PASID_VALID, rdmsr_pasid, xs_pasid, xsave_image } from "../src/kernel/fpu.js";
+import {
+  MSR_IA32_PASID_VALID,
+  rdmsr_pasid,
+  xreg_value as xreg,
+  xs_pasid,
+  xsave_image,
+} from "../src/kernel/fpu.js";
 import {
   buildXstateLayout,
   XFEATURE_MASK_PASID,
@@ -406,5 +412,58 @@ describe("lifecycle", () => {
       });
       assert.equal(k.violations.length, 0, `${p}: ${JSON.stringify(k.violations.slice(0, 2))}`);
     }
+  });
+});
+
+describe("signals and softirqs", () => {
+  test("signal delivery resets the user components, keeps IA32_PASID, and sigreturn brings the user ones back", () => {
+    const cs = scenario(`
+name: sig
+machine: { cpus: 1 }
+devices: { dsa0: {} }
+processes:
+  - name: p
+    program: [ { bind: dsa0 }, { enqcmd: dsa0 }, { fpu: [avx] }, { signal: true }, { enqcmd: dsa0 }, { wait: dsa0 }, { unbind: dsa0 } ]
+`);
+    const { k, e } = bootEngine(cs);
+    let avxBefore = -1;
+    let avxAfter = -1;
+    let inHandler: number[] = [];
+    drive(e, {
+      before: (s) => {
+        if (s.name === "handle_signal.copy_fpstate_to_sigframe") avxBefore = xreg(k, 0, 2);
+      },
+      after: (s) => {
+        if (s.name === "handle_signal.fpu__clear_user_states") inHandler = [xreg(k, 0, 2), rdmsr_pasid(k, 0)];
+        if (s.name === "rt_sigreturn.fpu__restore_sig") avxAfter = xreg(k, 0, 2);
+      },
+    });
+    assert.equal(avxAfter, avxBefore, "sigreturn restored AVX from the frame");
+    assert.equal(k.violations.length, 0, JSON.stringify(k.violations));
+    assert.notEqual(avxBefore, 0);
+    assert.equal(inHandler[0], 0, "the handler runs with AVX in its init state");
+    assert.equal(inHandler[1] & MSR_IA32_PASID_VALID, MSR_IA32_PASID_VALID, "the PASID survived");
+    assert.equal(k.metrics.gp_faults, 1, "no second #GP after the signal");
+    assert.equal(k.metrics.enqcmd_submitted, 2);
+  });
+
+  test("a softirq using the FPU on the ticks' exits saves the interrupted task's registers", () => {
+    const yaml = (on: boolean) => `
+name: softirq
+machine: { cpus: 2, softirq_fpu: ${on} }
+devices: { dsa0: { latency_ns: 5000 } }
+processes:
+  - name: p
+    threads: 2
+    program: [ { bind: dsa0 }, { repeat: 5, do: [ { fpu: [avx] }, { enqcmd: dsa0 }, { kernel_fpu: true }, { wait: dsa0 }, { compute: 1500000 } ] }, { unbind: dsa0 } ]
+`;
+    const off = run(yaml(false));
+    const on = run(yaml(true));
+    for (const r of [off, on]) assert.equal(r.violations_total, 0, JSON.stringify(r.violations));
+    assert.ok(
+      on.metrics.kernel_fpu > off.metrics.kernel_fpu,
+      `${on.metrics.kernel_fpu} vs ${off.metrics.kernel_fpu}`,
+    );
+    assert.ok(on.metrics.xsaves_bytes > off.metrics.xsaves_bytes);
   });
 });

@@ -13,11 +13,13 @@ import {
   SYS_EXECVE,
   SYS_EXIT,
   SYS_KERNEL_FPU,
+  SYS_KILL_SELF,
   SYS_MMAP,
   SYS_MPROTECT,
   SYS_MUNMAP,
   SYS_NANOSLEEP,
   SYS_OPEN,
+  SYS_RT_SIGRETURN,
   SYS_SCHED_YIELD,
   SYS_WORK,
   SYS_XSTATE_WRITE,
@@ -50,6 +52,8 @@ import {
   U_MMAP,
   U_MPROTECT,
   U_MUNMAP,
+  U_SIGNAL,
+  U_SIGRETURN,
   U_SLEEP,
   U_SYSCALL,
   U_TOUCH,
@@ -291,6 +295,11 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
     case U_KERNEL_FPU:
       k.set(T.upc, t, upc + 1);
       enter_syscall(k, cpu, SYS_KERNEL_FPU, 0);
+      break;
+    case U_SIGNAL:
+    case U_SIGRETURN:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, op === U_SIGNAL ? SYS_KILL_SELF : SYS_RT_SIGRETURN, 0);
       break;
     case U_GP:
       raise_gp(k, cpu); // the upc stays: a replay after the fixup faults again

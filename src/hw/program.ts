@@ -29,6 +29,8 @@ export const U_XSTATE_WRITE = 22; // arg: mask of components a syscall changes i
 export const U_KERNEL_FPU = 23; // a syscall that uses the FPU in the kernel
 export const U_XCOMP_PERM = 24; // arch_prctl(ARCH_REQ_XCOMP_PERM, XTILE_DATA)
 export const U_GP = 25; // an instruction that takes #GP whatever IA32_PASID holds (a privileged one)
+export const U_SIGNAL = 26; // kill(getpid(), sig): the handler's frame is set up on the way back
+export const U_SIGRETURN = 27; // the handler returns: rt_sigreturn
 
 export const OPCODE_NAMES = [
   "end",
@@ -57,6 +59,8 @@ export const OPCODE_NAMES = [
   "kernel_fpu",
   "req_xcomp_perm",
   "gp_fault",
+  "signal",
+  "sigreturn",
 ] as const;
 
 export interface Program {

@@ -13,7 +13,16 @@ import {
 } from "../machine/state.js";
 import { P_CLOSE, P_DEV_OPEN } from "./devfile.js";
 import { P_CLONE } from "./fork.js";
-import { arch_req_xcomp_perm, P_KERNEL_FPU, P_XSTATE_WRITE, pasid_ipi } from "./fpu.js";
+import {
+  arch_req_xcomp_perm,
+  P_HANDLE_SIGNAL,
+  P_KERNEL_FPU,
+  P_SIGRETURN,
+  P_XSTATE_WRITE,
+  pasid_ipi,
+  softirq_kernel_fpu,
+  TIF_SIGPENDING,
+} from "./fpu.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 import { P_EXECVE, P_EXIT } from "./process.js";
@@ -37,6 +46,8 @@ export const SYS_MPROTECT = 10; // as munmap
 export const SYS_KERNEL_FPU = 11; // a syscall whose body uses the FPU (kernel_fpu_begin/end)
 export const SYS_XSTATE_WRITE = 12; // a1: mask of components to change in the caller's xstate
 export const SYS_ARCH_PRCTL = 13; // ARCH_REQ_XCOMP_PERM for AMX TILEDATA
+export const SYS_KILL_SELF = 14; // kill(getpid(), SIGUSR1): a signal with a handler
+export const SYS_RT_SIGRETURN = 15; // the handler returns
 
 /** Task flag: killed by de_thread() (exec in another thread); dies on its way to user. */
 export const TIF_KILLED = 1 << 4;
@@ -96,6 +107,12 @@ export const P_SYSCALL = defPath("do_syscall_64", [
         case SYS_ARCH_PRCTL:
           arch_req_xcomp_perm(k, cpu);
           return;
+        case SYS_KILL_SELF:
+          k.set(k.T.tif, k.curr(cpu), k.get(k.T.tif, k.curr(cpu)) | TIF_SIGPENDING);
+          return;
+        case SYS_RT_SIGRETURN:
+          k.call(cpu, P_SIGRETURN);
+          return;
         default:
           k.warn("syscall", `unknown syscall ${a0 & 0xff}`, cpu);
       }
@@ -124,6 +141,11 @@ export const P_EXIT_TO_USER = defPath("exit_to_user_mode", [
       if ((tif & TIF_NEED_RESCHED) !== 0) {
         k.jump(fr, 0); // loop until no work is left
         k.call(cpu, P_SCHEDULE, SM_NONE);
+        return;
+      }
+      if ((tif & TIF_SIGPENDING) !== 0) {
+        k.jump(fr, 0); // arch_do_signal_or_restart(), then look again
+        k.call(cpu, P_HANDLE_SIGNAL);
         return;
       }
       k.set(k.C.irqs_off, cpu, 1); // local_irq_disable_exit_to_user()
@@ -179,6 +201,7 @@ export const P_IRQ = defPath("common_interrupt", [
     "irqentry_exit",
     (k, cpu, fr) => {
       const fromUser = k.arg0(fr) !== 0;
+      if (k.model.softirqFpu) softirq_kernel_fpu(k, cpu); // irq_exit(): softirqs, if BHs are enabled
       k.ret(cpu);
       if (fromUser) {
         k.set(k.C.irqs_off, cpu, 0);

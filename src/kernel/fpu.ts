@@ -680,6 +680,118 @@ export const P_XSTATE_WRITE = defPath("xstate_write_syscall", [
   ],
 ]);
 
+// --- signals ---------------------------------------------------------------------------
+
+/** Task flag: a signal with a handler is pending (the model's signals return from the handler at once). */
+export const TIF_SIGPENDING = 1 << 7;
+
+function frameAddr(k: Kernel, t: number, i: number): number {
+  return k.T.sigframe.at + t * k.T.sigframe.stride + i;
+}
+
+/**
+ * handle_signal() -> setup_rt_frame(), for its FPU part: the user
+ * components go to the signal frame (XSAVE from the live registers, or a
+ * copy of the image), then fpu__clear_user_states() resets only the user
+ * components: with the registers not live it first restores the supervisor
+ * ones from the image (os_xrstor_supervisor), so IA32_PASID survives.
+ */
+export const P_HANDLE_SIGNAL = defPath("handle_signal", [
+  [
+    "copy_fpstate_to_sigframe",
+    (k, cpu) => {
+      const t = k.curr(cpu);
+      const tif = k.get(k.T.tif, t);
+      k.set(k.T.tif, t, tif & ~TIF_SIGPENDING);
+      const L = k.model.xstate;
+      const live = (tif & TIF_NEED_FPU_LOAD) === 0;
+      let bytes = XSAVE_HDR_SIZE;
+      for (let m = L.features & ~L.supervisor; m !== 0; m &= m - 1) {
+        const bit = m & -m;
+        const i = 31 - Math.clz32(bit);
+        const v = live ? k.w[xregAddr(k, cpu, i)] : xs_value(k, t, i);
+        if (k.w[frameAddr(k, t, i)] !== v) k.mem.write(frameAddr(k, t, i), v);
+        if (v !== 0) bytes += L.sizes[i];
+      }
+      k.metrics.xsaves_bytes += bytes;
+      k.charge(k.costs.xsaves + lineCost(k, bytes));
+    },
+  ],
+  [
+    "fpu__clear_user_states",
+    (k, cpu) => {
+      const t = k.curr(cpu);
+      const L = k.model.xstate;
+      if ((k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) !== 0 && !fpregs_state_valid(k, cpu, t)) {
+        // os_xrstor_supervisor(): the supervisor components from the image.
+        let bytes = XSAVE_HDR_SIZE;
+        for (let m = L.supervisor; m !== 0; m &= m - 1) {
+          const bit = m & -m;
+          const i = 31 - Math.clz32(bit);
+          k.mem.write(xregAddr(k, cpu, i), xs_value(k, t, i));
+          if (xs_value(k, t, i) !== 0) bytes += L.sizes[i];
+        }
+        k.metrics.xrstors_bytes += bytes;
+        k.charge(k.costs.xrstors + lineCost(k, bytes));
+      }
+      // restore_fpregs_from_init_fpstate(XFEATURE_MASK_USER_RESTORE), then fpregs_mark_activate().
+      for (let m = L.features & ~L.supervisor; m !== 0; m &= m - 1) {
+        const i = 31 - Math.clz32(m & -m);
+        if (k.w[xregAddr(k, cpu, i)] !== 0) write_xreg(k, cpu, i, 0);
+      }
+      k.set(k.C.xrstor_task, cpu, 0);
+      k.set(k.T.xs_newer, t, 0);
+      k.set(k.C.fpregs_owner, cpu, t);
+      k.set(k.T.fpu_last_cpu, t, cpu);
+      k.set(k.T.tif, t, k.get(k.T.tif, t) & ~TIF_NEED_FPU_LOAD);
+    },
+  ],
+]);
+
+/** rt_sigreturn(): fpu__restore_sig(): the user components back from the frame (XRSTOR). */
+export const P_SIGRETURN = defPath("rt_sigreturn", [
+  [
+    "fpu__restore_sig",
+    (k, cpu) => {
+      const t = k.curr(cpu);
+      const L = k.model.xstate;
+      if ((k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) !== 0) fpregs_restore_userregs(k, cpu, t);
+      let bytes = XSAVE_HDR_SIZE;
+      for (let m = L.features & ~L.supervisor; m !== 0; m &= m - 1) {
+        const i = 31 - Math.clz32(m & -m);
+        const v = k.w[frameAddr(k, t, i)];
+        if (k.w[xregAddr(k, cpu, i)] !== v) write_xreg(k, cpu, i, v);
+        if (v !== 0) bytes += L.sizes[i];
+      }
+      k.metrics.xrstors_bytes += bytes;
+      k.charge(k.costs.xrstors + lineCost(k, bytes));
+    },
+  ],
+]);
+
+/**
+ * A softirq that uses the FPU (machine.softirq_fpu), run on the way out of
+ * an interrupt: kernel_fpu_begin() from softirq context saves the
+ * interrupted task's live user registers first. Not inside an
+ * fpregs_lock() section: local_bh_disable() holds softirqs back there.
+ */
+export function softirq_kernel_fpu(k: Kernel, cpu: number): void {
+  if (k.get(k.C.fpregs_locked, cpu) !== 0) return;
+  const t = k.curr(cpu);
+  const tif = k.get(k.T.tif, t);
+  if (userTask(k, t) && (tif & TIF_NEED_FPU_LOAD) === 0) {
+    k.set(k.T.tif, t, tif | TIF_NEED_FPU_LOAD);
+    xsaves(k, cpu, t);
+    k.set(k.T.fpu_last_cpu, t, cpu);
+  }
+  k.set(k.C.fpregs_owner, cpu, 0);
+  k.set(k.C.xrstor_task, cpu, 0);
+  k.metrics.kernel_fpu++;
+  k.charge(k.costs.kernel_fpu);
+  const L = k.model.xstate;
+  for (let i = 1; i <= 2; i++) if ((L.features & (1 << i)) !== 0) write_xreg(k, cpu, i, -1);
+}
+
 // --- #GP ---------------------------------------------------------------------------------
 
 /**

@@ -182,6 +182,7 @@ export function defineLayout(size: MachineSize) {
     xcomp_bv: 1,
     xs: XFEATURE_MAX,
     xs_newer: 1, // components the kernel wrote into the image that the live registers lack
+    sigframe: XFEATURE_MAX, // the user components saved in the signal frame (copy_fpstate_to_sigframe)
     fpu_perm: 1, // fpu->perm: dynamic components the process may use (ARCH_REQ_XCOMP_PERM)
     fpu_gen: 1, // a counter for the values user code writes into its registers
     fpu_last_cpu: 1, // fpu->last_cpu: where its registers were last live (-1: none)

@@ -26,6 +26,8 @@ import {
   U_MMAP,
   U_MPROTECT,
   U_MUNMAP,
+  U_SIGNAL,
+  U_SIGRETURN,
   U_SLEEP,
   U_SYSCALL,
   U_TOUCH,
@@ -228,6 +230,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
         pasidMsr: policy.pasid_msr,
         xstateHelper: policy.xstate_helper,
         xstateCheck: policy.xstate_check === "on",
+        softirqFpu: m.softirq_fpu,
         xcompPermAtBoot: m.xcomp_perm.length > 0 ? XFEATURE_MASK_XTILE_DATA : 0,
         faults: FAULT_SITES.map((site) => {
           const f = sc.faults.find((x) => x.at === site);
@@ -362,6 +365,9 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
       return;
     case "gp_fault":
       code.push(U_GP, 0);
+      return;
+    case "signal":
+      code.push(U_SIGNAL, 0, U_SIGRETURN, 0);
       return;
     case "bind":
       code.push(U_BIND, ctx.devIndex(op.device) | (op.private ? OPEN_PRIVATE : 0));

@@ -77,6 +77,8 @@ const MachineSchema = strict({
     .default(() => ({})),
   /** Dynamic components every process may use from the start, as if it had called ARCH_REQ_XCOMP_PERM. */
   xcomp_perm: z.array(z.enum(["amx", "amx_tiledata"])).default(() => []),
+  /** A softirq on every interrupt exit uses the FPU (crypto, networking): it saves the interrupted user registers. */
+  softirq_fpu: z.boolean().default(false),
   cpu_mhz: int(100, 10_000).default(2000),
   tick_ns: int(1000, 100_000_000).default(1_000_000),
   timeslice_ns: int(1000, 1_000_000_000).default(3_000_000),
@@ -141,6 +143,7 @@ export const OP_KINDS = [
   "kernel_fpu",
   "req_xcomp_perm",
   "gp_fault",
+  "signal",
   "mmap",
   "munmap",
   "mprotect",
@@ -197,6 +200,8 @@ export interface RawOp {
   req_xcomp_perm?: "amx" | "amx_tiledata";
   /** an instruction that takes #GP for another reason than ENQCMD's (the fixup cannot tell) */
   gp_fault?: true | null;
+  /** a signal with a handler: delivered on the way to user, the handler returns at once (rt_sigreturn) */
+  signal?: true | null;
   mmap?: number;
   munmap?: number;
   mprotect?: number;
@@ -242,6 +247,7 @@ const OpSchema: z.ZodType<RawOp> = z.lazy(() =>
         kernel_fpu: z.literal(true).nullable().optional(),
         req_xcomp_perm: z.enum(["amx", "amx_tiledata"]).optional(),
         gp_fault: z.literal(true).nullable().optional(),
+        signal: z.literal(true).nullable().optional(),
         mmap: PAGES.optional(),
         munmap: PAGES.optional(),
         mprotect: PAGES.optional(),
@@ -451,7 +457,7 @@ export type NOp = NOpBase &
     | { kind: "compute" | "syscall" | "sleep"; ns: number }
     | { kind: "yield" }
     | { kind: "fpu" | "xstate_write"; components: XFeature[] }
-    | { kind: "kernel_fpu" | "req_xcomp_perm" | "gp_fault" }
+    | { kind: "kernel_fpu" | "req_xcomp_perm" | "gp_fault" | "signal" }
     | { kind: "mmap" | "munmap" | "mprotect" | "touch"; pages: number }
     /** `program` is the child's (fork, clone_*) or the new image's (exec) */
     | { kind: "fork" | "clone_thread" | "clone_vm" | "exec"; program: NProgram }
@@ -482,6 +488,7 @@ function normalizeOp(op: RawOp, path: DocPath): NOp {
   if (op.kernel_fpu !== undefined) return { kind: "kernel_fpu", ...at };
   if (op.req_xcomp_perm !== undefined) return { kind: "req_xcomp_perm", ...at };
   if (op.gp_fault !== undefined) return { kind: "gp_fault", ...at };
+  if (op.signal !== undefined) return { kind: "signal", ...at };
   if (op.mmap !== undefined) return { kind: "mmap", pages: op.mmap, ...at };
   if (op.munmap !== undefined) return { kind: "munmap", pages: op.munmap, ...at };
   if (op.mprotect !== undefined) return { kind: "mprotect", pages: op.mprotect, ...at };
