@@ -23,6 +23,7 @@ const PAIRS = [
   { scenario: "check-close-inflight", variant: "no-drain", property: "pasid-reuse" },
   { scenario: "check-gp-fixup", variant: "gp-fixup-irqs-on", property: "fpu-lost-update" },
   { scenario: "check-ipi-in-bh", variant: "ipi-in-bh", property: "fpu-lost-update" },
+  { scenario: "check-switching-flush", variant: "fea4e317f9e7", property: "tlb-stale" },
 ];
 
 describe("every built-in variant/twin pair gives its verdict", () => {
