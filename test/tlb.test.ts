@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { PER_CPU_METRICS } from "../src/engine/metrics.js";
 import { runScenario } from "../src/engine/session.js";
 import { cpu_step } from "../src/hw/cpu.js";
 import type { Kernel } from "../src/kernel/kernel.js";
@@ -14,6 +15,9 @@ import type { KPath } from "../src/kernel/path.js";
 import { P_SWITCH_TO_USER_CR3, switch_to_kernel_cr3 } from "../src/kernel/pti.js";
 import { flush_tlb_one_kernel, P_FLUSH_TLB_MM_RANGE, P_SWITCH_MM } from "../src/kernel/tlb.js";
 import { user_access } from "../src/kernel/tlb_hw.js";
+import { runJson } from "../src/report/run-report.js";
+import { compileScenario } from "../src/scenario/compile.js";
+import { loadScenarioFile } from "../src/scenario/load.js";
 import { bootEngine, REPO_ROOT, scenario } from "./helpers.js";
 
 /** A 1-CPU machine with `n` single-threaded processes (their mms are 1..n, tasks 2..n+1). */
@@ -300,3 +304,21 @@ processes:
 function readBuiltin(name: string): string {
   return readFileSync(join(REPO_ROOT, "scenarios", `${name}.yaml`), "utf8");
 }
+
+describe("metrics.per_cpu", () => {
+  test("each CPU's TLB counters add up to the run's, and the CPUs that run the unmapper do the flushing", () => {
+    const r = runScenario(
+      compileScenario(loadScenarioFile(join(REPO_ROOT, "scenarios", "tlb-shootdown-storm.yaml"))),
+    );
+    assert.equal(r.violations_total, 0);
+    assert.equal(r.per_cpu.length, 8);
+    for (const name of PER_CPU_METRICS) {
+      const sum = r.per_cpu.reduce((s, m) => s + m[name], 0);
+      assert.equal(sum, r.metrics[name], name);
+    }
+    const ranged = r.per_cpu.map((m) => m.tlb_flushes_range);
+    assert.ok(ranged.filter((n) => n > 0).length >= 6, `ranged flushes on the unmappers' CPUs: ${ranged}`);
+    const json = JSON.parse(runJson(r));
+    assert.deepEqual(json.metrics.per_cpu, r.per_cpu);
+  });
+});

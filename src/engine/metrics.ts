@@ -65,3 +65,33 @@ export function newMetrics(): Metrics {
   for (const k of CORE_METRICS) m[k] = 0;
   return m;
 }
+
+/** The metrics `metrics.per_cpu[i]` carries for each CPU (DESIGN.md: the TLB model's names). */
+export const PER_CPU_METRICS = [
+  "tlb_flushes_full",
+  "tlb_flushes_range",
+  "user_asid_flushes",
+  "asid_switches",
+  "cr3_writes",
+  "ipis",
+] as const;
+export type PerCpuMetricName = (typeof PER_CPU_METRICS)[number];
+export const PC_TLB_FLUSHES_FULL = 0;
+export const PC_TLB_FLUSHES_RANGE = 1;
+export const PC_USER_ASID_FLUSHES = 2;
+export const PC_ASID_SWITCHES = 3;
+export const PC_CR3_WRITES = 4;
+export const PC_IPIS = 5;
+
+/** Per-CPU counters as objects, one per CPU, from the kernel's flat array. */
+export function perCpuMetrics(flat: Float64Array, cpus: number): Record<PerCpuMetricName, number>[] {
+  const out: Record<PerCpuMetricName, number>[] = [];
+  for (let c = 0; c < cpus; c++) {
+    const o = {} as Record<PerCpuMetricName, number>;
+    PER_CPU_METRICS.forEach((name, j) => {
+      o[name] = flat[c * PER_CPU_METRICS.length + j];
+    });
+    out.push(o);
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import type { Policy } from "../scenario/schema.js";
 import { cyclesToNs } from "./costs.js";
 import { Engine, type Scheduler, type StopReason, TR_CPU, TR_TICK, trArg, trKind } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
-import type { Metrics } from "./metrics.js";
+import { type Metrics, type PerCpuMetricName, perCpuMetrics } from "./metrics.js";
 import { RandomScheduler } from "./random.js";
 import { SimScheduler } from "./sim.js";
 
@@ -35,6 +35,8 @@ export interface RunResult {
   complete: boolean;
   stop_reason: StopReason;
   metrics: Metrics;
+  /** metrics.per_cpu in the JSON: the TLB model's counters for each CPU. */
+  per_cpu: Record<PerCpuMetricName, number>[];
   violations: Pick<Violation, "property" | "step" | "message">[];
   violations_total: number;
   /** Fingerprint of the final machine state. */
@@ -79,6 +81,7 @@ export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunRes
     complete: stop === "quiescent",
     stop_reason: stop,
     metrics: k.metrics,
+    per_cpu: perCpuMetrics(k.perCpu, k.params.cpus),
     violations: k.violations.map((v) => ({ property: v.property, step: v.step, message: v.message })),
     violations_total: k.violationCount,
     state_hash: k.mem.hashHex(),

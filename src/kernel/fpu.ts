@@ -15,6 +15,7 @@
 // bit clear takes #GP; policy `pasid_msr` says how the MSR gets its value:
 // the mainline #GP fixup, or one of the eager schemes of seed 000.
 
+import { PC_IPIS } from "../engine/metrics.js";
 import { IRQ_PASID, PF_KTHREAD, TASK_DEAD, TASK_FREE, XFEATURE_MAX } from "../machine/state.js";
 import { P_EXIT_TO_USER } from "./entry.js";
 import { pasidChange } from "./iommu.js";
@@ -571,6 +572,7 @@ export function pasid_mm_changed(k: Kernel, mm: number, cpu: number): void {
     }
     if (policy !== "ipi" && k.get(k.T.mm, t) === mm) k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_PASID_SYNC);
     k.metrics.ipis++;
+    k.pcpu(cpu, PC_IPIS);
     k.charge(k.costs.ipi_send);
     k.set(k.C.pending, c, k.get(k.C.pending, c) | IRQ_PASID);
     k.link.kick(c);

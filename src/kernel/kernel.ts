@@ -4,7 +4,7 @@
 // step's effect is exactly its writes to `mem`.
 
 import type { CostKind, CostTable } from "../engine/costs.js";
-import { type Metrics, newMetrics } from "../engine/metrics.js";
+import { type Metrics, newMetrics, PER_CPU_METRICS } from "../engine/metrics.js";
 import type { Rng } from "../engine/rng.js";
 import type { DeviceParams } from "../hw/device.js";
 import type { Program } from "../hw/program.js";
@@ -132,6 +132,8 @@ export class Kernel {
   /** The global PASID allocator's place in memory. */
   readonly ida: Ida;
   readonly metrics: Metrics = newMetrics();
+  /** metrics.per_cpu: PER_CPU_METRICS counters, cpu-major (see pcpu()). */
+  readonly perCpu: Float64Array;
   readonly violations: Violation[] = [];
   /** Cycles of each step of each path, from the cost table: stepCost[path.id][pc]. */
   readonly stepCost: number[][];
@@ -165,6 +167,7 @@ export class Kernel {
     readonly model: ModelConfig,
   ) {
     this.w = mem.words;
+    this.perCpu = new Float64Array(params.cpus * PER_CPU_METRICS.length);
     this.T = L.task.f;
     this.C = L.cpu.f;
     this.M = L.mm.f;
@@ -379,6 +382,11 @@ export class Kernel {
     const fail = f.every ? n >= f.nth : n === f.nth;
     if (fail && this.trace !== null) this.trace.instant(-1, "fault injected", { site, run: n });
     return fail;
+  }
+
+  /** Count one event of per-CPU metric `m` (a PC_* index) on `cpu` (the global count is the caller's). */
+  pcpu(cpu: number, m: number): void {
+    if (cpu >= 0) this.perCpu[cpu * PER_CPU_METRICS.length + m]++;
   }
 
   /** Add cycles to the current step beyond its kind's base cost. */

@@ -7,6 +7,7 @@
 // Kernel variant `fea4e317f9e7`: should_flush_tlb() without the SWITCHING
 // test (the skipped-IPI window that commit closed).
 
+import { PC_ASID_SWITCHES, PC_IPIS, PC_TLB_FLUSHES_RANGE } from "../engine/metrics.js";
 import { IRQ_CALL_FUNCTION, TLB_PAGES } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { mmdropHooks } from "./mm.js";
@@ -146,6 +147,7 @@ export function choose_new_asid(k: Kernel, cpu: number, next: number, gen: numbe
 function load_new_mm_cr3(k: Kernel, cpu: number, next: number, sw: number): void {
   const asid = sw & SW_ASID;
   k.metrics.asid_switches++;
+  k.pcpu(cpu, PC_ASID_SWITCHES);
   if ((sw & SW_FLUSH) !== 0) {
     k.mem.write(ctxIdAddr(k, cpu, asid), ctx_id(k, next));
     k.mem.write(ctxGenAddr(k, cpu, asid), k.get(k.C.sw_gen, cpu));
@@ -272,6 +274,7 @@ export function flush_tlb_func(k: Kernel, cpu: number, initiator: number): void 
   if (pages !== 0 && want === local + 1 && want === mmGen) {
     for (let p = 0; p < pages; p++) flush_tlb_one_user(k, cpu, p);
     k.metrics.tlb_flushes_range++;
+    k.pcpu(cpu, PC_TLB_FLUSHES_RANGE);
   } else {
     flush_tlb_local(k, cpu);
   }
@@ -342,6 +345,7 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
         k.mem.write(a, k.w[a] | (1 << (cpu & 31)));
         k.add(C.fi_waiting, cpu, 1);
         k.metrics.ipis++;
+        k.pcpu(cpu, PC_IPIS);
         k.charge(k.cost("ipi_send"));
         raise_irq(k, c, IRQ_CALL_FUNCTION);
       }

@@ -13,6 +13,7 @@
 // completed flush of the page (the `tlb-stale` property: between a flush
 // request and its completion the kernel lets other CPUs use the old entry).
 
+import { PC_CR3_WRITES, PC_TLB_FLUSHES_FULL, PC_USER_ASID_FLUSHES } from "../engine/metrics.js";
 import { TLB_ENTRIES, TLB_PAGES, TLBE_WORDS } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 
@@ -44,7 +45,11 @@ function tlbBase(k: Kernel, cpu: number): number {
 
 function countFlush(k: Kernel, cpu: number, pcid: number, user: boolean): void {
   k.metrics.tlb_flushes_full++;
-  if (user) k.metrics.user_asid_flushes++;
+  k.pcpu(cpu, PC_TLB_FLUSHES_FULL);
+  if (user) {
+    k.metrics.user_asid_flushes++;
+    k.pcpu(cpu, PC_USER_ASID_FLUSHES);
+  }
   if (k.trace !== null) k.trace.instant(cpu, user ? "user PCID flush" : "PCID flush", { pcid });
 }
 
@@ -90,6 +95,7 @@ export function write_cr3(
   k.set(C.cr3_user, cpu, user ? 1 : 0);
   k.set(C.cr3_noflush, cpu, noflush ? 1 : 0);
   k.metrics.cr3_writes++;
+  k.pcpu(cpu, PC_CR3_WRITES);
   k.charge(k.cost("cr3_write"));
   if (noflush) return;
   k.charge(k.cost("tlb_flush"));

@@ -2,17 +2,17 @@
 // contract) for scripts.
 
 import Table from "cli-table3";
-import { CONTRACT_METRICS } from "../engine/metrics.js";
+import { CONTRACT_METRICS, PER_CPU_METRICS } from "../engine/metrics.js";
 import type { RunResult } from "../engine/session.js";
 
 /** The `--json` object: contract keys first, then the extras. */
 export function runJson(r: RunResult): string {
-  const { trace: _omit, ...rest } = r;
+  const { trace: _omit, per_cpu, ...rest } = r;
   const ordered = {
     scenario: rest.scenario,
     seed: rest.seed,
     policy: rest.policy,
-    metrics: rest.metrics,
+    metrics: { ...rest.metrics, per_cpu },
     violations: rest.violations,
     violations_total: rest.violations_total,
     scheduler: rest.scheduler,
@@ -25,6 +25,8 @@ export function runJson(r: RunResult): string {
 }
 
 const fmt = (n: number) => n.toLocaleString("en-US");
+/** Machines of more CPUs show the per-CPU counters in --json only. */
+const PER_CPU_TABLE_MAX = 16;
 
 export function runTable(r: RunResult, cpus: number): string {
   const out: string[] = [];
@@ -51,6 +53,17 @@ export function runTable(r: RunResult, cpus: number): string {
   out.push(t.toString());
   const zero = CONTRACT_METRICS.filter((m) => r.metrics[m] === 0);
   if (zero.length > 0) out.push(`zero: ${zero.join(", ")}`);
+  if (r.per_cpu.length <= PER_CPU_TABLE_MAX && r.metrics.cr3_writes > 0) {
+    const pc = new Table({
+      head: ["cpu", ...PER_CPU_METRICS],
+      style: { head: [], border: [] },
+      colAligns: ["right", ...PER_CPU_METRICS.map(() => "right" as const)],
+    });
+    r.per_cpu.forEach((m, c) => {
+      pc.push([String(c), ...PER_CPU_METRICS.map((n) => fmt(m[n]))]);
+    });
+    out.push("", "per CPU (--json: metrics.per_cpu)", pc.toString());
+  }
   out.push("");
   if (r.violations_total === 0) {
     out.push("violations: none");
