@@ -13,7 +13,14 @@ import { cpu_step } from "../src/hw/cpu.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import type { KPath } from "../src/kernel/path.js";
 import { P_SWITCH_TO_USER_CR3, switch_to_kernel_cr3 } from "../src/kernel/pti.js";
-import { flush_tlb_one_kernel, P_FLUSH_TLB_MM_RANGE, P_SWITCH_MM } from "../src/kernel/tlb.js";
+import {
+  cpumask_test,
+  enter_lazy_tlb,
+  flush_tlb_func,
+  flush_tlb_one_kernel,
+  P_FLUSH_TLB_MM_RANGE,
+  P_SWITCH_MM,
+} from "../src/kernel/tlb.js";
 import { user_access } from "../src/kernel/tlb_hw.js";
 import { runJson } from "../src/report/run-report.js";
 import { compileScenario } from "../src/scenario/compile.js";
@@ -21,12 +28,14 @@ import { loadScenarioFile } from "../src/scenario/load.js";
 import { bootEngine, REPO_ROOT, scenario } from "./helpers.js";
 
 /** A 1-CPU machine with `n` single-threaded processes (their mms are 1..n, tasks 2..n+1). */
-function machine(n: number, extra = "", policy: string[] = []) {
+function machine(n: number, extra = "", policy: string[] = [], cpus = 1) {
   const procs = Array.from(
     { length: n },
     (_, i) => `  - { name: p${i + 1}, program: [ { compute: 1000 } ] }`,
   );
-  const cs = scenario(`name: t\nmachine: { cpus: 1${extra} }\nprocesses:\n${procs.join("\n")}\n`, { policy });
+  const cs = scenario(`name: t\nmachine: { cpus: ${cpus}${extra} }\nprocesses:\n${procs.join("\n")}\n`, {
+    policy,
+  });
   const { k } = bootEngine(cs);
   k.set(k.C.irqs_off, 0, 1); // nothing interrupts the paths under test
   return k;
@@ -43,8 +52,9 @@ function runPath(k: Kernel, t: number, path: KPath, a0 = 0, a1 = 0): void {
 
 const task = (mm: number) => mm + 1; // process i's leader is task slot i + 1 (slot 1 is the idle task)
 
+/** Switch CPU 0 to mm `mm` (as its process's task: slots 1..cpus are the idle tasks). */
 function switchTo(k: Kernel, mm: number): void {
-  runPath(k, task(mm), P_SWITCH_MM, mm);
+  runPath(k, mm + k.params.cpus, P_SWITCH_MM, mm);
 }
 
 function cr3(k: Kernel) {
@@ -320,5 +330,92 @@ describe("metrics.per_cpu", () => {
     assert.ok(ranged.filter((n) => n > 0).length >= 6, `ranged flushes on the unmappers' CPUs: ${ranged}`);
     const json = JSON.parse(runJson(r));
     assert.deepEqual(json.metrics.per_cpu, r.per_cpu);
+  });
+});
+
+describe("reference scenarios (linux-tlb-pcid.md section 6)", () => {
+  /** A in slot 1 on CPU 0, its first flushing switch's user bit consumed by one exit. */
+  function loadedA(extra = "") {
+    const k = machine(1, extra);
+    switchTo(k, 1);
+    runPath(k, task(1), P_SWITCH_TO_USER_CR3);
+    switch_to_kernel_cr3(k, 0);
+    return k;
+  }
+
+  test("7. range threshold: 33 pages are 33 INVLPG + INVPCID and no bit; 34 pages a full flush and bit 2; no INVPCID: 33 INVLPG and bit 2", () => {
+    const k = loadedA();
+    const m = k.metrics;
+    const full0 = m.tlb_flushes_full;
+    runPath(k, task(1), P_FLUSH_TLB_MM_RANGE, 33, 0);
+    assert.equal(m.tlb_flushes_range, 1);
+    assert.equal(m.tlb_flushes_full, full0);
+    assert.equal(k.get(k.C.user_pcid_flush_mask, 0), 0, "INVPCID flushed the user PCID at once");
+    runPath(k, task(1), P_FLUSH_TLB_MM_RANGE, 34, 0);
+    assert.equal(m.tlb_flushes_full, full0 + 1);
+    assert.equal(k.get(k.C.user_pcid_flush_mask, 0), 1 << 2, "kPCID 2's user half deferred");
+    const n = loadedA(", invpcid: false");
+    runPath(n, task(1), P_FLUSH_TLB_MM_RANGE, 33, 0);
+    assert.equal(n.metrics.tlb_flushes_range, 1);
+    assert.equal(
+      n.get(n.C.user_pcid_flush_mask, 0),
+      1 << 2,
+      "without INVPCID the user part waits for the exit",
+    );
+  });
+
+  test("8. generation reordering: F2 (partial, 2->3) arriving first at a CPU at gen 1 is promoted to full; F1 then does nothing", () => {
+    const k = machine(1, "", [], 3);
+    switchTo(k, 1); // A loaded on CPU 0, local gen 0
+    const ga = k.C.ctx_gen.at + 0 * k.C.ctx_gen.stride + k.get(k.C.loaded_mm_asid, 0);
+    k.mem.write(ga, 1); // CPU 0 is at gen 1
+    k.set(k.M.tlb_gen, 1, 3); // two flushes since: F1 full (gen 2), F2 of 1 page (gen 3)
+    const f1 = 1;
+    const f2 = 2; // the initiators' flush_tlb_info, on CPUs 1 and 2
+    for (const [cpu, pages, gen] of [
+      [f1, 0, 2],
+      [f2, 1, 3],
+    ]) {
+      k.set(k.C.fi_mm, cpu, 1);
+      k.set(k.C.fi_pages, cpu, pages);
+      k.set(k.C.fi_gen, cpu, gen);
+    }
+    const full0 = k.metrics.tlb_flushes_full;
+    flush_tlb_func(k, 0, f2);
+    assert.equal(k.metrics.tlb_flushes_full, full0 + 1, "promoted to a full flush");
+    assert.equal(k.metrics.tlb_flushes_range, 0);
+    assert.equal(k.w[ga], 3, "local = 3");
+    flush_tlb_func(k, 0, f1);
+    assert.equal(k.metrics.tlb_flushes_full, full0 + 1, "F1 (new gen 2 <= 3): no flush");
+  });
+
+  test("10. lazy catch-up: a CPU lazy on A that missed a flush switches back with a flushing CR3; up to date, no CR3 write", () => {
+    const k = machine(1);
+    switchTo(k, 1);
+    enter_lazy_tlb(k, 0);
+    const writes = k.metrics.cr3_writes;
+    switchTo(k, 1); // nothing happened meanwhile
+    assert.equal(k.metrics.cr3_writes, writes, "up to date: no CR3 write");
+    enter_lazy_tlb(k, 0);
+    k.add(k.M.tlb_gen, 1, 1); // a flush it was skipped for
+    switchTo(k, 1);
+    assert.equal(k.metrics.cr3_writes, writes + 1);
+    assert.equal(k.get(k.C.cr3_noflush, 0), 0, "flushing");
+    assert.equal(k.get(k.C.loaded_mm_asid, 0), 1, "same slot");
+    assert.notEqual(k.get(k.C.user_pcid_flush_mask, 0) & (1 << 2), 0, "the user half deferred");
+  });
+
+  test("20. wrong-CPU IPI: a target that has B loaded leaves mm_cpumask(A) without flushing", () => {
+    const k = machine(2, "", [], 2);
+    switchTo(k, 1);
+    switchTo(k, 2); // CPU 0 now runs B; A's bit in its cpumask stays (no trim)
+    assert.ok(cpumask_test(k, 1, 0));
+    k.set(k.C.fi_mm, 1, 1);
+    k.set(k.C.fi_pages, 1, 1);
+    k.set(k.C.fi_gen, 1, k.add(k.M.tlb_gen, 1, 1));
+    const before = k.metrics.tlb_flushes_full + k.metrics.tlb_flushes_range;
+    flush_tlb_func(k, 0, 1);
+    assert.equal(k.metrics.tlb_flushes_full + k.metrics.tlb_flushes_range, before);
+    assert.ok(!cpumask_test(k, 1, 0), "TLB_REMOTE_WRONG_CPU: bit cleared");
   });
 });
