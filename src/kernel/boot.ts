@@ -20,7 +20,7 @@ import { Kernel, type MachineParams, type ModelConfig } from "./kernel.js";
 import { mm_alloc } from "./mm.js";
 import { P_SWITCH_TO_USER_CR3 } from "./pti.js";
 import { enqueue_task, P_IDLE } from "./sched.js";
-import { P_SWITCH_MM, tlb_boot_cpu, tlb_mm_free } from "./tlb.js";
+import { P_SWITCH_MM, tlb_boot_cpu } from "./tlb.js";
 
 export interface InitialProcess {
   prog: number;

@@ -352,7 +352,7 @@ export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
   ["mutex_unlock", (k, cpu) => sva_unlock(k, cpu)],
   [
     "fput_done",
-    (k, cpu, fr) => {
+    (k, _cpu, fr) => {
       file_free(k, k.arg0(fr));
     },
   ],
