@@ -45,6 +45,7 @@ describe("loading scenarios", () => {
       cpuid_xstate: {},
       xcomp_perm: [],
       softirq_fpu: false,
+      nmi: false,
       cpu_mhz: 2000,
       tick_ns: 1_000_000,
       timeslice_ns: 3_000_000,

@@ -10,6 +10,7 @@ import { describe, test } from "node:test";
 import { PER_CPU_METRICS } from "../src/engine/metrics.js";
 import { runScenario } from "../src/engine/session.js";
 import { cpu_step } from "../src/hw/cpu.js";
+import { P_EXIT_TO_USER } from "../src/kernel/entry.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import type { KPath } from "../src/kernel/path.js";
 import { P_SWITCH_TO_USER_CR3, switch_to_kernel_cr3 } from "../src/kernel/pti.js";
@@ -22,6 +23,7 @@ import {
   P_SWITCH_MM,
 } from "../src/kernel/tlb.js";
 import { user_access } from "../src/kernel/tlb_hw.js";
+import { IRQ_NMI } from "../src/machine/state.js";
 import { runJson } from "../src/report/run-report.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile } from "../src/scenario/load.js";
@@ -417,5 +419,109 @@ describe("reference scenarios (linux-tlb-pcid.md section 6)", () => {
     flush_tlb_func(k, 0, 1);
     assert.equal(k.metrics.tlb_flushes_full + k.metrics.tlb_flushes_range, before);
     assert.ok(!cpumask_test(k, 1, 0), "TLB_REMOTE_WRONG_CPU: bit cleared");
+  });
+});
+
+describe("NMIs and the paranoid CR3 restore", () => {
+  /** Take an NMI on CPU 0 now and run it to its IRET. */
+  function nmi(k: Kernel): void {
+    k.set(k.C.pending, 0, k.get(k.C.pending, 0) | IRQ_NMI);
+    cpu_step(k, 0, 1000);
+    assert.equal(k.get(k.C.in_nmi, 0), 1, "the NMI was taken with IRQs off");
+    for (let i = 0; i < 10 && k.get(k.C.in_nmi, 0) !== 0; i++) cpu_step(k, 0, 1000);
+    assert.equal(k.get(k.C.in_nmi, 0), 0);
+  }
+
+  test("13. an NMI from kernel mode: no CR3 write since 6.9; before it (bb998361999e) a NOFLUSH rewrite; the mask unchanged", () => {
+    for (const [variant, writes] of [
+      [[], 0],
+      [["bb998361999e"], 1],
+    ] as const) {
+      const cs = scenario(
+        "name: t\nmachine: { cpus: 1 }\nprocesses: [ { name: p, program: [ { compute: 1 } ] } ]\n",
+        {
+          kernel: [...variant],
+        },
+      );
+      const { k } = bootEngine(cs);
+      k.set(k.C.irqs_off, 0, 1);
+      switchTo(k, 1);
+      const before = cr3(k);
+      const mask = k.get(k.C.user_pcid_flush_mask, 0);
+      const w0 = k.metrics.cr3_writes;
+      nmi(k);
+      assert.equal(k.metrics.cr3_writes - w0, writes, variant.join() || "mainline");
+      assert.deepEqual({ ...cr3(k), noflush: before.noflush }, before);
+      assert.equal(k.get(k.C.user_pcid_flush_mask, 0), mask);
+      assert.equal(k.violations.length, 0, JSON.stringify(k.violations));
+    }
+  });
+
+  test("14. an NMI after the user CR3 is loaded, before SYSRET: kernel CR3 NOFLUSH in, and a pending bit consumed by one flushing write out", () => {
+    const k = machine(1, ", invpcid: false");
+    switchTo(k, 1); // a flushing switch: bit 2 pending
+    assert.equal(k.get(k.C.user_pcid_flush_mask, 0), 1 << 2);
+    // The exit path's CR3 switch with the bit already consumed, then an NMI before SYSRET.
+    runPath(k, task(1), P_SWITCH_TO_USER_CR3);
+    const user = cr3(k);
+    assert.equal(user.pcid, 0x802);
+    const flushes = k.metrics.user_asid_flushes;
+    nmi(k);
+    assert.deepEqual({ ...cr3(k), noflush: 1 }, { ...user, noflush: 1 });
+    assert.equal(k.get(k.C.cr3_noflush, 0), 1, "nothing pending: NOFLUSH");
+    assert.equal(k.metrics.user_asid_flushes, flushes);
+    // Now a flush makes bit 2 pending again while the user CR3 is loaded (as a remote flush's
+    // IPI could not, but an NMI-safe path that did would be caught): the NMI's exit consumes it.
+    k.set(k.C.user_pcid_flush_mask, 0, 1 << 2);
+    nmi(k);
+    assert.equal(k.metrics.user_asid_flushes, flushes + 1, "one flushing write of the user CR3");
+    assert.equal(k.get(k.C.user_pcid_flush_mask, 0), 0);
+    assert.equal(k.violations.length, 0, JSON.stringify(k.violations));
+  });
+
+  test("an NMI between any two steps of the exit path leaves CR3 as it would be without it", () => {
+    const base = (withNmiAt: number) => {
+      const k = machine(1);
+      switchTo(k, 1);
+      const t = task(1);
+      k.set(k.C.curr, 0, t);
+      k.set(k.T.depth, t, 0); // drop its ret_from_fork frame: it is on the way out of a syscall
+      k.call(0, P_EXIT_TO_USER);
+      for (let i = 0; i < 50 && k.get(k.C.in_user, 0) === 0; i++) {
+        if (i === withNmiAt) nmi(k);
+        cpu_step(k, 0, 1000);
+      }
+      const { noflush: _n, ...end } = cr3(k); // an NMI after the switch writes it again, NOFLUSH
+      return { k, end, mask: k.get(k.C.user_pcid_flush_mask, 0), userFlushes: k.metrics.user_asid_flushes };
+    };
+    const plain = base(-1);
+    assert.equal(plain.k.get(plain.k.C.in_user, 0), 1);
+    assert.equal(plain.k.violations.length, 0, JSON.stringify(plain.k.violations));
+    for (let at = 0; at < 8; at++) {
+      const r = base(at);
+      assert.deepEqual(r.end, plain.end, `NMI before step ${at}`);
+      assert.equal(r.mask, plain.mask, `NMI before step ${at}`);
+      assert.equal(
+        r.userFlushes,
+        plain.userFlushes,
+        `NMI before step ${at}: the pending bit is consumed once`,
+      );
+      assert.equal(r.k.violations.length, 0, `NMI before step ${at}: ${JSON.stringify(r.k.violations)}`);
+    }
+  });
+
+  test("with machine.nmi, runs and check stay clean: NMIs land everywhere and restore CR3", () => {
+    const r = runScenario(
+      scenario(`
+name: nmis
+machine: { cpus: 2, nmi: true, tick_ns: 100000 }
+processes:
+  - name: p
+    threads: 2
+    program: { repeat: 30, do: [ { touch: 4 }, { munmap: 2 }, { compute: 50000 }, { yield: true } ] }
+`),
+    );
+    assert.equal(r.violations_total, 0, JSON.stringify(r.violations));
+    assert.ok(r.metrics.nmis > 10, `${r.metrics.nmis} NMIs`);
   });
 });

@@ -13,7 +13,7 @@ import { idxd_complete } from "../kernel/devfile.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { raise_irq } from "../kernel/sched.js";
 import { hrtimer_wakeup } from "../kernel/sleep.js";
-import { IRQ_TIMER } from "../machine/state.js";
+import { IRQ_NMI, IRQ_TIMER } from "../machine/state.js";
 import type { Invariant } from "./invariants.js";
 
 export const TR_SHIFT = 2 ** 20;
@@ -93,7 +93,7 @@ export class Engine {
     const arg = trArg(tr);
     if (kind === TR_TICK) {
       // NO_HZ idle: a halted CPU's tick is stopped.
-      if (k.get(k.C.halted, arg) === 0) raise_irq(k, arg, IRQ_TIMER);
+      if (k.get(k.C.halted, arg) === 0) raise_irq(k, arg, k.model.nmi ? IRQ_TIMER | IRQ_NMI : IRQ_TIMER);
       return 0;
     }
     if (kind === TR_DEVICE) {

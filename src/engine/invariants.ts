@@ -186,6 +186,10 @@ const warnOnly: Invariant[] = [
     description:
       "CR3 names the task's mm and the loaded ASID's PCID in user mode; no PCID or NOFLUSH bits without CR4.PCIDE",
   },
+  {
+    name: "nmi-cr3",
+    description: "an NMI returns to the CR3 it interrupted: the same page table, PCID and user half",
+  },
   { name: "asid-slot", description: "the loaded ASID slot's ctx_id is the loaded mm's" },
   { name: "user-mask", description: "user_pcid_flush_mask names only kernel PCIDs of slots that exist" },
 ];

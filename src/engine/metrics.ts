@@ -53,6 +53,7 @@ export const CORE_METRICS = [
   "sigill",
   "kernel_fpu",
   "xstate_helper_bytes",
+  "nmis",
 ] as const;
 
 export type MetricName = (typeof CONTRACT_METRICS)[number] | (typeof CORE_METRICS)[number];

@@ -30,8 +30,9 @@ import { pasid_get } from "../kernel/iommu.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";
 import { P_EXIT } from "../kernel/process.js";
+import { enter_nmi } from "../kernel/pti.js";
 import { user_access } from "../kernel/tlb_hw.js";
-import { FR_PATH, FR_PC, LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
+import { FR_PATH, FR_PC, IRQ_NMI, LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
 import { wq_outstanding, wq_submit } from "./device.js";
 import {
   OPCODE_NAMES,
@@ -79,10 +80,18 @@ export function cpu_step(k: Kernel, cpu: number, chunkNs: number): number {
   const C = k.C;
   const w = k.w;
   const cb = C.curr.base + cpu * C.curr.stride;
-  // The APIC: an interrupt is taken at an instruction boundary when IF is set.
-  if (w[cb + C.pending.off] !== 0 && w[cb + C.irqs_off.off] === 0 && w[cb + C.irq_depth.off] === 0) {
-    enter_irq(k, cpu);
-    return k.costs.irq_entry + k.extra;
+  // The APIC: an interrupt is taken at an instruction boundary when IF is
+  // set; an NMI whatever IF says, but not inside another NMI.
+  const pending = w[cb + C.pending.off];
+  if (pending !== 0) {
+    if ((pending & IRQ_NMI) !== 0 && w[cb + C.in_nmi.off] === 0) {
+      enter_nmi(k, cpu);
+      return k.costs.irq_entry + k.extra;
+    }
+    if (w[cb + C.irqs_off.off] === 0 && w[cb + C.irq_depth.off] === 0 && pending !== IRQ_NMI) {
+      enter_irq(k, cpu);
+      return k.costs.irq_entry + k.extra;
+    }
   }
   const paths = allPaths();
   const fr = k.topFrame(cpu);
@@ -110,7 +119,9 @@ export function cpu_step(k: Kernel, cpu: number, chunkNs: number): number {
 /** What `cpu_step` would do next on `cpu`, in words (for traces; not the hot loop). */
 export function cpu_peek(k: Kernel, cpu: number): string {
   const C = k.C;
-  if (k.get(C.pending, cpu) !== 0 && k.get(C.irqs_off, cpu) === 0 && k.get(C.irq_depth, cpu) === 0) {
+  const pending = k.get(C.pending, cpu);
+  if ((pending & IRQ_NMI) !== 0 && k.get(C.in_nmi, cpu) === 0) return "NMI entry";
+  if (pending !== 0 && pending !== IRQ_NMI && k.get(C.irqs_off, cpu) === 0 && k.get(C.irq_depth, cpu) === 0) {
     return "interrupt entry";
   }
   const paths = allPaths();

@@ -75,6 +75,8 @@ export interface ModelConfig {
   xstateHelper: XstateHelper;
   /** policy.xstate_check: the helpers' debug copy and checks. */
   xstateCheck: boolean;
+  /** machine.nmi: a perf NMI comes with every tick, taken at the next step boundary whatever IF says. */
+  nmi: boolean;
   /** machine.softirq_fpu: a softirq on every interrupt exit uses the FPU (kernel_fpu_begin in softirq context). */
   softirqFpu: boolean;
   /** machine.xcomp_perm: dynamic components every process may use from the start (ARCH_REQ_XCOMP_PERM done). */

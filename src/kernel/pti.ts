@@ -4,9 +4,10 @@
 // user_pcid_flush_mask bit for the kernel PCID in CR3 and flushes the user
 // PCID only when it is set, clearing it: the one place a bit is consumed.
 // Both run with IRQs off on this CPU, and the mask is per-CPU, so the test
-// and clear need no atomic; only an NMI could come in between (not modelled
-// as a transition yet: docs/model-vs-kernel.md).
+// and clear need no atomic; only an NMI could come in between, and it
+// consumes the bit itself when it returns to a user CR3 (PARANOID_RESTORE_CR3).
 
+import { IRQ_NMI } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 import { KERN_PCID_MASK, PTI_USER_PCID_BIT, user_pcid, write_cr3 } from "./tlb_hw.js";
@@ -60,3 +61,84 @@ function check_user_cr3(k: Kernel, cpu: number, mm: number): void {
 export const P_SWITCH_TO_USER_CR3 = defPath("SWITCH_TO_USER_CR3", [
   ["SWITCH_TO_USER_CR3", (k, cpu) => switch_to_user_cr3(k, cpu)],
 ]);
+
+/** Kernel variant: the paranoid exit before 6.9 (bb998361999e): RESTORE_CR3 always writes CR3. */
+export const VARIANT_RESTORE_CR3 = "bb998361999e";
+
+/**
+ * An NMI (asm_exc_nmi): SAVE_AND_SWITCH_TO_KERNEL_CR3 on the way in, the
+ * handler (perf: it touches no TLB state), PARANOID_RESTORE_CR3 on the way
+ * out. Taken at any step boundary, IRQs off or not, but not inside another
+ * NMI. The CR3 it returns to must name the page table and PCID it
+ * interrupted (property `nmi-cr3`).
+ */
+export const P_NMI = defPath("exc_nmi", [
+  [
+    "SAVE_AND_SWITCH_TO_KERNEL_CR3",
+    (k, cpu) => {
+      const C = k.C;
+      k.metrics.nmis++;
+      k.set(C.nmi_cr3_mm, cpu, k.get(C.cr3_mm, cpu));
+      k.set(C.nmi_cr3_pcid, cpu, k.get(C.cr3_pcid, cpu));
+      k.set(C.nmi_cr3_user, cpu, k.get(C.cr3_user, cpu));
+      if (k.model.tlb.pti && k.get(C.cr3_user, cpu) !== 0) switch_to_kernel_cr3(k, cpu);
+    },
+  ],
+  ["nmi_handle", () => {}],
+  [
+    "PARANOID_RESTORE_CR3",
+    (k, cpu) => {
+      const C = k.C;
+      const t = k.model.tlb;
+      const mm = k.get(C.nmi_cr3_mm, cpu);
+      const pcid = k.get(C.nmi_cr3_pcid, cpu);
+      const user = k.get(C.nmi_cr3_user, cpu) !== 0;
+      if (t.pti && user) {
+        if (!t.pcid) {
+          write_cr3(k, cpu, mm, 0, true, false);
+        } else {
+          // btr k, mask; jc: a pending flush of this user PCID is done here.
+          const kpcid = pcid & KERN_PCID_MASK;
+          const mask = k.get(C.user_pcid_flush_mask, cpu);
+          const set = (mask & (1 << kpcid)) !== 0;
+          if (set) k.set(C.user_pcid_flush_mask, cpu, mask & ~(1 << kpcid));
+          k.charge(k.cost("user_mask_rmw"));
+          write_cr3(k, cpu, mm, pcid, true, !set);
+        }
+      } else if (k.model.variants.has(VARIANT_RESTORE_CR3) && t.pti) {
+        write_cr3(k, cpu, mm, pcid, false, t.pcid); // a kernel CR3 can always resume NOFLUSH
+      }
+      if (k.get(C.cr3_mm, cpu) !== mm || k.get(C.cr3_pcid, cpu) !== pcid || (k.get(C.cr3_user, cpu) !== 0) !== user) {
+        k.warn(
+          "nmi-cr3",
+          `cpu ${cpu}: the NMI returns with CR3 (mm ${k.get(C.cr3_mm, cpu)}, PCID ${k.get(C.cr3_pcid, cpu)}) where it came with (mm ${mm}, PCID ${pcid})`,
+          cpu,
+        );
+      }
+    },
+  ],
+  [
+    "iret",
+    (k, cpu) => {
+      k.ret(cpu);
+      k.set(k.C.in_nmi, cpu, 0);
+      if (k.get(k.C.nmi_from_user, cpu) !== 0) {
+        k.set(k.C.nmi_from_user, cpu, 0);
+        k.set(k.C.in_user, cpu, 1);
+      }
+    },
+  ],
+]);
+
+/** Take a pending NMI on `cpu`: it nests on whatever runs, user or kernel, IRQs off or on. */
+export function enter_nmi(k: Kernel, cpu: number): void {
+  const C = k.C;
+  k.set(C.pending, cpu, k.get(C.pending, cpu) & ~IRQ_NMI);
+  k.set(C.in_nmi, cpu, 1);
+  if (k.get(C.in_user, cpu) !== 0) {
+    k.set(C.nmi_from_user, cpu, 1);
+    k.set(C.in_user, cpu, 0);
+  }
+  k.set(C.halted, cpu, 0);
+  k.callIrq(cpu, P_NMI);
+}

@@ -40,6 +40,7 @@ export const IRQ_RESCHED = 1 << 1; // reschedule IPI
 export const IRQ_HRTIMER = 1 << 2; // a high-resolution timer expired
 export const IRQ_DEVICE = 1 << 3; // a device's completion interrupt
 export const IRQ_CALL_FUNCTION = 1 << 4; // CALL_FUNCTION_VECTOR: a TLB shootdown IPI
+export const IRQ_NMI = 1 << 6; // an NMI (machine.nmi: perf's, with every tick): taken whatever IF says
 export const IRQ_PASID = 1 << 5; // the `ipi`/`task-work`/`ctxsw-resync` PASID update IPI (a CALL_FUNCTION of its own)
 
 export const MM_FREE = 0;
@@ -144,6 +145,11 @@ export function defineLayout(size: MachineSize) {
     cr3_pcid: 1, // CR3[11:0]: the PCID (bit 11: the PTI user PCID)
     cr3_user: 1, // CR3[12]: the PTI user half of the PGD
     cr3_noflush: 1, // bit 63 of the last CR3 write (it reads as 0; kept for tests)
+    in_nmi: 1, // inside the NMI handler (NMIs are blocked until its IRET)
+    nmi_cr3_mm: 1, // SAVE_AND_SWITCH_TO_KERNEL_CR3's saved CR3: page table, PCID, user half
+    nmi_cr3_pcid: 1,
+    nmi_cr3_user: 1,
+    nmi_from_user: 1, // the NMI interrupted user mode
     csd_pending: cpumaskWords(size.cpus), // initiators whose flush request waits for this CPU
     fi_mm: 1, // this CPU's flush_tlb_info (it initiates one flush at a time): mm
     fi_pages: 1, // pages from 0, or 0 for TLB_FLUSH_ALL

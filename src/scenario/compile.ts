@@ -68,6 +68,8 @@ export const KERNEL_VARIANTS: Readonly<Record<string, string>> = {
     "seed 000: the #GP fixup's checks and MSR write run with interrupts and preemption enabled ('preemption or BH here: kaboom')",
   "ipi-in-bh":
     "5.10: the PASID IPI's update_pasid() lands inside an fpregs_lock() section (kernel_fpu_begin) and is overwritten by its XSAVES: a lost update, why ENQCMD was force-disabled in 5.13 (9bfecd058339)",
+  bb998361999e:
+    "before 6.9: the paranoid exit's RESTORE_CR3 rewrites the saved kernel CR3 (NOFLUSH) after every NMI from kernel mode; 6.9 skips the write",
   fea4e317f9e7:
     "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",
 };
@@ -231,6 +233,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
         xstateHelper: policy.xstate_helper,
         xstateCheck: policy.xstate_check === "on",
         softirqFpu: m.softirq_fpu,
+        nmi: m.nmi,
         xcompPermAtBoot: m.xcomp_perm.length > 0 ? XFEATURE_MASK_XTILE_DATA : 0,
         faults: FAULT_SITES.map((site) => {
           const f = sc.faults.find((x) => x.at === site);

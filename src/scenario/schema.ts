@@ -79,6 +79,8 @@ const MachineSchema = strict({
   xcomp_perm: z.array(z.enum(["amx", "amx_tiledata"])).default(() => []),
   /** A softirq on every interrupt exit uses the FPU (crypto, networking): it saves the interrupted user registers. */
   softirq_fpu: z.boolean().default(false),
+  /** A perf NMI with every tick, taken at the next step boundary whatever IF says (and explored by `check`). */
+  nmi: z.boolean().default(false),
   cpu_mhz: int(100, 10_000).default(2000),
   tick_ns: int(1000, 100_000_000).default(1_000_000),
   timeslice_ns: int(1000, 1_000_000_000).default(3_000_000),
