@@ -23,7 +23,7 @@ import {
   P_SWITCH_MM,
 } from "../src/kernel/tlb.js";
 import { user_access } from "../src/kernel/tlb_hw.js";
-import { IRQ_NMI } from "../src/machine/state.js";
+import { IRQ_CALL_FUNCTION, IRQ_NMI } from "../src/machine/state.js";
 import { runJson } from "../src/report/run-report.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile } from "../src/scenario/load.js";
@@ -523,5 +523,49 @@ processes:
     );
     assert.equal(r.violations_total, 0, JSON.stringify(r.violations));
     assert.ok(r.metrics.nmis > 10, `${r.metrics.nmis} NMIs`);
+  });
+});
+
+describe("reference scenario 9: IPI targets", () => {
+  /** CPU0 (initiator) and CPU1 run A, CPU2 is lazy on A, CPU3 moved on to B; all four in mm_cpumask(A). */
+  function fourCpus() {
+    const k = machine(2, "", [], 4);
+    const A = 1;
+    const B = 2;
+    const tA = A + 4;
+    const tB = B + 4;
+    const switchOn = (cpu: number, t: number, mm: number) => {
+      k.set(k.C.curr, cpu, t);
+      k.set(k.C.irqs_off, cpu, 1);
+      const d = k.get(k.T.depth, t);
+      k.call(cpu, P_SWITCH_MM, mm);
+      for (let i = 0; i < 100 && k.get(k.T.depth, t) > d; i++) cpu_step(k, cpu, 1000);
+    };
+    switchOn(0, tA, A);
+    switchOn(1, tA, A);
+    switchOn(2, tA, A);
+    enter_lazy_tlb(k, 2);
+    switchOn(3, tA, A);
+    switchOn(3, tB, B);
+    for (let c = 0; c < 4; c++) assert.ok(cpumask_test(k, A, c), `cpu ${c} in mm_cpumask(A)`);
+    k.set(k.C.curr, 0, tA);
+    return k;
+  }
+
+  /** flush_tlb_mm_range on CPU0 up to its IPIs; returns the CPUs that got one. */
+  function flush(k: Kernel, freed: number): number[] {
+    k.call(0, P_FLUSH_TLB_MM_RANGE, 1, freed);
+    cpu_step(k, 0, 1000); // inc_mm_tlb_gen
+    cpu_step(k, 0, 1000); // flush_tlb_multi
+    return [1, 2, 3].filter((c) => (k.get(k.C.pending, c) & IRQ_CALL_FUNCTION) !== 0);
+  }
+
+  test("a 1-page flush IPIs only CPU1; with freed_tables CPU2 and CPU3 too", () => {
+    const k = fourCpus();
+    assert.deepEqual(flush(k, 0), [1]);
+    assert.equal(k.metrics.ipis, 1);
+    const f = fourCpus();
+    assert.deepEqual(flush(f, 1), [1, 2, 3]);
+    assert.equal(f.metrics.ipis, 3);
   });
 });
