@@ -108,7 +108,11 @@ export const P_NMI = defPath("exc_nmi", [
       } else if (k.model.variants.has(VARIANT_RESTORE_CR3) && t.pti) {
         write_cr3(k, cpu, mm, pcid, false, t.pcid); // a kernel CR3 can always resume NOFLUSH
       }
-      if (k.get(C.cr3_mm, cpu) !== mm || k.get(C.cr3_pcid, cpu) !== pcid || (k.get(C.cr3_user, cpu) !== 0) !== user) {
+      if (
+        k.get(C.cr3_mm, cpu) !== mm ||
+        k.get(C.cr3_pcid, cpu) !== pcid ||
+        (k.get(C.cr3_user, cpu) !== 0) !== user
+      ) {
         k.warn(
           "nmi-cr3",
           `cpu ${cpu}: the NMI returns with CR3 (mm ${k.get(C.cr3_mm, cpu)}, PCID ${k.get(C.cr3_pcid, cpu)}) where it came with (mm ${mm}, PCID ${pcid})`,
