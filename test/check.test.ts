@@ -24,6 +24,7 @@ const PAIRS = [
   { scenario: "check-gp-fixup", variant: "gp-fixup-irqs-on", property: "fpu-lost-update" },
   { scenario: "check-ipi-in-bh", variant: "ipi-in-bh", property: "fpu-lost-update" },
   { scenario: "check-switching-flush", variant: "fea4e317f9e7", property: "tlb-stale" },
+  { scenario: "check-switching-flush", variant: "83b0177a6c48", property: "tlb-stale" },
 ];
 
 describe("every built-in variant/twin pair gives its verdict", () => {

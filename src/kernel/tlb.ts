@@ -31,6 +31,8 @@ export const TLB_SINGLE_PAGE_FLUSH_CEILING = 33;
 /** A munmap of at least this many pages frees a page table (freed_tables: IPIs go to lazy CPUs too). */
 export const PTRS_PER_PTE = 512;
 export const VARIANT_SKIPPED_IPI = "fea4e317f9e7";
+/** Kernel variant: switch_mm_irqs_off() without the smp_mb() of 83b0177a6c48 (store buffering). */
+export const VARIANT_STORE_BUFFERING = "83b0177a6c48";
 
 // switch_mm_irqs_off()'s a1: the chosen ASID, need_flush, and whether to re-enable IRQs at the end.
 const SW_ASID = 0xff;
@@ -173,11 +175,32 @@ function switch_mm_finish(k: Kernel, cpu: number, next: number, sw: number): voi
   if ((sw & SW_IRQS_ON) !== 0) k.set(k.C.irqs_off, cpu, 0);
 }
 
-/** The SWITCHING store and the mm_cpumask bit: an atomic if new, else smp_mb() (83b0177a6c48). */
+/**
+ * The SWITCHING store and the mm_cpumask bit: an atomic if new, else
+ * smp_mb() (83b0177a6c48); either drains the store buffer, so the tlb_gen
+ * load that follows cannot pass the store. Variant `83b0177a6c48` (before
+ * the fix): with the bit already set nothing fences, and the store waits in
+ * this CPU's store buffer (x86-TSO) while the load goes ahead; it drains at
+ * the serializing CR3 write. Remote CPUs read the old loaded_mm meanwhile.
+ */
 function switch_mm_enter(k: Kernel, cpu: number, next: number): void {
-  k.set(k.C.loaded_mm, cpu, LOADED_MM_SWITCHING);
-  if (next !== 0 && !cpumask_test(k, next, cpu)) cpumask_set(k, next, cpu);
+  if (next !== 0 && !cpumask_test(k, next, cpu)) {
+    k.set(k.C.loaded_mm, cpu, LOADED_MM_SWITCHING);
+    cpumask_set(k, next, cpu); // LOCK BTS: a full barrier
+  } else if (k.model.variants.has(VARIANT_STORE_BUFFERING) && next !== 0) {
+    k.set(k.C.sb_loaded_mm, cpu, LOADED_MM_SWITCHING + 2);
+  } else {
+    k.set(k.C.loaded_mm, cpu, LOADED_MM_SWITCHING); // then smp_mb()
+  }
   k.charge(k.cost("atomic"));
+}
+
+/** Drain this CPU's store buffer (a serializing instruction: the CR3 write). */
+function drain_store_buffer(k: Kernel, cpu: number): void {
+  const sb = k.get(k.C.sb_loaded_mm, cpu);
+  if (sb === 0) return;
+  k.set(k.C.loaded_mm, cpu, sb - 2);
+  k.set(k.C.sb_loaded_mm, cpu, 0);
 }
 
 /**
@@ -223,7 +246,13 @@ export const P_SWITCH_MM = defPath("switch_mm_irqs_off", [
       k.setArg1(fr, choose_new_asid(k, cpu, next, gen) | (k.arg1(fr) & SW_IRQS_ON));
     },
   ],
-  ["load_new_mm_cr3", (k, cpu, fr) => load_new_mm_cr3(k, cpu, k.arg0(fr), k.arg1(fr))],
+  [
+    "load_new_mm_cr3",
+    (k, cpu, fr) => {
+      drain_store_buffer(k, cpu);
+      load_new_mm_cr3(k, cpu, k.arg0(fr), k.arg1(fr));
+    },
+  ],
   ["loaded_mm = next", (k, cpu, fr) => switch_mm_finish(k, cpu, k.arg0(fr), k.arg1(fr))],
 ]);
 

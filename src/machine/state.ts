@@ -145,6 +145,7 @@ export function defineLayout(size: MachineSize) {
     cr3_pcid: 1, // CR3[11:0]: the PCID (bit 11: the PTI user PCID)
     cr3_user: 1, // CR3[12]: the PTI user half of the PGD
     cr3_noflush: 1, // bit 63 of the last CR3 write (it reads as 0; kept for tests)
+    sb_loaded_mm: 1, // x86-TSO: a loaded_mm store still in the store buffer (value + 2; 0: none)
     in_nmi: 1, // inside the NMI handler (NMIs are blocked until its IRET)
     nmi_cr3_mm: 1, // SAVE_AND_SWITCH_TO_KERNEL_CR3's saved CR3: page table, PCID, user half
     nmi_cr3_pcid: 1,
