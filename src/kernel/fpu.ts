@@ -23,6 +23,7 @@ import type { Kernel } from "./kernel.js";
 import { defPath, type KPath } from "./path.js";
 import { P_EXIT } from "./process.js";
 import { switch_to_kernel_cr3 } from "./pti.js";
+import { P_SCHED_YIELD } from "./sleep.js";
 import {
   XFEATURE_MASK_PASID,
   XFEATURE_MASK_XTILE_DATA,
@@ -668,8 +669,15 @@ export const P_KERNEL_FPU = defPath("kernel_fpu_begin", [
   ],
 ]);
 
-/** A syscall that changes components of the caller's xstate (a1 = mask), one helper call each. */
+/**
+ * A syscall that changes components of the caller's xstate (a1 = mask), one
+ * helper call each. It first waits for a contended lock (it yields), so the
+ * write finds the registers saved when another task ran meanwhile: where the
+ * helpers differ (lock-and-load restores everything first, update reads the
+ * image, replace reads nothing).
+ */
 export const P_XSTATE_WRITE = defPath("xstate_write_syscall", [
+  ["mutex_lock", (k, cpu) => k.call(cpu, P_SCHED_YIELD)],
   [
     "xstate_write",
     (k, cpu, fr) => {
