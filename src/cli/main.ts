@@ -22,6 +22,7 @@ import {
   compareTable,
 } from "../report/compare-report.js";
 import { itfDocument, itfState } from "../report/itf.js";
+import { comparePlots, stem, writePlot } from "../report/plot.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
@@ -239,9 +240,10 @@ interface CompareFlags {
   json?: boolean;
   csv?: boolean;
   markdown?: boolean;
+  plot?: string;
 }
 
-function cmdCompare(file: string, o: CompareFlags): number {
+async function cmdCompare(file: string, o: CompareFlags): Promise<number> {
   const ls = loadScenarioFile(resolveScenario(file));
   const rows = compare(ls, o.vary.map(parseVary), o.seeds);
   const metrics = chooseMetrics(
@@ -253,6 +255,11 @@ function cmdCompare(file: string, o: CompareFlags): number {
   else if (o.csv) process.stdout.write(compareCsv(rows, metrics));
   else if (o.markdown) process.stdout.write(compareMarkdown(rows, metrics));
   else process.stdout.write(compareTable(name, rows, metrics));
+  if (o.plot !== undefined) {
+    // The comparison itself beside its plots, so that `report DIR` can show the table.
+    writeOut(join(o.plot, `${stem(name)}.compare.json`), compareJson(name, rows, metrics));
+    for (const p of comparePlots(name, rows, metrics)) await writePlot(o.plot, p);
+  }
   return rows.some((r) => r.violations > 0) ? 1 : 0;
 }
 
@@ -318,8 +325,12 @@ function program(): Command {
     .option("--json", "one JSON object: {scenario, rows}")
     .option("--csv", "CSV, one line per row and metric")
     .option("--markdown", "a Markdown table")
-    .action((file: string, o: CompareFlags) => {
-      process.exitCode = cmdCompare(file, o);
+    .option(
+      "--plot <dir>",
+      "also write a plot per metric into DIR (NAME.vl.json, .svg, .png) and the comparison (NAME.compare.json)",
+    )
+    .action(async (file: string, o: CompareFlags) => {
+      process.exitCode = await cmdCompare(file, o);
     });
   cli
     .command("check")
@@ -381,7 +392,7 @@ function program(): Command {
   return cli;
 }
 
-function main(argv: string[]): void {
+async function main(argv: string[]): Promise<void> {
   const cli = program();
   if (argv.length <= 2) {
     process.stderr.write(cli.helpInformation());
@@ -389,7 +400,7 @@ function main(argv: string[]): void {
     return;
   }
   try {
-    cli.parse(argv);
+    await cli.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return; // --help, --version
@@ -409,4 +420,4 @@ function main(argv: string[]): void {
   }
 }
 
-main(process.argv);
+await main(process.argv);
