@@ -1,0 +1,42 @@
+// One sweep cell, in a worker thread of the pool (piscina): validate the
+// varied scenario document again, compile it, run it, and hand back the
+// figures. Pure: the result depends only on the task.
+
+import { compileScenario } from "../scenario/compile.js";
+import type { LoadedScenario } from "../scenario/load.js";
+import { ScenarioSchema } from "../scenario/schema.js";
+import { runScenario } from "./session.js";
+
+export interface CellTask {
+  cell: number;
+  /** The scenario file as the sweep names it (messages only). */
+  file: string;
+  source: string;
+  /** The scenario document with the cell's values applied (validated once already). */
+  doc: unknown;
+  seed: number;
+  maxSteps?: number;
+  /** Metrics to keep (all when absent). */
+  metrics?: string[];
+}
+
+export interface CellResult {
+  metrics: Record<string, number>;
+  violations: number;
+  complete: boolean;
+  state_hash: string;
+}
+
+export function runCell(task: CellTask): CellResult {
+  const scenario = ScenarioSchema.parse(task.doc);
+  const ls: LoadedScenario = { scenario, file: task.file, source: task.source, locate: () => task.file };
+  const r = runScenario(compileScenario(ls, { seed: task.seed }), { maxSteps: task.maxSteps });
+  const all = r.metrics as Record<string, number>;
+  const metrics: Record<string, number> = {};
+  for (const m of task.metrics ?? Object.keys(all)) metrics[m] = all[m];
+  return { metrics, violations: r.violations_total, complete: r.complete, state_hash: r.state_hash };
+}
+
+export default function (task: CellTask): CellResult {
+  return runCell(task);
+}
