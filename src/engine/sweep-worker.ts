@@ -37,6 +37,23 @@ export function runCell(task: CellTask): CellResult {
   return { metrics, violations: r.violations_total, complete: r.complete, state_hash: r.state_hash };
 }
 
-export default function (task: CellTask): CellResult {
-  return runCell(task);
+export type CellOutcome = CellResult | { error: string };
+
+/**
+ * A batch of cells (one message each way instead of one per cell): a cell
+ * that throws fails alone, with its error recorded. A crash of the whole
+ * thread fails the batch; the pool then runs its cells one by one.
+ */
+export function runBatch(tasks: CellTask[], run: (t: CellTask) => CellResult = runCell): CellOutcome[] {
+  return tasks.map((t) => {
+    try {
+      return run(t);
+    } catch (err) {
+      return { error: (err instanceof Error ? err.message : String(err)).split("\n", 1)[0] };
+    }
+  });
+}
+
+export default function (tasks: CellTask[]): CellOutcome[] {
+  return runBatch(tasks);
 }

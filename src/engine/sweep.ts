@@ -25,7 +25,10 @@ import { builtinScenarioDir, type LoadedScenario, loadScenarioFile } from "../sc
 import type { LoadedSweep } from "../scenario/sweep-spec.js";
 import { checkVaries, crossProduct, type Vary, variedScenario } from "./compare.js";
 import { CONTRACT_METRICS, CORE_METRICS } from "./metrics.js";
-import type { CellResult, CellTask } from "./sweep-worker.js";
+import type { CellOutcome, CellResult, CellTask } from "./sweep-worker.js";
+
+/** Cells per message to a worker, at most. */
+const BATCH_MAX = 32;
 
 export interface Cell {
   index: number;
@@ -301,23 +304,39 @@ export async function runSweep(plan: SweepPlan, opts: SweepOptions = {}): Promis
   opts.progress?.(skipped, mine.length);
   if (todo.length > 0) {
     const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), todo.length));
-    const pool = new Piscina<CellTask, CellResult>({
+    const pool = new Piscina<CellTask[], CellOutcome[]>({
       filename: opts.workerUrl ?? defaultWorkerUrl(),
       minThreads: workers,
       maxThreads: workers,
       concurrentTasksPerWorker: 1,
       idleTimeout: 1000,
     });
+    const outcome = (cell: Cell, r: CellOutcome) => {
+      if ("error" in r) failed++;
+      record(cell, cellLine(plan, cell, r));
+    };
+    // Cells go in batches (a message per cell would cost about as much as a small cell), small
+    // enough that every worker gets many and the last ones finish together.
+    const size = Math.max(1, Math.min(BATCH_MAX, Math.floor(todo.length / (workers * 8))));
+    const batches: Cell[][] = [];
+    for (let i = 0; i < todo.length; i += size) batches.push(todo.slice(i, i + size));
+    const runOne = (cell: Cell) =>
+      pool.run([cell.task]).then(
+        ([r]) => outcome(cell, r),
+        (err: unknown) =>
+          outcome(cell, { error: (err instanceof Error ? err.message : String(err)).split("\n", 1)[0] }),
+      );
     try {
       await Promise.all(
-        todo.map((cell) =>
-          pool.run(cell.task).then(
-            (r) => record(cell, cellLine(plan, cell, r)),
-            (err: unknown) => {
-              failed++;
-              const msg = err instanceof Error ? err.message : String(err);
-              record(cell, cellLine(plan, cell, { error: msg.split("\n", 1)[0] }));
+        batches.map((batch) =>
+          pool.run(batch.map((c) => c.task)).then(
+            (rs) => {
+              rs.forEach((r, i) => {
+                outcome(batch[i], r);
+              });
             },
+            // The thread died: which cell killed it? Each alone, so the others still run.
+            () => Promise.all(batch.map(runOne)),
           ),
         ),
       );
