@@ -13,7 +13,7 @@
 
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { planSweep, runSweep, type SweepPlan } from "../src/engine/sweep.js";
 import { loadSweepFile } from "../src/scenario/sweep-spec.js";
@@ -59,6 +59,9 @@ export interface SweepBenchResult {
   speedup: number;
   /** Whether 1 and 2 workers wrote the same bytes (they must). */
   same_bytes: boolean;
+  /** The 1-minute load average before and after: other processes compete for the cores. */
+  load_before: number;
+  load_after: number;
 }
 
 async function once(
@@ -79,6 +82,7 @@ export async function measureSweep(progress: (msg: string) => void, rounds = 3):
     writeFileSync(join(dir, "small-cell.yaml"), SCENARIO);
     writeFileSync(join(dir, "sweep.yaml"), SPEC);
     const plan = planSweep(loadSweepFile(join(dir, "sweep.yaml")));
+    const loadBefore = loadavg()[0];
     const samples: Record<number, number[]> = { 1: [], 2: [] };
     const cpu: Record<number, number[]> = { 1: [], 2: [] };
     const digests = new Set<string>();
@@ -109,6 +113,8 @@ export async function measureSweep(progress: (msg: string) => void, rounds = 3):
       runs,
       speedup: runs[0].ms / runs[1].ms,
       same_bytes: digests.size === 1,
+      load_before: loadBefore,
+      load_after: loadavg()[0],
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -138,7 +144,8 @@ export function formatSweep(r: SweepBenchResult): string {
     line(head),
     width.map((w) => "-".repeat(w)).join("  "),
     ...rows.map(line),
-    `speedup on 2 workers: ${fixed(r.speedup, 2)}x; same bytes on 1 and 2 workers: ${r.same_bytes ? "yes" : "NO"}`,
+    `speedup on 2 workers: ${fixed(r.speedup, 2)}x; same bytes on 1 and 2 workers: ${r.same_bytes ? "yes" : "NO"}; ` +
+      `load average ${fixed(r.load_before, 1)} before, ${fixed(r.load_after, 1)} after (other processes on these cores)`,
   ].join("\n")}\n`;
 }
 

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -96,11 +96,19 @@ describe("plots", () => {
     ]);
     const png = readFileSync(join(dir, "short-lived-threads-pasid_allocs.png"));
     assert.equal(png.subarray(1, 4).toString(), "PNG");
+    // A sweep's results in the same directory: summarised over seeds, one table per scenario.
+    const spec = join(tmp, "sw.yaml");
+    writeFileSync(
+      spec,
+      "name: sw\nscenarios: [short-lived-threads]\nseeds: 2\npolicies: { pasid_lifetime: [mm, static] }\n",
+    );
+    assert.equal(built("sweep", spec, "--workers", "1", "--out", join(dir, "sw.ndjson")).status, 0);
     const html = join(tmp, "cmp.html");
     const h = built("report", dir, "--html", html);
     assert.equal(h.status, 0, h.stderr);
     const page = readFileSync(html, "utf8");
     assert.equal((page.match(/<svg/g) ?? []).length, 2);
+    assert.match(page, /<caption>sw\.ndjson: short-lived-threads .*over 2 seeds/);
     assert.match(page, /<td>unbind<\/td><td class="num">50 <span class="ratio">50\.00x<\/span><\/td>/);
     assert.match(page, /href="cmp\/short-lived-threads-pasid_allocs\.vl\.json"/);
     const bad = built("report", join(tmp, "nope"), "--html", html);

@@ -12,6 +12,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { type CompareRow, type RunGroup, summarise } from "../engine/compare.js";
+import { CONTRACT_METRICS } from "../engine/metrics.js";
 import { InputError } from "../scenario/errors.js";
 import { chooseMetrics } from "./compare-report.js";
 
@@ -154,6 +155,15 @@ export function sweepTables(text: string, file: string): { scenario: string; row
   }));
 }
 
+/** A sweep keeps all metrics or those its file names: the contract's among them that are not all zero. */
+function sweepMetrics(rows: readonly CompareRow[]): string[] {
+  const kept = Object.keys(rows[0].metrics);
+  const contract = kept.filter((m) => (CONTRACT_METRICS as readonly string[]).includes(m));
+  const pool = contract.length > 0 ? contract : kept;
+  const nonzero = pool.filter((m) => rows.some((r) => r.metrics[m].mean !== 0));
+  return nonzero.length > 0 ? nonzero : pool;
+}
+
 function tableHtml(caption: string, rows: readonly CompareRow[], metrics: readonly string[]): string {
   if (rows.length === 0) return "";
   const keys = Object.keys(rows[0].params);
@@ -239,7 +249,7 @@ export function renderHtml(dir: string, m: ReportManifest, htmlPath: string): st
     }
     for (const f of s.sweeps ?? []) {
       for (const t of sweepTables(readText(join(dir, f)), f))
-        out.push(tableHtml(`${f}: ${t.scenario}`, t.rows, chooseMetrics(t.rows, undefined)));
+        out.push(tableHtml(`${f}: ${t.scenario}`, t.rows, sweepMetrics(t.rows)));
     }
     for (const p of s.plots) {
       const svg = readText(join(dir, `${p}.svg`));
