@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { compare, parseVary } from "../src/engine/compare.js";
 import { contrast, DEMO_SECTIONS, writeDemo } from "../src/report/demo.js";
@@ -17,6 +17,7 @@ import { loadScenarioFile } from "../src/scenario/load.js";
 import { REPO_ROOT } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "asidlab-report-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function built(...args: string[]) {
   const r = spawnSync(process.execPath, ["dist/src/cli/main.js", ...args], {

@@ -3,10 +3,10 @@
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { mergeResults, parseShard, planSweep, runSweep, type SweepPlan } from "../src/engine/sweep.js";
 import { InputError } from "../src/scenario/errors.js";
@@ -26,6 +26,7 @@ function cli(...args: string[]): CliResult {
 }
 
 const dir = mkdtempSync(join(tmpdir(), "asidlab-sweep-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 const SPEC = `name: small
 scenarios: [short-lived-threads, tlb-seed-001]
@@ -214,6 +215,15 @@ describe("sweep and merge: bad input", () => {
     assert.match(bad("sweep", noScen), /n\.yaml:2:12: scenarios: no scenarios: an empty cross product/);
     assert.match(bad("sweep", noScen.replace("n.yaml", "k.yaml"), "--vary", "nope=1"), /unknown key/);
     assert.match(bad("sweep", unknownKey.replace("k.yaml", "e.yaml")), /empty cross product/);
+    // compare's --vary: the same errors on the command line
+    assert.match(
+      bad("compare", "short-lived-threads", "--vary", "machine.cpus="),
+      /--vary machine\.cpus=: no values \(an empty cross product\)/,
+    );
+    assert.match(
+      bad("compare", "short-lived-threads", "--vary", "pasid_lifetime=mm,forever"),
+      /pasid_lifetime=forever/,
+    );
   });
 
   test("--shard outside 1..n", () => {

@@ -37,7 +37,7 @@ export function parseVary(arg: string): Vary {
     .slice(eq + 1)
     .split(",")
     .filter((v) => v !== "");
-  if (values.length === 0) throw new InputError(`--vary ${arg}: no values`);
+  if (values.length === 0) throw new InputError(`--vary ${arg}: no values (an empty cross product)`);
   return { key: arg.slice(0, eq), values };
 }
 

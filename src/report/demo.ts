@@ -127,7 +127,8 @@ const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 const plural = (n: number, one: string, many: string) => `${fmt(n)} ${n === 1 ? one : many}`;
 
-function byParam(rows: readonly CompareRow[], key: string, value: string): CompareRow[] {
+/** The rows where varied key `key` has `value` (to read one slice of a cross product). */
+export function byParam(rows: readonly CompareRow[], key: string, value: string): CompareRow[] {
   return rows.filter((r) => r.params[key] === value);
 }
 
@@ -244,7 +245,20 @@ const sectionE: DemoSection = {
   },
 };
 
-/** The sections, in order. (b) and (d) come with the XSTATE policies. */
+/**
+ * The sections, in order. (b) and (d) come with the XSTATE policies, as one entry each, e.g.
+ *
+ *   const sectionB: DemoSection = {
+ *     id: "b-pasid-msr",
+ *     title: "(b) gp-fixup vs ipi vs task-work vs ctxsw-resync",
+ *     question: "...",
+ *     comparisons: [{ scenario: "thread-pool",
+ *       vary: ["pasid_msr=gp-fixup,ipi,task-work,ctxsw-resync", "processes.0.threads=1,2,4,8"],
+ *       metrics: ["gp_faults", "ipis", "pasid_msr_writes", "context_switches", "cycles_total"], plot: "line" }],
+ *     reading: ([r]) => ["1", "8"].map((t) =>
+ *       `With ${t} threads: ${contrast(byParam(r.rows, "processes.0.threads", t), "ipis", "IPIs", "pasid_msr")}.`),
+ *   };
+ */
 export const DEMO_SECTIONS: DemoSection[] = [sectionA, sectionC, sectionE];
 
 export interface DemoOptions {
