@@ -14,7 +14,7 @@
 // order (through a temporary file and a rename).
 
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -233,6 +233,7 @@ function readDone(plan: SweepPlan, shard: Shard, out: string): Map<number, strin
 function writeAtomically(path: string, text: string): void {
   const tmp = `${path}.tmp`;
   try {
+    mkdirSync(dirname(path), { recursive: true });
     writeFileSync(tmp, text);
     renameSync(tmp, path);
   } catch (err) {
