@@ -4,6 +4,7 @@
 //   node dist/bench/run.js           aligned tables on stdout
 //   node dist/bench/run.js --json    the same figures as JSON on stdout
 //   node dist/bench/run.js --only ida   only the PASID allocator (bench/ida.ts)
+//   node dist/bench/run.js --only sweep only the 1,000-cell sweep on 1 and 2 workers (bench/sweep.ts)
 //
 // Progress goes to stderr. See docs/performance.md for what each figure is.
 
@@ -13,6 +14,7 @@ import { builtinScenarioDir } from "../src/scenario/load.js";
 import { type CheckBenchResult, formatCheck, measureCheck } from "./check.js";
 import { formatIda, type IdaResult, idaJson, measureIda } from "./ida.js";
 import { measureState, type StateResult, TARGET_SNAPSHOT_HASH_NS } from "./state.js";
+import { formatSweep, measureSweep, type SweepBenchResult, sweepJson } from "./sweep.js";
 import {
   type EndToEndResult,
   measureGroup,
@@ -27,14 +29,14 @@ import { consumeSink } from "./timing.js";
 const TARGET_STEPS_PER_SEC = 5_000_000;
 
 function usage(): never {
-  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida]\n");
+  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida|sweep]\n");
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
 const onlyAt = args.indexOf("--only");
 const only = onlyAt < 0 ? undefined : args.splice(onlyAt, 2)[1];
-if (only !== undefined && only !== "ida") usage();
+if (only !== undefined && only !== "ida" && only !== "sweep") usage();
 for (const a of args) if (a !== "--json") usage();
 const asJson = args.includes("--json");
 
@@ -83,7 +85,7 @@ function invariantCost(on: ThroughputResult, off: ThroughputResult): number {
   return (on.run_ms - off.run_ms) / on.run_ms;
 }
 
-function printJson({ env, elapsedS, throughput, endToEnd, state, ida, check }: Results): string {
+function printJson({ env, elapsedS, throughput, endToEnd, state, ida, check, sweep }: Results): string {
   const out = {
     env,
     elapsed_s: round(elapsedS, 1),
@@ -121,6 +123,7 @@ function printJson({ env, elapsedS, throughput, endToEnd, state, ida, check }: R
     },
     ida: idaJson(ida),
     check,
+    sweep: sweepJson(sweep),
   };
   return `${JSON.stringify(out, null, 2)}\n`;
 }
@@ -144,7 +147,7 @@ const fixed = (x: number, d: number) =>
 const mega = (x: number) => `${fixed(x / 1e6, 2)} M/s`;
 const ns = (x: number) => (x >= 1000 ? `${fixed(x / 1000, 1)} µs` : `${fixed(x, x < 10 ? 2 : 1)} ns`);
 
-function printTables({ env, elapsedS, throughput, endToEnd, state, ida, check }: Results): string {
+function printTables({ env, elapsedS, throughput, endToEnd, state, ida, check, sweep }: Results): string {
   const out: string[] = [];
   out.push(
     `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}  (${fixed(elapsedS, 1)} s)`,
@@ -227,6 +230,7 @@ function printTables({ env, elapsedS, throughput, endToEnd, state, ida, check }:
   );
   out.push("", formatIda(ida).trimEnd());
   out.push("", formatCheck(check).trimEnd());
+  out.push("", formatSweep(sweep).trimEnd());
   return `${out.join("\n")}\n`;
 }
 
@@ -238,6 +242,7 @@ interface Results {
   state: StateResult;
   ida: IdaResult;
   check: CheckBenchResult;
+  sweep: SweepBenchResult;
 }
 
 const env = {
@@ -248,7 +253,7 @@ const env = {
   date: new Date().toISOString().slice(0, 10),
 };
 
-function measureAll(): Results {
+async function measureAll(): Promise<Results> {
   const started = Date.now();
   const group = (g: ThroughputGroup) => {
     const what = g.variants.map((v) => v.label).join(" / ");
@@ -267,11 +272,12 @@ function measureAll(): Results {
   );
   const ida = measureIda(progress);
   const check = measureCheck(progress);
+  const sweep = await measureSweep(progress);
   const elapsedS = (Date.now() - started) / 1000;
   progress(`done in ${elapsedS.toFixed(1)} s`);
   // The sink holds results of the measured loops; reading it keeps them alive.
   if (consumeSink() === 0x7fffffff) progress("(sink)");
-  return { env, elapsedS, throughput, endToEnd, state, ida, check };
+  return { env, elapsedS, throughput, endToEnd, state, ida, check, sweep };
 }
 
 if (only === "ida") {
@@ -281,7 +287,14 @@ if (only === "ida") {
   process.stdout.write(
     asJson ? `${JSON.stringify({ env, ida: idaJson(ida) }, null, 2)}\n` : head + formatIda(ida),
   );
+} else if (only === "sweep") {
+  // The sweep alone (bench/sweep.ts), in a fresh process.
+  const sweep = await measureSweep(progress);
+  const head = `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}\n`;
+  process.stdout.write(
+    asJson ? `${JSON.stringify({ env, sweep: sweepJson(sweep) }, null, 2)}\n` : head + formatSweep(sweep),
+  );
 } else {
-  const results = measureAll();
+  const results = await measureAll();
   process.stdout.write(asJson ? printJson(results) : printTables(results));
 }

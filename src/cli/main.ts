@@ -5,6 +5,7 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { checkScenario, describeSchedule } from "../engine/check.js";
 import { compare, parseVary } from "../engine/compare.js";
@@ -12,6 +13,7 @@ import type { Progress } from "../engine/explore.js";
 import { describeTransition, replaySchedule } from "../engine/explore.js";
 import { formatSchedule, parseSchedule, stampOf } from "../engine/schedule.js";
 import { runScenario, SCHEDULERS, type SchedulerName } from "../engine/session.js";
+import { mergeResults, parseShard, planSweep, runSweep } from "../engine/sweep.js";
 import { checkJson, checkTable } from "../report/check-report.js";
 import { ChromeTrace } from "../report/chrome-trace.js";
 import {
@@ -27,6 +29,7 @@ import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
+import { loadSweepFile } from "../scenario/sweep-spec.js";
 
 function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -239,9 +242,10 @@ interface CompareFlags {
   json?: boolean;
   csv?: boolean;
   markdown?: boolean;
+  plot?: string;
 }
 
-function cmdCompare(file: string, o: CompareFlags): number {
+async function cmdCompare(file: string, o: CompareFlags): Promise<number> {
   const ls = loadScenarioFile(resolveScenario(file));
   const rows = compare(ls, o.vary.map(parseVary), o.seeds);
   const metrics = chooseMetrics(
@@ -253,7 +257,91 @@ function cmdCompare(file: string, o: CompareFlags): number {
   else if (o.csv) process.stdout.write(compareCsv(rows, metrics));
   else if (o.markdown) process.stdout.write(compareMarkdown(rows, metrics));
   else process.stdout.write(compareTable(name, rows, metrics));
+  if (o.plot !== undefined) {
+    // Loaded only here: vega and vega-lite take a while to load.
+    const { comparePlots, stem, writePlot } = await import("../report/plot.js");
+    // The comparison itself beside its plots, so that `report DIR` can show the table.
+    writeOut(join(o.plot, `${stem(name)}.compare.json`), compareJson(name, rows, metrics));
+    for (const p of comparePlots(name, rows, metrics)) await writePlot(o.plot, p);
+  }
   return rows.some((r) => r.violations > 0) ? 1 : 0;
+}
+
+interface SweepFlags {
+  vary: string[];
+  workers?: number;
+  shard?: string;
+  out?: string;
+  progress?: boolean;
+}
+
+async function cmdSweep(file: string, o: SweepFlags): Promise<number> {
+  const spec = loadSweepFile(file);
+  const shard = o.shard === undefined ? undefined : parseShard(o.shard);
+  const plan = planSweep(spec, o.vary.map(parseVary));
+  // A progress bar when stderr is a terminal (and not in CI), never in a log.
+  const tty = process.stderr.isTTY === true && !process.env.CI && o.progress !== false;
+  const bar = tty
+    ? new SingleBar(
+        { stream: process.stderr, format: "sweep {bar} {value}/{total} cells  {percentage}%  eta {eta}s" },
+        Presets.shades_classic,
+      )
+    : null;
+  let started = false;
+  const summary = await runSweep(plan, {
+    workers: o.workers,
+    shard,
+    out: o.out,
+    progress: (done, total) => {
+      if (bar === null) return;
+      if (!started) {
+        bar.start(total, done);
+        started = true;
+      } else bar.update(done);
+    },
+  });
+  bar?.stop();
+  const where = shard === undefined ? "" : ` in shard ${shard.k}/${shard.n}`;
+  process.stderr.write(
+    `sweep ${plan.name} (${plan.id}): ${summary.inShard} of ${summary.cells} cells${where}: ` +
+      `${summary.skipped} already done, ${summary.ran} run, ${summary.failed} failed\n`,
+  );
+  return 0;
+}
+
+function cmdMerge(files: string[], o: { out?: string }): number {
+  const inputs = files.map((file) => {
+    try {
+      return { file, text: readFileSync(file, "utf8") };
+    } catch (err) {
+      throw new InputError(
+        `${file}: cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      );
+    }
+  });
+  const merged = mergeResults(inputs);
+  if (o.out !== undefined) writeOut(o.out, merged);
+  else process.stdout.write(merged);
+  return 0;
+}
+
+async function cmdReport(dir: string, o: { html: string }): Promise<number> {
+  const { loadManifest, renderHtml } = await import("../report/html.js");
+  writeOut(o.html, renderHtml(dir, loadManifest(dir), o.html));
+  return 0;
+}
+
+async function cmdDemo(dir: string, o: { html?: string; seeds?: number }): Promise<number> {
+  const { writeDemo } = await import("../report/demo.js");
+  const { renderHtml } = await import("../report/html.js");
+  const html = o.html ?? join(dir, "report.html");
+  const manifest = await writeDemo(dir, {
+    seeds: o.seeds,
+    log: (m) => process.stderr.write(`demo: ${m}\n`),
+  });
+  writeOut(html, renderHtml(dir, manifest, html));
+  process.stderr.write(`demo: wrote ${html}\n`);
+  return 0;
 }
 
 /** The built-in scenarios: name and the first comment line of each file. */
@@ -318,8 +406,53 @@ function program(): Command {
     .option("--json", "one JSON object: {scenario, rows}")
     .option("--csv", "CSV, one line per row and metric")
     .option("--markdown", "a Markdown table")
-    .action((file: string, o: CompareFlags) => {
-      process.exitCode = cmdCompare(file, o);
+    .option(
+      "--plot <dir>",
+      "also write a plot per metric into DIR (NAME.vl.json, .svg, .png) and the comparison (NAME.compare.json)",
+    )
+    .action(async (file: string, o: CompareFlags) => {
+      process.exitCode = await cmdCompare(file, o);
+    });
+  cli
+    .command("sweep")
+    .description(
+      "scenarios x varied values x policies x seeds on a worker-thread pool: NDJSON, one line per cell",
+    )
+    .argument("<file>", "a sweep file (.yaml/.json): name, scenarios, seeds, vary, policies, metrics")
+    .option("--vary <key=v1,v2>", "vary one more key (repeatable), as in compare", collect, [])
+    .option("--workers <n>", "worker threads (default: the CPUs available)", intArg("--workers", 1, 1024))
+    .option("--shard <k/n>", "run only shard k of n (cells i with i mod n = k-1); `merge` joins the shards")
+    .option("--out <file>", "write the results here, resumably: a rerun skips the cells already in it")
+    .option("--no-progress", "no progress bar (there is none anyway unless stderr is a terminal)")
+    .action(async (file: string, o: SweepFlags) => {
+      process.exitCode = await cmdSweep(file, o);
+    });
+  cli
+    .command("merge")
+    .description("join shard outputs of one sweep into exactly the bytes of the unsharded run")
+    .argument("<files...>", "the shards' NDJSON files")
+    .option("--out <file>", "write here instead of stdout")
+    .action((files: string[], o: { out?: string }) => {
+      process.exitCode = cmdMerge(files, o);
+    });
+  cli
+    .command("report")
+    .description(
+      "one self-contained HTML page (tables, plots, links to traces) from what compare/sweep/demo wrote",
+    )
+    .argument("<dir>", "a directory written by compare --plot, sweep --out or demo")
+    .requiredOption("--html <file>", "the page to write")
+    .action(async (dir: string, o: { html: string }) => {
+      process.exitCode = await cmdReport(dir, o);
+    });
+  cli
+    .command("demo")
+    .description("the seed debates: run each section's comparisons, write plots, traces and report.html")
+    .argument("[dir]", "where to write", "out/demo")
+    .option("--html <file>", "the page (default DIR/report.html)")
+    .option("--seeds <n>", "seeds per combination (default 5)", intArg("--seeds", 1, 1000))
+    .action(async (dir: string, o: { html?: string; seeds?: number }) => {
+      process.exitCode = await cmdDemo(dir, o);
     });
   cli
     .command("check")
@@ -381,7 +514,7 @@ function program(): Command {
   return cli;
 }
 
-function main(argv: string[]): void {
+async function main(argv: string[]): Promise<void> {
   const cli = program();
   if (argv.length <= 2) {
     process.stderr.write(cli.helpInformation());
@@ -389,7 +522,7 @@ function main(argv: string[]): void {
     return;
   }
   try {
-    cli.parse(argv);
+    await cli.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return; // --help, --version
@@ -409,4 +542,4 @@ function main(argv: string[]): void {
   }
 }
 
-main(process.argv);
+await main(process.argv);

@@ -37,7 +37,7 @@ export function parseVary(arg: string): Vary {
     .slice(eq + 1)
     .split(",")
     .filter((v) => v !== "");
-  if (values.length === 0) throw new InputError(`--vary ${arg}: no values`);
+  if (values.length === 0) throw new InputError(`--vary ${arg}: no values (an empty cross product)`);
   return { key: arg.slice(0, eq), values };
 }
 
@@ -105,54 +105,84 @@ function checkKey(key: string): void {
 }
 
 /** Every combination of the varied values, first key outermost. */
-function crossProduct(varies: readonly Vary[]): Record<string, string>[] {
+export function crossProduct(varies: readonly Vary[]): Record<string, string>[] {
   let rows: Record<string, string>[] = [{}];
   for (const v of varies) rows = rows.flatMap((r) => v.values.map((x) => ({ ...r, [v.key]: x })));
   return rows;
 }
 
-export function compare(ls: LoadedScenario, varies: readonly Vary[], seeds: number): CompareRow[] {
-  if (varies.length === 0) throw new InputError("compare: nothing to vary (give --vary key=v1,v2)");
+/** Known, distinct keys: else an input error that says which. */
+export function checkVaries(varies: readonly Vary[]): void {
   const keys = new Set<string>();
   for (const v of varies) {
     checkKey(v.key);
     if (keys.has(v.key)) throw new InputError(`--vary ${v.key}: given twice`);
+    if (v.values.length === 0) throw new InputError(`--vary ${v.key}: no values (an empty cross product)`);
     keys.add(v.key);
   }
-  const base = JSON.parse(JSON.stringify(ls.scenario)) as Record<string, unknown>;
-  const rows: CompareRow[] = [];
+}
+
+/** The scenario with one combination of varied values applied, validated by the schema again. */
+export function variedScenario(ls: LoadedScenario, params: Record<string, string>): LoadedScenario {
+  const doc = JSON.parse(JSON.stringify(ls.scenario)) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(params)) applyVary(doc, k, v);
+  const parsed = ScenarioSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const what = Object.entries(params)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
+    throw new InputError(`--vary ${what}: ${issue.path.join(".")}: ${issue.message}`);
+  }
+  return { ...ls, scenario: parsed.data as Scenario };
+}
+
+export function compare(ls: LoadedScenario, varies: readonly Vary[], seeds: number): CompareRow[] {
+  if (varies.length === 0) throw new InputError("compare: nothing to vary (give --vary key=v1,v2)");
+  checkVaries(varies);
+  const groups: RunGroup[] = [];
   for (const params of crossProduct(varies)) {
-    const doc = JSON.parse(JSON.stringify(base)) as Record<string, unknown>;
-    for (const [k, v] of Object.entries(params)) applyVary(doc, k, v);
-    const parsed = ScenarioSchema.safeParse(doc);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const what = Object.entries(params)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(" ");
-      throw new InputError(`--vary ${what}: ${issue.path.join(".")}: ${issue.message}`);
-    }
-    const varied: LoadedScenario = { ...ls, scenario: parsed.data as Scenario };
-    const samples: Record<string, number[]> = {};
+    const varied = variedScenario(ls, params);
     const seedList: number[] = [];
+    const runs: Record<string, number>[] = [];
     let violations = 0;
     for (let i = 0; i < seeds; i++) {
       const seed = (ls.scenario.seed + i) >>> 0;
       seedList.push(seed);
       const r = runScenario(compileScenario(varied, { seed }));
       violations += r.violations_total;
-      for (const [m, v] of Object.entries(r.metrics)) {
+      runs.push(r.metrics);
+    }
+    groups.push({ params, seeds: seedList, runs, violations });
+  }
+  return summarise(groups);
+}
+
+/** Runs of one combination of varied values: each run's metrics. */
+export interface RunGroup {
+  params: Record<string, string>;
+  seeds: number[];
+  runs: Record<string, number>[];
+  violations: number;
+}
+
+/** Per group and metric: mean, 95% CI, and the ratio to the first group's mean. */
+export function summarise(groups: readonly RunGroup[]): CompareRow[] {
+  const rows: CompareRow[] = groups.map((g) => {
+    const samples: Record<string, number[]> = {};
+    for (const run of g.runs) {
+      for (const [m, v] of Object.entries(run)) {
         if (samples[m] === undefined) samples[m] = [];
         samples[m].push(v);
       }
     }
     const metrics: Record<string, Stat> = {};
     for (const [m, xs] of Object.entries(samples)) metrics[m] = { ...meanCi(xs), ratio: null };
-    rows.push({ params, seeds: seedList, metrics, violations });
-  }
+    return { params: g.params, seeds: g.seeds, metrics, violations: g.violations };
+  });
   for (const row of rows) {
     for (const [m, st] of Object.entries(row.metrics)) {
-      const first = rows[0].metrics[m].mean;
+      const first = rows[0].metrics[m]?.mean ?? 0;
       st.ratio = first === 0 ? null : st.mean / first;
     }
   }

@@ -24,8 +24,14 @@ const num = (x: number) =>
 const ratio = (r: number | null) => (r === null ? "-" : `${r.toFixed(2)}x`);
 const half = (lo: number, hi: number) => (hi - lo) / 2;
 
-export function compareJson(scenario: string, rows: readonly CompareRow[]): string {
-  return `${JSON.stringify({ scenario, rows }, null, 2)}\n`;
+/** `{scenario, rows}` (the contract); with `shown`, also the metrics chosen for display (report's tables). */
+export function compareJson(
+  scenario: string,
+  rows: readonly CompareRow[],
+  shown?: readonly string[],
+): string {
+  const doc = shown === undefined ? { scenario, rows } : { scenario, shown, rows };
+  return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
 export function compareCsv(rows: readonly CompareRow[], metrics: readonly string[]): string {

@@ -37,6 +37,34 @@ export function loadScenarioFile(file: string): LoadedScenario {
 /** Parses and validates scenario text; `file` names it in messages, and a `.json` name means strict JSON. */
 export function loadScenarioString(source: string, file: string): LoadedScenario {
   source = source.replace(/^\uFEFF/, "");
+  const { data, locate } = loadLocated(source, file, ScenarioSchema, {
+    what: "scenario",
+    empty: "a mapping with at least 'name' and 'processes'",
+    keys: "name, processes, ...",
+  });
+  return { scenario: data, file, source, locate };
+}
+
+/** A validated document and where its nodes are. */
+export interface Located<T> {
+  data: T;
+  /** `file:line:col` of the node at `path`, or of its nearest ancestor that exists in the file */
+  locate(path: DocPath): string;
+  /** `file:line:col` of the key `key` of the mapping at `path` */
+  locateKey(path: DocPath, key: string): string;
+}
+
+/**
+ * YAML or JSON text validated by a zod schema whose top level is a mapping, every error one line
+ * `file:line:col: path: message`. `kind` words the messages: what the file is, what an empty one
+ * lacks, and a few of its keys.
+ */
+export function loadLocated<S extends z.ZodType>(
+  source: string,
+  file: string,
+  schema: S,
+  kind: { what: string; empty: string; keys: string },
+): Located<z.output<S>> {
   const json = extname(file).toLowerCase() === ".json";
   const lineCounter = new LineCounter();
   const doc = parseDocument(source, { lineCounter, prettyErrors: false, schema: json ? "json" : "core" });
@@ -50,14 +78,14 @@ export function loadScenarioString(source: string, file: string): LoadedScenario
   if (syntaxError) {
     const message =
       syntaxError.code === "MULTIPLE_DOCS"
-        ? "a scenario file holds one document, but a second one starts here"
+        ? `a ${kind.what} file holds one document, but a second one starts here`
         : firstLine(syntaxError.message);
     throw fail(syntaxError.pos[0], message);
   }
   if (json) checkStrictJson(source, fail);
   const top = doc.contents;
-  if (top === null) throw fail(0, "empty scenario (expected a mapping with at least 'name' and 'processes')");
-  if (!isMap(top)) throw fail(top.range?.[0] ?? 0, "the top level must be a mapping (name, processes, ...)");
+  if (top === null) throw fail(0, `empty ${kind.what} (expected ${kind.empty})`);
+  if (!isMap(top)) throw fail(top.range?.[0] ?? 0, `the top level must be a mapping (${kind.keys})`);
 
   let data: unknown;
   try {
@@ -65,7 +93,7 @@ export function loadScenarioString(source: string, file: string): LoadedScenario
   } catch (err) {
     throw fail(0, firstLine(err instanceof Error ? err.message : String(err)));
   }
-  const result = ScenarioSchema.safeParse(data);
+  const result = schema.safeParse(data);
   if (!result.success) {
     const { path, key, message } = explain(pickIssue(result.error.issues, doc), doc);
     const where = key === undefined ? offsetOf(doc, path) : keyOffsetOf(doc, path, key);
@@ -73,10 +101,9 @@ export function loadScenarioString(source: string, file: string): LoadedScenario
     throw fail(where, shown ? `${shown}: ${message}` : message);
   }
   return {
-    scenario: result.data,
-    file,
-    source,
+    data: result.data,
     locate: (path) => at(offsetOf(doc, path)),
+    locateKey: (path, key) => at(keyOffsetOf(doc, path, key)),
   };
 }
 

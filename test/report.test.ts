@@ -1,0 +1,212 @@
+// Plots, `report DIR --html FILE` and the demo report: every section with its
+// plots, deterministic bytes, and no network request when the page is opened
+// in headless Chromium (Debian's chromium, driven by playwright-core).
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { chromium } from "playwright-core";
+import { compare, parseVary } from "../src/engine/compare.js";
+import { contrast, DEMO_SECTIONS, writeDemo } from "../src/report/demo.js";
+import { renderHtml } from "../src/report/html.js";
+import { barSpec, comparePlots, lineSpec, renderSvg } from "../src/report/plot.js";
+import { loadScenarioFile } from "../src/scenario/load.js";
+import { REPO_ROOT } from "./helpers.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "asidlab-report-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+function built(...args: string[]) {
+  const r = spawnSync(process.execPath, ["dist/src/cli/main.js", ...args], {
+    cwd: REPO_ROOT,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  if (r.error) throw r.error;
+  return r;
+}
+
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+describe("plots", () => {
+  const ls = loadScenarioFile(join(REPO_ROOT, "scenarios/short-lived-threads.yaml"));
+  const rows = compare(ls, [parseVary("pasid_lifetime=mm,unbind"), parseVary("machine.cpus=1,2")], 2);
+
+  test("bars per combination with CI error bars; lines over the numeric varied key", async () => {
+    const bar = barSpec("t", rows, "pasid_allocs") as { data: { values: { label: string; lo: number }[] } };
+    assert.deepEqual(
+      bar.data.values.map((v) => v.label),
+      [
+        "pasid_lifetime=mm machine.cpus=1",
+        "pasid_lifetime=mm machine.cpus=2",
+        "pasid_lifetime=unbind machine.cpus=1",
+        "pasid_lifetime=unbind machine.cpus=2",
+      ],
+    );
+    const line = lineSpec("t", rows, "pasid_allocs", "machine.cpus") as {
+      data: { values: { x: number; series: string }[] };
+    };
+    assert.deepEqual(line.data.values[1], { ...line.data.values[1], x: 2, series: "mm" });
+    const plots = comparePlots("t", rows, ["pasid_allocs", "cycles_total"]);
+    assert.deepEqual(
+      plots.map((p) => p.name),
+      ["t-pasid_allocs", "t-cycles_total"],
+    );
+    assert.ok("layer" in plots[0].spec);
+    const svg = await renderSvg(plots[0].spec);
+    assert.match(svg, /^<svg/);
+    assert.equal(await renderSvg(plots[0].spec), svg, "the same spec renders to the same bytes");
+  });
+
+  test("compare --plot DIR writes spec, SVG and PNG per metric; report DIR --html makes a page of them", () => {
+    const dir = join(tmp, "cmp");
+    const r = built(
+      "compare",
+      "short-lived-threads",
+      "--vary",
+      "pasid_lifetime=mm,unbind",
+      "--seeds",
+      "2",
+      "--metrics",
+      "pasid_allocs,cycles_total",
+      "--plot",
+      dir,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(readdirSync(dir).sort(), [
+      "short-lived-threads-cycles_total.png",
+      "short-lived-threads-cycles_total.svg",
+      "short-lived-threads-cycles_total.vl.json",
+      "short-lived-threads-pasid_allocs.png",
+      "short-lived-threads-pasid_allocs.svg",
+      "short-lived-threads-pasid_allocs.vl.json",
+      "short-lived-threads.compare.json",
+    ]);
+    const png = readFileSync(join(dir, "short-lived-threads-pasid_allocs.png"));
+    assert.equal(png.subarray(1, 4).toString(), "PNG");
+    // A sweep's results in the same directory: summarised over seeds, one table per scenario.
+    const spec = join(tmp, "sw.yaml");
+    writeFileSync(
+      spec,
+      "name: sw\nscenarios: [short-lived-threads]\nseeds: 2\npolicies: { pasid_lifetime: [mm, static] }\n",
+    );
+    assert.equal(built("sweep", spec, "--workers", "1", "--out", join(dir, "sw.ndjson")).status, 0);
+    const html = join(tmp, "cmp.html");
+    const h = built("report", dir, "--html", html);
+    assert.equal(h.status, 0, h.stderr);
+    const page = readFileSync(html, "utf8");
+    assert.equal((page.match(/<svg/g) ?? []).length, 2);
+    assert.match(page, /<caption>sw\.ndjson: short-lived-threads .*over 2 seeds/);
+    assert.match(page, /<td>unbind<\/td><td class="num">50 <span class="ratio">50\.00x<\/span><\/td>/);
+    assert.match(page, /href="cmp\/short-lived-threads-pasid_allocs\.vl\.json"/);
+    const bad = built("report", join(tmp, "nope"), "--html", html);
+    assert.equal(bad.status, 2);
+    assert.equal(bad.stdout, "");
+    assert.match(bad.stderr, /^asidlab: .*nope: no such directory\n$/);
+  });
+});
+
+describe("demo report", () => {
+  test("readings are generated from the figures", () => {
+    const ls = loadScenarioFile(join(REPO_ROOT, "scenarios/short-lived-threads.yaml"));
+    const rows = compare(ls, [parseVary("pasid_lifetime=mm,unbind,task-refcount,static")], 1);
+    assert.equal(
+      contrast(rows, "pasid_allocs", "PASID allocations"),
+      "unbind and task-refcount have 50.0x as many PASID allocations as mm (50 vs 1 per run); static has as many as mm (1)",
+    );
+  });
+
+  test("the same sections give byte-identical pages", async () => {
+    const only = DEMO_SECTIONS.filter((s) => s.id.startsWith("e-"));
+    const pages = [];
+    for (const d of ["d1", "d2"]) {
+      const dir = join(tmp, d);
+      const m = await writeDemo(dir, { seeds: 1, sections: only });
+      pages.push(renderHtml(dir, m, join(dir, "report.html")));
+    }
+    assert.equal(pages[0], pages[1]);
+  });
+
+  test("every section with its plots, in headless Chromium, with no network request", async (t) => {
+    const dir = join(tmp, "demo");
+    const manifest = await writeDemo(dir, { seeds: 2 });
+    const html = renderHtml(dir, manifest, join(dir, "report.html"));
+    assert.deepEqual(
+      manifest.sections.map((s) => s.id.charAt(0)),
+      ["a", "c", "e"],
+    );
+    for (const s of manifest.sections) {
+      assert.ok(s.plots.length > 0 && s.reading.length > 0 && s.comparisons.length > 0, s.id);
+      for (const p of s.plots)
+        for (const ext of [".svg", ".png", ".vl.json"]) assert.ok(existsSync(join(dir, p + ext)));
+      for (const tr of s.traces) assert.ok(existsSync(join(dir, tr)), tr);
+    }
+    assert.doesNotMatch(html, /https?:|\/\/[a-z]/i, "no URL of any other place in the page");
+
+    if (!existsSync(CHROMIUM)) {
+      if (process.env.ASIDLAB_REQUIRE_CHROMIUM)
+        assert.fail(`${CHROMIUM} is missing (apt-get install chromium)`);
+      t.skip(`${CHROMIUM} is not installed (apt-get install chromium): the browser half is skipped`);
+      return;
+    }
+    const profile = mkdtempSync(join(tmpdir(), "asidlab-chromium-"));
+    const ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+    });
+    try {
+      const PAGE = "http://report.invalid/report.html";
+      const requests: string[] = [];
+      ctx.on("request", (r) => requests.push(r.url()));
+      await ctx.route("**/*", (route) =>
+        route.request().url() === PAGE
+          ? route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: html })
+          : route.abort(),
+      );
+      const page = ctx.pages()[0] ?? (await ctx.newPage());
+      const sockets: string[] = [];
+      page.on("websocket", (w) => sockets.push(w.url()));
+      await page.goto(PAGE, { waitUntil: "load" });
+      const seen = await page.evaluate(() =>
+        [...document.querySelectorAll("section")].map((s) => ({
+          id: s.id,
+          title: s.querySelector("h2")?.textContent ?? "",
+          plots: s.querySelectorAll("figure.plot svg").length,
+          tables: s.querySelectorAll("table").length,
+          readings: s.querySelectorAll(".reading li").length,
+          traces: s.querySelectorAll(".traces a").length,
+        })),
+      );
+      assert.deepEqual(
+        seen.map((s) => [s.id, s.title, s.plots, s.tables, s.readings, s.traces]),
+        manifest.sections.map((s) => [
+          s.id,
+          s.title,
+          s.plots.length,
+          s.comparisons.length,
+          s.reading.length,
+          s.traces.length,
+        ]),
+      );
+      assert.deepEqual(requests, [PAGE], "the page itself and nothing else");
+      assert.deepEqual(sockets, []);
+    } finally {
+      await ctx.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  });
+});
