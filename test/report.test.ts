@@ -146,7 +146,7 @@ describe("demo report", () => {
     const html = renderHtml(dir, manifest, join(dir, "report.html"));
     assert.deepEqual(
       manifest.sections.map((s) => s.id.charAt(0)),
-      ["a", "c", "e"],
+      ["a", "b", "c", "d", "e"],
     );
     for (const s of manifest.sections) {
       assert.ok(s.plots.length > 0 && s.reading.length > 0 && s.comparisons.length > 0, s.id);

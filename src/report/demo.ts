@@ -245,21 +245,105 @@ const sectionE: DemoSection = {
   },
 };
 
-/**
- * The sections, in order. (b) and (d) come with the XSTATE policies, as one entry each, e.g.
- *
- *   const sectionB: DemoSection = {
- *     id: "b-pasid-msr",
- *     title: "(b) gp-fixup vs ipi vs task-work vs ctxsw-resync",
- *     question: "...",
- *     comparisons: [{ scenario: "thread-pool",
- *       vary: ["pasid_msr=gp-fixup,ipi,task-work,ctxsw-resync", "processes.0.threads=1,2,4,8"],
- *       metrics: ["gp_faults", "ipis", "pasid_msr_writes", "context_switches", "cycles_total"], plot: "line" }],
- *     reading: ([r]) => ["1", "8"].map((t) =>
- *       `With ${t} threads: ${contrast(byParam(r.rows, "processes.0.threads", t), "ipis", "IPIs", "pasid_msr")}.`),
- *   };
- */
-export const DEMO_SECTIONS: DemoSection[] = [sectionA, sectionC, sectionE];
+const MSR_POLICIES = "pasid_msr=gp-fixup,ipi,task-work,ctxsw-resync";
+const IDLE_THREADS = "processes.0.program.1.count"; // eager-vs-lazy: threads that never submit
+const CLONE_VM = "processes.0.program.2.count"; // eager-vs-lazy: CLONE_VM helpers
+
+/** The row of policy `p` among rows where `key` has `value`. */
+function policyRow(rows: readonly CompareRow[], key: string, value: string, p: string): CompareRow {
+  const r = byParam(rows, key, value).find((x) => x.params.pasid_msr === p);
+  if (r === undefined) throw new Error(`demo: no row for pasid_msr=${p}, ${key}=${value}`);
+  return r;
+}
+
+const sectionB: DemoSection = {
+  id: "b-pasid-msr",
+  title: "(b) How the PASID reaches IA32_PASID: gp-fixup, ipi, task-work, ctxsw-resync",
+  question:
+    "Seed 000's 'good' vs 'perfect': a process binds once and 4 of its threads submit. Lazy population takes a #GP in each submitter; the eager schemes reach every task of the mm at once. What does each cost as the threads that never submit, and the CLONE_VM processes, grow?",
+  comparisons: [
+    {
+      scenario: "eager-vs-lazy",
+      vary: [MSR_POLICIES, `${IDLE_THREADS}=2,8,32`],
+      metrics: ["gp_faults", "pasid_msr_writes", "ipis", "task_works", "cycles_total"],
+      plot: "line",
+      seeds: 3,
+    },
+    {
+      scenario: "eager-vs-lazy",
+      vary: [MSR_POLICIES, `${CLONE_VM}=1,4,16`],
+      metrics: ["pasid_msr_writes", "task_works", "cycles_total"],
+      plot: "line",
+      seeds: 3,
+    },
+  ],
+  trace: { scenario: "xstate-demand-fill" },
+  reading: ([threads, vms]) => {
+    const counts = [...new Set(threads.rows.map((r) => r.params[IDLE_THREADS]))];
+    const lo = counts[0];
+    const hi = counts[counts.length - 1];
+    const w = (p: string, c: string) =>
+      policyRow(threads.rows, IDLE_THREADS, c, p).metrics.pasid_msr_writes.mean;
+    const gp = (p: string, c: string) => policyRow(threads.rows, IDLE_THREADS, c, p).metrics.gp_faults.mean;
+    const vmCounts = [...new Set(vms.rows.map((r) => r.params[CLONE_VM]))];
+    const vmHi = vmCounts[vmCounts.length - 1];
+    const tw = policyRow(vms.rows, CLONE_VM, vmHi, "task-work");
+    const fix = policyRow(vms.rows, CLONE_VM, vmHi, "gp-fixup");
+    return [
+      `gp-fixup writes the MSR ${fmt(w("gp-fixup", lo))} times with ${lo} idle threads and ${fmt(w("gp-fixup", hi))} with ${hi}, one #GP per submitter (${fmt(gp("gp-fixup", hi))}); task-work writes it ${fmt(w("task-work", lo))} and ${fmt(w("task-work", hi))} times and takes ${fmt(gp("task-work", hi))} #GPs: it pays for every task of the mm, submitting or not.`,
+      `MSR writes with ${hi} idle threads: ${contrast(byParam(threads.rows, IDLE_THREADS, hi), "pasid_msr_writes", "MSR writes", "pasid_msr")}.`,
+      `With ${hi} idle threads: ${contrast(byParam(threads.rows, IDLE_THREADS, hi), "ipis", "IPIs", "pasid_msr")}.`,
+      `With ${hi} idle threads: ${spread(byParam(threads.rows, IDLE_THREADS, hi), "cycles_total", "cycles", "pasid_msr")}.`,
+      `With ${vmHi} CLONE_VM processes on the mm, task-work queues ${fmt(tw.metrics.task_works.mean)} task_works (it must walk every task to find them) and writes ${fmt(tw.metrics.pasid_msr_writes.mean)} MSRs, where gp-fixup writes ${fmt(fix.metrics.pasid_msr_writes.mean)}.`,
+    ];
+  },
+};
+
+const HELPERS = "xstate_helper=lock-and-load,update,replace";
+
+const sectionD: DemoSection = {
+  id: "d-xstate-helpers",
+  title: "(d) Changing one XSTATE component: update vs replace, with and without AMX",
+  question:
+    "Seed 004: an 'update' helper materialises the current value before changing it, a 'replace' helper writes a whole new one. They look alike; what do they cost for 8 bytes of PKRU and for 8 KiB of AMX TILEDATA? And fpregs_lock_and_load(), as it landed?",
+  comparisons: [
+    {
+      scenario: "xstate-helper-amx",
+      vary: [HELPERS, "xstate_check=off,on"],
+      metrics: ["xstate_helper_bytes", "xrstors_bytes", "cycles_total"],
+      plot: "bar",
+      seeds: 2,
+    },
+    {
+      scenario: "xstate-helper-pkru",
+      vary: [HELPERS],
+      metrics: ["xstate_helper_bytes", "cycles_total"],
+      plot: "bar",
+      seeds: 2,
+    },
+  ],
+  trace: { scenario: "xstate-amx-switch" },
+  reading: ([amx, pkru]) => {
+    const amxOff = byParam(amx.rows, "xstate_check", "off");
+    const row = (rows: readonly CompareRow[], h: string) => rows.find((r) => r.params.xstate_helper === h)!;
+    const upd = row(amxOff, "update");
+    const rep = row(amxOff, "replace");
+    const extra = (upd.metrics.cycles_total.mean - rep.metrics.cycles_total.mean) / 50;
+    const pu = row(pkru.rows, "update");
+    const pr = row(pkru.rows, "replace");
+    const pextra = (pu.metrics.cycles_total.mean - pr.metrics.cycles_total.mean) / 50;
+    const dbg = row(byParam(amx.rows, "xstate_check", "on"), "replace");
+    return [
+      `AMX TILEDATA: ${contrast(amxOff, "xstate_helper_bytes", "helper bytes", "xstate_helper")}.`,
+      `That is ${fmt(extra)} cycles more per TILEDATA write for update than for replace, against ${fmt(pextra)} per PKRU write: ${contrast(pkru.rows, "xstate_helper_bytes", "helper bytes", "xstate_helper")}.`,
+      `The debug copy (xstate_check=on) makes replace move ${fmt(dbg.metrics.xstate_helper_bytes.mean)} bytes instead of ${fmt(rep.metrics.xstate_helper_bytes.mean)}.`,
+      `XRSTORS: ${spread(amxOff, "xrstors_bytes", "bytes restored", "xstate_helper")}: lock-and-load restores the registers at once rather than on the way out, the same bytes once the task returns to user space.`,
+    ];
+  },
+};
+
+/** The sections, in order. */
+export const DEMO_SECTIONS: DemoSection[] = [sectionA, sectionB, sectionC, sectionD, sectionE];
 
 export interface DemoOptions {
   /** Seeds per combination where a comparison does not say (default 5). */
