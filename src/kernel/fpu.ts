@@ -226,6 +226,11 @@ function fpregs_restore_userregs(k: Kernel, cpu: number, t: number): void {
     );
     k.set(k.T.xs_newer, t, 0);
   }
+  fpregs_mark_activate(k, cpu, t);
+}
+
+/** fpregs_mark_activate(): this CPU's registers are `t`'s and current. */
+function fpregs_mark_activate(k: Kernel, cpu: number, t: number): void {
   k.set(k.C.fpregs_owner, cpu, t);
   k.set(k.T.fpu_last_cpu, t, cpu);
   k.set(k.T.tif, t, k.get(k.T.tif, t) & ~TIF_NEED_FPU_LOAD);
@@ -648,18 +653,7 @@ export const P_KERNEL_FPU = defPath("kernel_fpu_begin", [
       k.set(k.T.fpu_last_cpu, t, cpu);
     },
   ],
-  [
-    "__cpu_invalidate_fpregs_state",
-    (k, cpu) => {
-      k.set(k.C.fpregs_owner, cpu, 0);
-      k.set(k.C.xrstor_task, cpu, 0);
-      // The kernel's own use clobbers the vector registers.
-      k.metrics.kernel_fpu++;
-      k.charge(k.costs.kernel_fpu);
-      const L = k.model.xstate;
-      for (let i = 1; i <= 2; i++) if ((L.features & (1 << i)) !== 0) write_xreg(k, cpu, i, -1);
-    },
-  ],
+  ["__cpu_invalidate_fpregs_state", (k, cpu) => kernel_fpu_use(k, cpu)],
   [
     "kernel_fpu_end",
     (k, cpu) => {
@@ -751,9 +745,7 @@ export const P_HANDLE_SIGNAL = defPath("handle_signal", [
       }
       k.set(k.C.xrstor_task, cpu, 0);
       k.set(k.T.xs_newer, t, 0);
-      k.set(k.C.fpregs_owner, cpu, t);
-      k.set(k.T.fpu_last_cpu, t, cpu);
-      k.set(k.T.tif, t, k.get(k.T.tif, t) & ~TIF_NEED_FPU_LOAD);
+      fpregs_mark_activate(k, cpu, t);
     },
   ],
 ]);
@@ -794,6 +786,11 @@ export function softirq_kernel_fpu(k: Kernel, cpu: number): void {
     xsaves(k, cpu, t);
     k.set(k.T.fpu_last_cpu, t, cpu);
   }
+  kernel_fpu_use(k, cpu);
+}
+
+/** __cpu_invalidate_fpregs_state(), then the kernel's own FPU work clobbers the vector registers. */
+function kernel_fpu_use(k: Kernel, cpu: number): void {
   k.set(k.C.fpregs_owner, cpu, 0);
   k.set(k.C.xrstor_task, cpu, 0);
   k.metrics.kernel_fpu++;
