@@ -4,6 +4,7 @@
 //   node dist/bench/run.js           aligned tables on stdout
 //   node dist/bench/run.js --json    the same figures as JSON on stdout
 //   node dist/bench/run.js --only ida   only the PASID allocator (bench/ida.ts)
+//   node dist/bench/run.js --only spin  check beside SPIN on Promela twins (bench/spin.ts; npm run bench:spin)
 //
 // Progress goes to stderr. See docs/performance.md for what each figure is.
 
@@ -12,6 +13,7 @@ import { basename, join } from "node:path";
 import { builtinScenarioDir } from "../src/scenario/load.js";
 import { type CheckBenchResult, formatCheck, measureCheck } from "./check.js";
 import { formatIda, type IdaResult, idaJson, measureIda } from "./ida.js";
+import { formatSpin, measureSpin } from "./spin.js";
 import { measureState, type StateResult, TARGET_SNAPSHOT_HASH_NS } from "./state.js";
 import {
   type EndToEndResult,
@@ -27,14 +29,14 @@ import { consumeSink } from "./timing.js";
 const TARGET_STEPS_PER_SEC = 5_000_000;
 
 function usage(): never {
-  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida]\n");
+  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida|spin]\n");
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
 const onlyAt = args.indexOf("--only");
 const only = onlyAt < 0 ? undefined : args.splice(onlyAt, 2)[1];
-if (only !== undefined && only !== "ida") usage();
+if (only !== undefined && only !== "ida" && only !== "spin") usage();
 for (const a of args) if (a !== "--json") usage();
 const asJson = args.includes("--json");
 
@@ -281,6 +283,11 @@ if (only === "ida") {
   process.stdout.write(
     asJson ? `${JSON.stringify({ env, ida: idaJson(ida) }, null, 2)}\n` : head + formatIda(ida),
   );
+} else if (only === "spin") {
+  // asidlab check beside SPIN (bench/spin.ts): child processes, one per tool and row.
+  const spin = measureSpin(progress);
+  const head = `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}\n`;
+  process.stdout.write(asJson ? `${JSON.stringify({ env, spin }, null, 2)}\n` : head + formatSpin(spin));
 } else {
   const results = measureAll();
   process.stdout.write(asJson ? printJson(results) : printTables(results));
