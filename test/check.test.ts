@@ -6,7 +6,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { checkScenario } from "../src/engine/check.js";
-import { explore, pctWalks, randomWalks, replaySchedule, shrink } from "../src/engine/explore.js";
+import {
+  checkMachine,
+  enabled,
+  explore,
+  pctWalks,
+  randomWalks,
+  replaySchedule,
+  shortestCounterexample,
+  shrink,
+} from "../src/engine/explore.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 import { cli } from "./helpers.js";
@@ -94,6 +103,97 @@ describe("counterexamples", () => {
     assert.equal(c.reproduce, "asidlab replay out/x.schedule");
   });
 });
+
+describe("the shortest counterexample", () => {
+  // One CPU: a long busy process runs first, so depth-first search (CPU steps
+  // before ticks) finds the free-at-mmput race only after busy's 40 computes;
+  // a preemption early on reaches it much sooner.
+  const BUSY = `
+name: busy-then-leaver
+machine: { cpus: 1, pasid_bits: 4 }
+devices: { dsa0: { wq_depth: 4 } }
+processes:
+  - name: busy
+    program: [ { compute: 1000, count: 40 } ]
+  - name: leaver
+    program: [ { bind: dsa0 }, { enqcmd: dsa0, count: 2 }, { exit: 0 } ]
+`;
+  const busy = compileScenario(loadScenarioString(BUSY, "busy.yaml"), { kernel: ["free-at-mmput"] });
+
+  /** Breadth-first search with whole snapshots: the length of the shortest violating path. */
+  function bfsShortest(boot: typeof busy.boot, bound: number): number {
+    const { k, e } = checkMachine(boot, []);
+    const buf = new Int32Array(4096);
+    const seen = new Set<string>();
+    let level: { snap: Int32Array; ticks: number }[] = [{ snap: k.mem.snapshot(), ticks: 0 }];
+    for (let len = 1; level.length > 0; len++) {
+      const next: typeof level = [];
+      for (const s of level) {
+        k.mem.restore(s.snap);
+        const n = enabled(k, buf);
+        const trs = Array.from(buf.subarray(0, n));
+        for (const tr of trs) {
+          const ticks = s.ticks + (tr >= 2 ** 20 && tr < 2 * 2 ** 20 ? 1 : 0);
+          if (ticks > bound) continue;
+          k.mem.restore(s.snap);
+          k.violations.length = 0;
+          k.violationCount = 0;
+          e.exec(tr);
+          if (k.violations.length > 0) return len;
+          if (enabled(k, buf) === 0) {
+            e.checkEnd();
+            if (k.violations.length > 0) return len;
+          }
+          const key = `${k.mem.hashHex()}/${ticks}`;
+          if (!seen.has(key)) {
+            seen.add(key);
+            next.push({ snap: k.mem.snapshot(), ticks });
+          }
+        }
+      }
+      level = next;
+    }
+    return -1;
+  }
+
+  test("it is no longer than depth-first search's, and as short as breadth-first search's", () => {
+    const dfs = explore(busy.boot, [], NO_BUDGET, 1).finding!;
+    const sh = shortestCounterexample(busy.boot, [], dfs, NO_BUDGET, 1);
+    assert.ok(sh.complete);
+    assert.ok(
+      sh.finding.schedule.length < dfs.schedule.length,
+      `${sh.finding.schedule.length} < ${dfs.schedule.length}`,
+    );
+    assert.equal(sh.finding.schedule.length, bfsShortest(busy.boot, 1));
+    const r = replaySchedule(busy.boot, [], sh.finding.schedule);
+    assert.equal(r.finding?.property, "pasid-reuse");
+    assert.equal(r.at, sh.finding.schedule.length);
+  });
+
+  test("on every built-in variant it is no longer than the first found, and shrinking keeps it", () => {
+    for (const p of PAIRS) {
+      const { ls, cs } = builtin(p.scenario, [p.variant]);
+      const bound = ls.scenario.check.preemption_bound ?? null;
+      const dfs = explore(cs.boot, [], NO_BUDGET, bound).finding!;
+      const sh = shortestCounterexample(cs.boot, [], dfs, NO_BUDGET, bound);
+      assert.ok(sh.finding.schedule.length <= dfs.schedule.length);
+      const small = shrink(cs.boot, [], sh.finding);
+      assert.ok(small.schedule.length <= sh.finding.schedule.length);
+      assert.equal(replaySchedule(cs.boot, [], small.schedule).finding?.property, sh.finding.property);
+    }
+  });
+
+  test("check reports the shortest (then shrunk); --no-shortest the first found", () => {
+    const on = checkScenario(busy, BUSY, "busy.yaml", { ...OPTS, shortest: true }, "out/b.schedule").result;
+    const off = checkScenario(busy, BUSY, "busy.yaml", { ...OPTS, shortest: false }, "out/b.schedule").result;
+    assert.equal(on.verdict, "violation");
+    assert.equal(on.counterexample?.shortest_complete, true);
+    assert.ok(on.counterexample!.length < off.counterexample!.length);
+    assert.equal(off.counterexample?.shortest_length, null);
+  });
+});
+
+const OPTS = { properties: [], maxStates: 5_000_000, preemptionBound: 1, random: null };
 
 describe("budgets and random search", () => {
   test("budgets end runs with `incomplete` and the reason", () => {

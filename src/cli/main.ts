@@ -99,6 +99,7 @@ interface CheckFlags {
   depth: number;
   out?: string;
   strict?: boolean;
+  shortest: boolean;
 }
 
 /** check's budgets of time and memory, and its progress line when stderr is a terminal. */
@@ -134,6 +135,7 @@ function cmdCheck(file: string, o: CheckFlags): number {
       stop: (p) => budgetStop(p, elapsed(), timeLimit, o.memory),
       preemptionBound: o.preemptionBound ?? chk.preemption_bound ?? null,
       bitstateMiB: o.bitstate ?? null,
+      shortest: o.shortest,
       random:
         o.random === undefined && o.pct === undefined
           ? null
@@ -353,6 +355,7 @@ function program(): Command {
     .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9), 100_000)
     .option("--out <file>", "where to write the counterexample schedule (default out/NAME.schedule)")
     .option("--strict", "exit 3 when the verdict is incomplete")
+    .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")
     .action((file: string, o: CheckFlags) => {
       process.exitCode = cmdCheck(file, o);
     });

@@ -16,6 +16,7 @@ import {
   pctWalks,
   randomWalks,
   replaySchedule,
+  shortestCounterexample,
   shrink,
 } from "./explore.js";
 import { type ScheduleFile, stampOf } from "./schedule.js";
@@ -27,6 +28,8 @@ export interface CheckOptions {
   preemptionBound: number | null;
   /** Bitstate (supertrace) search in this many MiB instead of a full visited set. */
   bitstateMiB?: number | null;
+  /** After an exhaustive search finds a violation, search for the shortest one (default true). */
+  shortest?: boolean;
   /** Random walks instead of exhaustive search; with `pct`, PCT walks of that depth. */
   random: { walks: number; seed: number; depth: number; pct?: number } | null;
 }
@@ -53,7 +56,12 @@ export interface CheckResult {
   counterexample: {
     steps: CounterexampleStep[];
     length: number;
+    /** The length the first search found it at. */
     found_length: number;
+    /** The shortest counterexample's length (before shrinking); null when not searched (random walks, --no-shortest). */
+    shortest_length: number | null;
+    /** Whether the shortest search ran to the end (false: a budget stopped it; the shortest seen so far is used). */
+    shortest_complete: boolean | null;
     reproduce: string;
   } | null;
   reason: string | null;
@@ -102,13 +110,21 @@ export function checkScenario(
     reason: r.reason,
   };
   if (r.finding === null) return { result, schedule: null };
-  const small = shrink(cs.boot, opts.properties, r.finding);
+  // The shortest counterexample (exhaustive search only: random walks are for
+  // state spaces too large to search to that depth), then ddmin on it.
+  const sh =
+    opts.random === null && opts.shortest !== false
+      ? shortestCounterexample(cs.boot, opts.properties, r.finding, budget, opts.preemptionBound)
+      : null;
+  const small = shrink(cs.boot, opts.properties, sh?.finding ?? r.finding);
   result.property = small.property;
   result.message = small.message;
   result.counterexample = {
     steps: describeSchedule(cs, opts.properties, small),
     length: small.schedule.length,
     found_length: r.finding.schedule.length,
+    shortest_length: sh === null ? null : sh.finding.schedule.length,
+    shortest_complete: sh === null ? null : sh.complete,
     reproduce: `asidlab replay ${schedulePath}`,
   };
   const schedule: ScheduleFile = {

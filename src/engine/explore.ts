@@ -33,7 +33,7 @@ import {
 } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
 import { Rng } from "./rng.js";
-import { BitstateSet, FingerprintSet } from "./visited.js";
+import { BitstateSet, DepthMap, FingerprintSet } from "./visited.js";
 
 export interface CheckBudget {
   maxStates: number;
@@ -227,6 +227,109 @@ export function explore(
     fresh = true;
   }
   return result("pass", null, null);
+}
+
+export interface ShortestResult {
+  /** The shortest counterexample: `found` itself when none shorter exists. */
+  finding: Finding;
+  /** States expanded (a state reached again at a smaller depth counts again). */
+  states: number;
+  transitions: number;
+  /** False when a budget ended the search: `finding` is then the shortest seen so far. */
+  complete: boolean;
+}
+
+/**
+ * The shortest counterexample, given one (`found`, from the depth-first
+ * search): a depth-bounded depth-first search whose visited set keeps the
+ * smallest depth each state was reached at, so a state reached again at a
+ * smaller depth is explored again. That search finds a violation within
+ * `limit` transitions whenever one exists (iterative deepening's guarantee,
+ * without the iterations: each violation found lowers the limit to one less
+ * than its length, branch and bound). So the result is a shortest violating
+ * path, of any property, under the same preemption bound.
+ */
+export function shortestCounterexample(
+  spec: BootSpec,
+  properties: readonly string[],
+  found: Finding,
+  budget: CheckBudget,
+  preemptionBound: number | null,
+): ShortestResult {
+  const { k, e } = checkMachine(spec, properties);
+  const visited = new DepthMap();
+  k.mem.startJournal();
+  let best = found;
+  let limit = found.schedule.length - 1; // look for one strictly shorter
+  const marks: number[] = [];
+  const hlo: number[] = [];
+  const hhi: number[] = [];
+  const trs: Int32Array[] = [];
+  const counts: number[] = [];
+  const nexts: number[] = [];
+  const ticks: number[] = [];
+  const path: number[] = [];
+  let depth = 0;
+  let states = 1;
+  let transitions = 0;
+  let fresh = true;
+  const enabledAt = (d: number) => {
+    if (trs.length <= d) trs.push(new Int32Array(MAX_ENABLED));
+    return enabled(k, trs[d]);
+  };
+  const key = (t: number) => k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1));
+  visited.visit(key(0), k.mem.hashHi(), 0);
+  marks[0] = k.mem.mark();
+  hlo[0] = k.w[0];
+  hhi[0] = k.w[1];
+  counts[0] = enabledAt(0);
+  nexts[0] = 0;
+  ticks[0] = 0;
+  const done = (complete: boolean): ShortestResult => ({ finding: best, states, transitions, complete });
+  while (depth >= 0) {
+    // A state at `depth` may take a transition only if the path stays within the limit.
+    if (nexts[depth] >= counts[depth] || depth + 1 > limit) {
+      depth--;
+      path.pop();
+      fresh = false;
+      continue;
+    }
+    const tr = trs[depth][nexts[depth]++];
+    const t = ticks[depth] + (trKind(tr) === TR_TICK ? 1 : 0);
+    if (preemptionBound !== null && t > preemptionBound) continue;
+    if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
+    fresh = false;
+    transitions++;
+    const bad = stepFinding(e, tr);
+    if (bad !== null) {
+      best = { ...bad, schedule: [...path, tr] };
+      limit = depth; // the next one must be shorter than depth + 1
+      continue;
+    }
+    if (!visited.visit(key(t), k.mem.hashHi(), depth + 1)) continue;
+    states++;
+    const count = enabledAt(depth + 1);
+    const end = count === 0 ? endFinding(e) : null;
+    if (end !== null) {
+      best = { ...end, schedule: [...path, tr] };
+      limit = depth;
+      continue;
+    }
+    if (states >= budget.maxStates) return done(false);
+    if ((states & 4095) === 0 && budget.stop) {
+      if (budget.stop({ states, transitions, depth }) !== null) return done(false);
+    }
+    depth++;
+    path.push(tr);
+    marks[depth] = k.mem.mark();
+    hlo[depth] = k.w[0];
+    hhi[depth] = k.w[1];
+    counts[depth] = count;
+    nexts[depth] = 0;
+    ticks[depth] = t;
+    fresh = true;
+  }
+  return done(true);
 }
 
 /** How a walk chooses: set up before each walk, then pick among the enabled transitions. */
