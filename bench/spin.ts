@@ -117,11 +117,13 @@ export function ensureSpin(progress: (msg: string) => void): string {
 }
 
 function asidlab(file: string, variant: string | null, cwd: string): ToolFigures {
+  // --no-shortest: the first counterexample found, as pan reports its first error (still shrunk).
   const args = [
     CLI,
     "check",
     file,
     "--json",
+    "--no-shortest",
     "--preemption-bound",
     String(BOUND),
     "--max-states",
