@@ -10,6 +10,7 @@ import {
   checkMachine,
   enabled,
   explore,
+  explorePor,
   pctWalks,
   randomWalks,
   replaySchedule,
@@ -194,6 +195,60 @@ processes:
 });
 
 const OPTS = { properties: [], maxStates: 5_000_000, preemptionBound: 1, random: null };
+
+describe("partial-order reduction (sleep sets)", () => {
+  test("gives the verdicts and properties of plain search on every pass/violation pair, the same states, fewer transitions", () => {
+    let saved = 0;
+    for (const p of PAIRS) {
+      for (const kernel of [[], [p.variant]]) {
+        const { ls, cs } = builtin(p.scenario, kernel);
+        const bound = ls.scenario.check.preemption_bound ?? null;
+        const plain = explore(cs.boot, [], NO_BUDGET, bound);
+        const por = explorePor(cs.boot, [], NO_BUDGET, bound);
+        const what = `${p.scenario} ${kernel.join()}`;
+        assert.equal(por.verdict, plain.verdict, what);
+        assert.equal(por.finding?.property, plain.finding?.property, what);
+        assert.match(por.coverage, /, sleep sets$/);
+        if (plain.verdict === "pass") {
+          // Sleep sets alone visit every reachable state; they save transitions.
+          assert.equal(por.states, plain.states, what);
+          assert.ok(por.transitions <= plain.transitions, what);
+          saved += plain.transitions - por.transitions;
+        }
+        if (por.finding !== null) {
+          const r = replaySchedule(cs.boot, [], por.finding.schedule);
+          assert.equal(r.finding?.property, por.finding.property, what);
+        }
+      }
+    }
+    assert.ok(saved > 0, "some transitions were not executed");
+  });
+
+  test("on two CPUs it keeps every state and the violation, and saves more", () => {
+    const two = (kernel: string[]) =>
+      compileScenario(
+        loadScenarioString(
+          readFileSync("scenarios/check-exit-inflight.yaml", "utf8").replace("cpus: 1", "cpus: 2"),
+          "x.yaml",
+        ),
+        { kernel },
+      );
+    const ok = two([]);
+    const plain = explore(ok.boot, [], NO_BUDGET, 0);
+    const por = explorePor(ok.boot, [], NO_BUDGET, 0);
+    assert.equal(por.verdict, "pass");
+    assert.equal(por.states, plain.states);
+    assert.ok(por.transitions < 0.9 * plain.transitions, `${por.transitions} vs ${plain.transitions}`);
+    const bad = two(["free-at-mmput"]);
+    assert.equal(explorePor(bad.boot, [], NO_BUDGET, 0).finding?.property, "pasid-reuse");
+  });
+
+  test("--por with --bitstate or random walks exits 2 with one line", () => {
+    const r = cli("check", "check-gp-fixup", "--por", "--bitstate", "4");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^asidlab: --por: .*\n$/);
+  });
+});
 
 describe("budgets and random search", () => {
   test("budgets end runs with `incomplete` and the reason", () => {

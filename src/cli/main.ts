@@ -100,6 +100,7 @@ interface CheckFlags {
   out?: string;
   strict?: boolean;
   shortest: boolean;
+  por?: boolean;
 }
 
 /** check's budgets of time and memory, and its progress line when stderr is a terminal. */
@@ -121,6 +122,10 @@ function cmdCheck(file: string, o: CheckFlags): number {
   const ls = loadScenarioFile(path);
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
   const chk = ls.scenario.check;
+  if (o.por === true && (o.bitstate !== undefined || o.random !== undefined || o.pct !== undefined))
+    throw new InputError(
+      "--por: partial-order reduction is for the exhaustive search; not with --bitstate, --random or --pct",
+    );
   const started = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
   const timeLimit = o.time;
@@ -136,6 +141,7 @@ function cmdCheck(file: string, o: CheckFlags): number {
       preemptionBound: o.preemptionBound ?? chk.preemption_bound ?? null,
       bitstateMiB: o.bitstate ?? null,
       shortest: o.shortest,
+      por: o.por === true,
       random:
         o.random === undefined && o.pct === undefined
           ? null
@@ -355,6 +361,7 @@ function program(): Command {
     .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9), 100_000)
     .option("--out <file>", "where to write the counterexample schedule (default out/NAME.schedule)")
     .option("--strict", "exit 3 when the verdict is incomplete")
+    .option("--por", "partial-order reduction: sleep sets over read/write footprints (fewer transitions)")
     .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")
     .action((file: string, o: CheckFlags) => {
       process.exitCode = cmdCheck(file, o);

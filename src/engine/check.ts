@@ -11,6 +11,7 @@ import { TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "./engine.js";
 import {
   type CheckBudget,
   explore,
+  explorePor,
   type Finding,
   type Progress,
   pctWalks,
@@ -28,6 +29,8 @@ export interface CheckOptions {
   preemptionBound: number | null;
   /** Bitstate (supertrace) search in this many MiB instead of a full visited set. */
   bitstateMiB?: number | null;
+  /** Partial-order reduction (sleep sets) in the exhaustive search. */
+  por?: boolean;
   /** After an exhaustive search finds a violation, search for the shortest one (default true). */
   shortest?: boolean;
   /** Random walks instead of exhaustive search; with `pct`, PCT walks of that depth. */
@@ -77,7 +80,9 @@ export function checkScenario(
   const budget: CheckBudget = { maxStates: opts.maxStates, stop: opts.stop };
   const r =
     opts.random === null
-      ? explore(cs.boot, opts.properties, budget, opts.preemptionBound, opts.bitstateMiB ?? null)
+      ? opts.por === true
+        ? explorePor(cs.boot, opts.properties, budget, opts.preemptionBound)
+        : explore(cs.boot, opts.properties, budget, opts.preemptionBound, opts.bitstateMiB ?? null)
       : opts.random.pct !== undefined
         ? pctWalks(
             cs.boot,

@@ -17,6 +17,7 @@
 import type { BootSpec } from "../kernel/boot.js";
 import { boot } from "../kernel/boot.js";
 import type { Kernel } from "../kernel/kernel.js";
+import { HEADER_WORDS } from "../machine/memory.js";
 import { IRQ_TIMER, TIF_TIMER_ARMED } from "../machine/state.js";
 import {
   Engine,
@@ -24,6 +25,7 @@ import {
   TR_CPU,
   TR_DEVICE,
   TR_TICK,
+  TR_TIMER,
   trArg,
   trCpu,
   trDevice,
@@ -33,7 +35,7 @@ import {
 } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
 import { Rng } from "./rng.js";
-import { BitstateSet, DepthMap, FingerprintSet } from "./visited.js";
+import { BitstateSet, DepthMap, FingerprintSet, SleepMap } from "./visited.js";
 
 export interface CheckBudget {
   maxStates: number;
@@ -330,6 +332,336 @@ export function shortestCounterexample(
     fresh = true;
   }
   return done(true);
+}
+
+/**
+ * Footprints for partial-order reduction: in this mode the kernel's view of
+ * memory (`k.w`, `k.mem.words`) is a proxy that records, while a transition
+ * executes, every word it reads and every word it writes (the fingerprint
+ * words excluded: every write updates them). Slow (a proxy trap per access),
+ * but exact: nothing in the model reaches the state another way.
+ */
+class Footprints {
+  tracking = false;
+  reads: Int32Array = new Int32Array(1 << 12);
+  nr = 0;
+  writes: Int32Array = new Int32Array(1 << 12);
+  nw = 0;
+
+  install(k: Kernel): void {
+    const raw = k.mem.words;
+    const fp = this;
+    const proxy = new Proxy(raw, {
+      get(target, prop) {
+        if (typeof prop === "string") {
+          const i = +prop;
+          if (!Number.isNaN(i)) {
+            if (fp.tracking && i >= HEADER_WORDS) fp.read(i);
+            return target[i];
+          }
+        }
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+      set(target, prop, v) {
+        if (typeof prop === "string") {
+          const i = +prop;
+          if (!Number.isNaN(i)) {
+            if (fp.tracking && i >= HEADER_WORDS) fp.write(i);
+            target[i] = v;
+            return true;
+          }
+        }
+        return Reflect.set(target, prop, v, target);
+      },
+    });
+    Object.defineProperty(k, "w", { value: proxy });
+    Object.defineProperty(k.mem, "words", { value: proxy });
+  }
+
+  read(a: number): void {
+    if (this.nr === this.reads.length) this.reads = grow(this.reads);
+    this.reads[this.nr++] = a;
+  }
+
+  write(a: number): void {
+    if (this.nw === this.writes.length) this.writes = grow(this.writes);
+    this.writes[this.nw++] = a;
+  }
+}
+
+function grow(a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
+}
+
+/** The words a transition's being enabled depends on (see `enabled`): part of its read footprint. */
+function enablingWords(k: Kernel, tr: number, out: (a: number) => void): void {
+  const kind = trKind(tr);
+  const arg = trArg(tr);
+  const at = (f: { at: number; stride: number }, i: number) => f.at + i * f.stride;
+  if (kind === TR_CPU || kind === TR_TICK) {
+    out(at(k.C.halted, arg));
+    out(at(k.C.pending, arg));
+    if (kind === TR_TICK) out(at(k.C.nr_running, arg));
+  } else if (kind === TR_TIMER) out(at(k.T.tif, arg));
+  else out(at(k.D.wq_count, arg));
+}
+
+/**
+ * Exhaustive depth-first search with sleep sets (Godefroid 1996), state-based
+ * for a search with a visited set: each state is stored with the sleep set it
+ * was explored with, and explored again, for the transitions it then slept,
+ * when it is reached with a sleep set that is not a superset. Two transitions
+ * are independent at a state when neither writes a word the other reads or
+ * writes (their footprints, recorded as they executed from that state, and
+ * the words their being enabled depends on). Such a transition behaves the
+ * same after the other (it reads the same values), so a transition asleep at
+ * a state would break nothing there that it did not break where it was
+ * explored; and sleep sets alone visit every reachable state, so the end
+ * invariants see every terminal state. What it saves is transitions, not
+ * states. Ticks commute like the rest, and a permutation of a path takes the
+ * same number of ticks, so the preemption bound is kept.
+ * Transitions with a sleep bit: CPU c (bit c), tick c (cpus + c), device d
+ * (2 cpus + d), below bit 30; timers and the rest never sleep (conservative).
+ */
+export function explorePor(
+  spec: BootSpec,
+  properties: readonly string[],
+  budget: CheckBudget,
+  preemptionBound: number | null,
+): ExploreResult {
+  const { k, e } = checkMachine(spec, properties);
+  const fp = new Footprints();
+  fp.install(k);
+  const ncpu = k.params.cpus;
+  const bitOf = (tr: number): number => {
+    const kind = trKind(tr);
+    const arg = trArg(tr);
+    const b =
+      kind === TR_CPU ? arg : kind === TR_TICK ? ncpu + arg : kind === TR_DEVICE ? 2 * ncpu + arg : -1;
+    return b >= 0 && b < 30 ? b : -1;
+  };
+  const visited = new SleepMap();
+  k.mem.startJournal();
+  const size = k.mem.size;
+  const markW = new Int32Array(size);
+  const markR = new Int32Array(size);
+  let epoch = 0;
+  // Per depth: the state (journal mark, fingerprint words, ticks), the
+  // transitions to explore and the next one, the sleep set (transitions with
+  // a reference to their footprint), and a pool of the footprints of the
+  // transitions explored from this state: [nr, nw, reads..., writes...].
+  const marks: number[] = [];
+  const hlo: number[] = [];
+  const hhi: number[] = [];
+  const ticks: number[] = [];
+  const todo: Int32Array[] = [];
+  const counts: number[] = [];
+  const nexts: number[] = [];
+  const sleepTr: number[][] = [];
+  const sleepFp: number[][] = []; // the footprint's offset in its pool ...
+  const sleepFpDepth: number[][] = []; // ... and the depth of that pool
+  const pools: Int32Array[] = [];
+  const poolLen: number[] = [];
+  const doneTr: number[][] = [];
+  const doneFp: number[][] = [];
+  const path: number[] = [];
+  let depth = 0;
+  let transitions = 0;
+  let states = 0;
+  let maxDepth = 0;
+  let fresh = true;
+  const buf = new Int32Array(MAX_ENABLED);
+
+  const ensure = (d: number) => {
+    while (todo.length <= d) {
+      todo.push(new Int32Array(MAX_ENABLED));
+      sleepTr.push([]);
+      sleepFp.push([]);
+      sleepFpDepth.push([]);
+      pools.push(new Int32Array(1 << 12));
+      poolLen.push(0);
+      doneTr.push([]);
+      doneFp.push([]);
+    }
+  };
+  const key = (t: number) => k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1));
+  /** Footprint at (pool d, offset o) independent of the one just recorded in fp? */
+  const independent = (d: number, o: number): boolean => {
+    const p = pools[d];
+    const nr = p[o];
+    const nw = p[o + 1];
+    epoch++;
+    for (let i = 0; i < nw; i++) markW[p[o + 2 + nr + i]] = epoch;
+    for (let i = 0; i < nr; i++) markR[p[o + 2 + i]] = epoch;
+    for (let i = 0; i < fp.nw; i++) {
+      const a = fp.writes[i];
+      if (markW[a] === epoch || markR[a] === epoch) return false;
+    }
+    for (let i = 0; i < fp.nr; i++) if (markW[fp.reads[i]] === epoch) return false;
+    return true;
+  };
+  /** Store fp's footprint in depth d's pool; its offset. */
+  const store = (d: number): number => {
+    const need = poolLen[d] + 2 + fp.nr + fp.nw;
+    while (pools[d].length < need) pools[d] = grow(pools[d]);
+    const p = pools[d];
+    const o = poolLen[d];
+    p[o] = fp.nr;
+    p[o + 1] = fp.nw;
+    p.set(fp.reads.subarray(0, fp.nr), o + 2);
+    p.set(fp.writes.subarray(0, fp.nw), o + 2 + fp.nr);
+    poolLen[d] = need;
+    return o;
+  };
+  /**
+   * Enter the current state at depth d with the sleep set already in
+   * sleepTr[d]/...; `only` >= 0: explore only the transitions in that mask
+   * (a revisit), else every enabled transition not asleep.
+   */
+  const enter = (d: number, t: number, only: number): number => {
+    marks[d] = k.mem.mark();
+    hlo[d] = k.w[0];
+    hhi[d] = k.w[1];
+    ticks[d] = t;
+    nexts[d] = 0;
+    poolLen[d] = 0;
+    doneTr[d].length = 0;
+    doneFp[d].length = 0;
+    const n = enabled(k, buf);
+    let sleepMask = 0;
+    for (const z of sleepTr[d]) sleepMask |= 1 << bitOf(z);
+    let c = 0;
+    for (let i = 0; i < n; i++) {
+      const tr = buf[i];
+      const b = bitOf(tr);
+      if (only >= 0 ? b >= 0 && (only & (1 << b)) !== 0 : b < 0 || (sleepMask & (1 << b)) === 0)
+        todo[d][c++] = tr;
+    }
+    counts[d] = c;
+    return n;
+  };
+  const maskOf = (d: number) => {
+    let m = 0;
+    for (const z of sleepTr[d]) m |= 1 << bitOf(z);
+    return m;
+  };
+  const result = (
+    verdict: ExploreResult["verdict"],
+    finding: Finding | null,
+    reason: string | null,
+  ): ExploreResult => ({
+    verdict,
+    finding,
+    states,
+    transitions,
+    maxDepth,
+    coverage: `${preemptionBound === null ? "complete" : `preemption-bound:${preemptionBound}`}, sleep sets`,
+    reason,
+    collisionProbability: FingerprintSet.collisionProbability(states),
+  });
+
+  ensure(0);
+  visited.set(key(0), k.mem.hashHi(), 0);
+  states = 1;
+  if (enter(0, 0, -1) === 0) {
+    const end = endFinding(e);
+    if (end !== null) return result("violation", { ...end, schedule: [] }, null);
+  }
+  while (depth >= 0) {
+    if (nexts[depth] >= counts[depth]) {
+      depth--;
+      path.pop();
+      fresh = false;
+      continue;
+    }
+    const tr = todo[depth][nexts[depth]++];
+    const t = ticks[depth] + (trKind(tr) === TR_TICK ? 1 : 0);
+    if (preemptionBound !== null && t > preemptionBound) continue;
+    if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
+    fresh = false;
+    transitions++;
+    fp.nr = 0;
+    fp.nw = 0;
+    fp.tracking = true;
+    const bad = stepFinding(e, tr);
+    fp.tracking = false;
+    if (bad !== null) return result("violation", { ...bad, schedule: [...path, tr] }, null);
+    enablingWords(k, tr, (a) => fp.read(a));
+    const off = store(depth);
+    // The child's sleep set: what sleeps here, and what was explored here
+    // before tr, that is independent of tr.
+    ensure(depth + 1);
+    const zt = sleepTr[depth + 1];
+    const zf = sleepFp[depth + 1];
+    const zd = sleepFpDepth[depth + 1];
+    zt.length = 0;
+    zf.length = 0;
+    zd.length = 0;
+    const st = sleepTr[depth];
+    for (let i = 0; i < st.length; i++) {
+      if (independent(sleepFpDepth[depth][i], sleepFp[depth][i])) {
+        zt.push(st[i]);
+        zf.push(sleepFp[depth][i]);
+        zd.push(sleepFpDepth[depth][i]);
+      }
+    }
+    const dt = doneTr[depth];
+    for (let i = 0; i < dt.length; i++) {
+      if (bitOf(dt[i]) >= 0 && independent(depth, doneFp[depth][i])) {
+        zt.push(dt[i]);
+        zf.push(doneFp[depth][i]);
+        zd.push(depth);
+      }
+    }
+    dt.push(tr);
+    doneFp[depth].push(off);
+    // The child: new, or visited with a sleep set that is not a subset of this one.
+    const lo = key(t);
+    const hi = k.mem.hashHi();
+    const stored = visited.get(lo, hi);
+    const mine = maskOf(depth + 1);
+    let only = -1;
+    if (stored >= 0) {
+      if ((stored & ~mine) === 0) continue; // explored before with less asleep
+      only = stored & ~mine;
+      // Keep asleep only what slept both times.
+      let j = 0;
+      for (let i = 0; i < zt.length; i++) {
+        if ((stored & (1 << bitOf(zt[i]))) !== 0) {
+          zt[j] = zt[i];
+          zf[j] = zf[i];
+          zd[j] = zd[i];
+          j++;
+        }
+      }
+      zt.length = j;
+      zf.length = j;
+      zd.length = j;
+      visited.set(lo, hi, stored & mine);
+    } else {
+      visited.set(lo, hi, mine);
+      states++;
+    }
+    depth++;
+    path.push(tr);
+    if (depth > maxDepth) maxDepth = depth;
+    const n = enter(depth, t, only);
+    if (stored < 0 && n === 0) {
+      const end = endFinding(e);
+      if (end !== null) return result("violation", { ...end, schedule: path.slice() }, null);
+    }
+    fresh = true;
+    if (states >= budget.maxStates)
+      return result("incomplete", null, `state budget: ${budget.maxStates} states`);
+    if ((transitions & 4095) === 0 && budget.stop) {
+      const why = budget.stop({ states, transitions, depth });
+      if (why !== null) return result("incomplete", null, why);
+    }
+  }
+  return result("pass", null, null);
 }
 
 /** How a walk chooses: set up before each walk, then pick among the enabled transitions. */
