@@ -348,21 +348,29 @@ export function shortestCounterexample(
  * but exact: nothing in the model reaches the state another way.
  */
 class Footprints {
-  tracking = false;
   reads: Int32Array = new Int32Array(1 << 12);
   nr = 0;
   writes: Int32Array = new Int32Array(1 << 12);
   nw = 0;
+  /** Per word: the transition (numbered `tx`) that last recorded it, so each word is listed once. */
+  private readonly seenR: Int32Array;
+  private readonly seenW: Int32Array;
+  private tx = 0;
+  private readonly raw: Int32Array;
+  private readonly proxy: Int32Array;
 
-  install(k: Kernel): void {
+  constructor(private readonly k: Kernel) {
     const raw = k.mem.words;
+    this.raw = raw;
+    this.seenR = new Int32Array(raw.length);
+    this.seenW = new Int32Array(raw.length);
     const fp = this;
-    const proxy = new Proxy(raw, {
+    this.proxy = new Proxy(raw, {
       get(target, prop) {
         if (typeof prop === "string") {
           const i = +prop;
           if (!Number.isNaN(i)) {
-            if (fp.tracking && i >= HEADER_WORDS) fp.read(i);
+            if (i >= HEADER_WORDS) fp.read(i);
             return target[i];
           }
         }
@@ -373,7 +381,7 @@ class Footprints {
         if (typeof prop === "string") {
           const i = +prop;
           if (!Number.isNaN(i)) {
-            if (fp.tracking && i >= HEADER_WORDS) fp.write(i);
+            if (i >= HEADER_WORDS) fp.write(i);
             target[i] = v;
             return true;
           }
@@ -381,16 +389,34 @@ class Footprints {
         return Reflect.set(target, prop, v, target);
       },
     });
-    Object.defineProperty(k, "w", { value: proxy });
-    Object.defineProperty(k.mem, "words", { value: proxy });
+  }
+
+  /** Record from now on: the kernel's memory is the proxy until `end`. */
+  begin(): void {
+    this.nr = 0;
+    this.nw = 0;
+    this.tx++;
+    const k = this.k as { w: Int32Array; mem: { words: Int32Array } };
+    k.w = this.proxy;
+    k.mem.words = this.proxy;
+  }
+
+  end(): void {
+    const k = this.k as { w: Int32Array; mem: { words: Int32Array } };
+    k.w = this.raw;
+    k.mem.words = this.raw;
   }
 
   read(a: number): void {
+    if (this.seenR[a] === this.tx) return;
+    this.seenR[a] = this.tx;
     if (this.nr === this.reads.length) this.reads = grow(this.reads);
     this.reads[this.nr++] = a;
   }
 
   write(a: number): void {
+    if (this.seenW[a] === this.tx) return;
+    this.seenW[a] = this.tx;
     if (this.nw === this.writes.length) this.writes = grow(this.writes);
     this.writes[this.nw++] = a;
   }
@@ -439,8 +465,7 @@ export function explorePor(
   preemptionBound: number | null,
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
-  const fp = new Footprints();
-  fp.install(k);
+  const fp = new Footprints(k);
   const ncpu = k.params.cpus;
   const bitOf = (tr: number): number => {
     const kind = trKind(tr);
@@ -509,6 +534,25 @@ export function explorePor(
     for (let i = 0; i < fp.nr; i++) if (markW[fp.reads[i]] === epoch) return false;
     return true;
   };
+  /** The sleep set for the child of depth d by the transition just recorded in fp. */
+  const sleepInto = (d: number, zt: number[], zf: number[], zd: number[]) => {
+    const st = sleepTr[d];
+    for (let i = 0; i < st.length; i++) {
+      if (independent(sleepFpDepth[d][i], sleepFp[d][i])) {
+        zt.push(st[i]);
+        zf.push(sleepFp[d][i]);
+        zd.push(sleepFpDepth[d][i]);
+      }
+    }
+    const dt = doneTr[d];
+    for (let i = 0; i < dt.length; i++) {
+      if (bitOf(dt[i]) >= 0 && independent(d, doneFp[d][i])) {
+        zt.push(dt[i]);
+        zf.push(doneFp[d][i]);
+        zd.push(d);
+      }
+    }
+  };
   /** Store fp's footprint in depth d's pool; its offset. */
   const store = (d: number): number => {
     const need = poolLen[d] + 2 + fp.nr + fp.nw;
@@ -540,8 +584,10 @@ export function explorePor(
     let sleepMask = 0;
     for (const z of sleepTr[d]) sleepMask |= 1 << bitOf(z);
     let c = 0;
+    const noTick = preemptionBound !== null && t >= preemptionBound;
     for (let i = 0; i < n; i++) {
       const tr = buf[i];
+      if (noTick && trKind(tr) === TR_TICK) continue;
       const b = bitOf(tr);
       if (only >= 0 ? b >= 0 && (only & (1 << b)) !== 0 : b < 0 || (sleepMask & (1 << b)) === 0)
         todo[d][c++] = tr;
@@ -589,16 +635,15 @@ export function explorePor(
     if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
     fresh = false;
     transitions++;
-    fp.nr = 0;
-    fp.nw = 0;
-    fp.tracking = true;
+    // The footprint is needed only to compare tr with what sleeps here, with
+    // what was explored here before it, or with what is still to explore.
+    const st = sleepTr[depth];
+    const dt = doneTr[depth];
+    const track = st.length > 0 || dt.length > 0 || nexts[depth] < counts[depth];
+    if (track) fp.begin();
     const bad = stepFinding(e, tr);
-    fp.tracking = false;
+    if (track) fp.end();
     if (bad !== null) return result("violation", { ...bad, schedule: [...path, tr] }, null);
-    enablingWords(k, tr, (a) => fp.read(a));
-    const off = store(depth);
-    // The child's sleep set: what sleeps here, and what was explored here
-    // before tr, that is independent of tr.
     ensure(depth + 1);
     const zt = sleepTr[depth + 1];
     const zf = sleepFp[depth + 1];
@@ -606,24 +651,15 @@ export function explorePor(
     zt.length = 0;
     zf.length = 0;
     zd.length = 0;
-    const st = sleepTr[depth];
-    for (let i = 0; i < st.length; i++) {
-      if (independent(sleepFpDepth[depth][i], sleepFp[depth][i])) {
-        zt.push(st[i]);
-        zf.push(sleepFp[depth][i]);
-        zd.push(sleepFpDepth[depth][i]);
-      }
+    if (track) {
+      enablingWords(k, tr, (a) => fp.read(a));
+      const off = store(depth);
+      // The child's sleep set: what sleeps here, and what was explored here
+      // before tr, that is independent of tr.
+      sleepInto(depth, zt, zf, zd);
+      dt.push(tr);
+      doneFp[depth].push(off);
     }
-    const dt = doneTr[depth];
-    for (let i = 0; i < dt.length; i++) {
-      if (bitOf(dt[i]) >= 0 && independent(depth, doneFp[depth][i])) {
-        zt.push(dt[i]);
-        zf.push(doneFp[depth][i]);
-        zd.push(depth);
-      }
-    }
-    dt.push(tr);
-    doneFp[depth].push(off);
     // The child: new, or visited with a sleep set that is not a subset of this one.
     const lo = key(t);
     const hi = k.mem.hashHi();
