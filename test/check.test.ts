@@ -17,6 +17,7 @@ import {
   shortestCounterexample,
   shrink,
 } from "../src/engine/explore.js";
+import { exploreParallel } from "../src/engine/parallel.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 import { cli } from "./helpers.js";
@@ -247,6 +248,55 @@ describe("partial-order reduction (sleep sets)", () => {
     const r = cli("check", "check-gp-fixup", "--por", "--bitstate", "4");
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^asidlab: --por: .*\n$/);
+  });
+});
+
+describe("check --workers: threads sharing the visited set", () => {
+  test("two workers give the sequential verdicts; a pass has the same states and transitions", () => {
+    for (const p of PAIRS) {
+      for (const kernel of [[], [p.variant]]) {
+        const { ls, cs } = builtin(p.scenario, kernel);
+        const bound = ls.scenario.check.preemption_bound ?? null;
+        const seq = explore(cs.boot, [], NO_BUDGET, bound);
+        const par = exploreParallel(
+          { source: ls.source, file: `${p.scenario}.yaml`, overrides: { kernel } },
+          [],
+          NO_BUDGET,
+          bound,
+          2,
+        );
+        const what = `${p.scenario} ${kernel.join()}`;
+        assert.equal(par.verdict, seq.verdict, what);
+        assert.match(par.coverage, /, 2 workers$/);
+        if (seq.verdict === "pass") {
+          assert.equal(par.states, seq.states, what);
+          assert.equal(par.transitions, seq.transitions, what);
+        } else {
+          assert.equal(par.finding?.property, seq.finding?.property, what);
+          const r = replaySchedule(cs.boot, [], par.finding!.schedule);
+          assert.equal(r.finding?.property, par.finding?.property, what);
+        }
+      }
+    }
+  });
+
+  test("a state budget ends a parallel search as incomplete", () => {
+    const { ls } = builtin("check-exit-inflight");
+    const r = exploreParallel(
+      { source: ls.source, file: "check-exit-inflight.yaml", overrides: {} },
+      [],
+      { maxStates: 2000 },
+      1,
+      2,
+    );
+    assert.equal(r.verdict, "incomplete");
+    assert.match(r.reason ?? "", /state budget/);
+  });
+
+  test("--workers with --por exits 2 with one line", () => {
+    const r = cli("check", "check-gp-fixup", "--workers", "2", "--por");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^asidlab: --workers: .*\n$/);
   });
 });
 

@@ -20,6 +20,7 @@ import {
   shortestCounterexample,
   shrink,
 } from "./explore.js";
+import { exploreParallel, type ScenarioInput } from "./parallel.js";
 import { type ScheduleFile, stampOf } from "./schedule.js";
 
 export interface CheckOptions {
@@ -29,6 +30,8 @@ export interface CheckOptions {
   preemptionBound: number | null;
   /** Bitstate (supertrace) search in this many MiB instead of a full visited set. */
   bitstateMiB?: number | null;
+  /** Exhaustive search on this many worker threads (>= 2), which rebuild the machine from `scenario`. */
+  workers?: { count: number; scenario: ScenarioInput };
   /** Partial-order reduction (sleep sets) in the exhaustive search. */
   por?: boolean;
   /** After an exhaustive search finds a violation, search for the shortest one (default true). */
@@ -80,9 +83,17 @@ export function checkScenario(
   const budget: CheckBudget = { maxStates: opts.maxStates, stop: opts.stop };
   const r =
     opts.random === null
-      ? opts.por === true
-        ? explorePor(cs.boot, opts.properties, budget, opts.preemptionBound)
-        : explore(cs.boot, opts.properties, budget, opts.preemptionBound, opts.bitstateMiB ?? null)
+      ? opts.workers !== undefined
+        ? exploreParallel(
+            opts.workers.scenario,
+            opts.properties,
+            budget,
+            opts.preemptionBound,
+            opts.workers.count,
+          )
+        : opts.por === true
+          ? explorePor(cs.boot, opts.properties, budget, opts.preemptionBound)
+          : explore(cs.boot, opts.properties, budget, opts.preemptionBound, opts.bitstateMiB ?? null)
       : opts.random.pct !== undefined
         ? pctWalks(
             cs.boot,
