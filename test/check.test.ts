@@ -280,6 +280,31 @@ describe("check --workers: threads sharing the visited set", () => {
     }
   });
 
+  test("the reported counterexample is the same on every run, whichever worker found one first", () => {
+    const { ls, cs } = builtin("check-gp-fixup", ["gp-fixup-irqs-on"]);
+    const run = () =>
+      checkScenario(
+        cs,
+        ls.source,
+        "check-gp-fixup",
+        {
+          ...OPTS,
+          workers: {
+            count: 2,
+            scenario: {
+              source: ls.source,
+              file: "check-gp-fixup.yaml",
+              overrides: { kernel: ["gp-fixup-irqs-on"] },
+            },
+          },
+        },
+        "out/w.schedule",
+      ).schedule?.schedule;
+    const a = run();
+    assert.ok(a !== undefined && a.length > 0);
+    assert.deepEqual(run(), a);
+  });
+
   test("a state budget ends a parallel search as incomplete", () => {
     const { ls } = builtin("check-exit-inflight");
     const r = exploreParallel(
