@@ -4,6 +4,7 @@
 //   node dist/bench/run.js           aligned tables on stdout
 //   node dist/bench/run.js --json    the same figures as JSON on stdout
 //   node dist/bench/run.js --only ida   only the PASID allocator (bench/ida.ts)
+//   node dist/bench/run.js --only check check's throughput alone (bench/check.ts)
 //   node dist/bench/run.js --only spin  check beside SPIN on Promela twins (bench/spin.ts; npm run bench:spin)
 //
 // Progress goes to stderr. See docs/performance.md for what each figure is.
@@ -29,14 +30,14 @@ import { consumeSink } from "./timing.js";
 const TARGET_STEPS_PER_SEC = 5_000_000;
 
 function usage(): never {
-  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida|spin]\n");
+  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida|spin|check]\n");
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
 const onlyAt = args.indexOf("--only");
 const only = onlyAt < 0 ? undefined : args.splice(onlyAt, 2)[1];
-if (only !== undefined && only !== "ida" && only !== "spin") usage();
+if (only !== undefined && only !== "ida" && only !== "spin" && only !== "check") usage();
 for (const a of args) if (a !== "--json") usage();
 const asJson = args.includes("--json");
 
@@ -283,6 +284,11 @@ if (only === "ida") {
   process.stdout.write(
     asJson ? `${JSON.stringify({ env, ida: idaJson(ida) }, null, 2)}\n` : head + formatIda(ida),
   );
+} else if (only === "check") {
+  // check's throughput alone (bench/check.ts), in a fresh process.
+  const check = measureCheck(progress);
+  const head = `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}\n`;
+  process.stdout.write(asJson ? `${JSON.stringify({ env, check }, null, 2)}\n` : head + formatCheck(check));
 } else if (only === "spin") {
   // asidlab check beside SPIN (bench/spin.ts): child processes, one per tool and row.
   const spin = measureSpin(progress);

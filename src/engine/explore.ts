@@ -155,7 +155,11 @@ export function explore(
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
   const bitstate = bitstateMiB === null ? null : new BitstateSet(bitstateMiB);
-  const visited = bitstate ?? new FingerprintSet();
+  // Sized for the state budget, up to 2^22 slots (32 MiB), so that it seldom
+  // grows: each doubling rehashes every state (7 % of a 1 M-state search).
+  let log2 = 16;
+  while (log2 < 22 && 2 ** log2 < 2 * budget.maxStates) log2++;
+  const visited = bitstate ?? new FingerprintSet(log2);
   // The DFS stack: per depth, where the state is in the undo journal (and its
   // fingerprint words), its enabled transitions, the next to try. Going back
   // to a state undoes the writes since it: a few dozen words, not the machine.
