@@ -136,7 +136,7 @@ export function checkScenario(
   // so may the shortest search's pick among those of the shortest length: a
   // second search bounded by that length from the start picks the first of
   // them in depth-first order, the same on every run.
-  if (sh !== null && sh.complete && opts.workers !== undefined) {
+  if (sh?.complete && opts.workers !== undefined) {
     const len = sh.finding.schedule.length;
     const again = shortestCounterexample(
       cs.boot,
