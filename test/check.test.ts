@@ -244,6 +244,14 @@ describe("partial-order reduction (sleep sets)", () => {
     assert.equal(explorePor(bad.boot, [], NO_BUDGET, 0).finding?.property, "pasid-reuse");
   });
 
+  test("budgets end a --por search as incomplete, with the reason", () => {
+    const { cs } = builtin("check-exit-inflight");
+    assert.match(explorePor(cs.boot, [], { maxStates: 50 }, 1).reason ?? "", /state budget/);
+    const t = explorePor(cs.boot, [], { maxStates: 1e9, stop: () => "time budget: 0 s" }, 1);
+    assert.equal(t.verdict, "incomplete");
+    assert.match(t.reason ?? "", /time budget/);
+  });
+
   test("--por with --bitstate or random walks exits 2 with one line", () => {
     const r = cli("check", "check-gp-fixup", "--por", "--bitstate", "4");
     assert.equal(r.status, 2);

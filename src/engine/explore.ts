@@ -514,6 +514,7 @@ export function explorePor(
   let states = 0;
   let maxDepth = 0;
   let fresh = true;
+  let sinceStop = 0; // states entered since the budget's stop() was last asked
   const buf = new Int32Array(MAX_ENABLED);
 
   const ensure = (d: number) => {
@@ -708,7 +709,8 @@ export function explorePor(
     fresh = true;
     if (states >= budget.maxStates)
       return result("incomplete", null, `state budget: ${budget.maxStates} states`);
-    if ((transitions & 4095) === 0 && budget.stop) {
+    if (++sinceStop === 1024 && budget.stop) {
+      sinceStop = 0;
       const why = budget.stop({ states, transitions, depth });
       if (why !== null) return result("incomplete", null, why);
     }
