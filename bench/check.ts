@@ -1,7 +1,7 @@
 // `check`'s throughput: exhaustive search (depth-first over the undo journal,
 // 64-bit fingerprints) on a 2-CPU version of the built-in leaver/newcomer
 // scenario, preemption bound 2. Prints states/s beside the 1 M target; SPIN
-// on Promela twins of the same problems is not measured yet.
+// on Promela twins of the same problems is bench/spin.ts (npm run bench:spin).
 
 import { explore } from "../src/engine/explore.js";
 import { compileScenario } from "../src/scenario/compile.js";

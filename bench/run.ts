@@ -5,6 +5,8 @@
 //   node dist/bench/run.js --json    the same figures as JSON on stdout
 //   node dist/bench/run.js --only ida   only the PASID allocator (bench/ida.ts)
 //   node dist/bench/run.js --only sweep only the 1,000-cell sweep on 1 and 2 workers (bench/sweep.ts)
+//   node dist/bench/run.js --only check check's throughput alone (bench/check.ts)
+//   node dist/bench/run.js --only spin  check beside SPIN on Promela twins (bench/spin.ts; npm run bench:spin)
 //
 // Progress goes to stderr. See docs/performance.md for what each figure is.
 
@@ -13,6 +15,7 @@ import { basename, join } from "node:path";
 import { builtinScenarioDir } from "../src/scenario/load.js";
 import { type CheckBenchResult, formatCheck, measureCheck } from "./check.js";
 import { formatIda, type IdaResult, idaJson, measureIda } from "./ida.js";
+import { formatSpin, measureSpin } from "./spin.js";
 import { measureState, type StateResult, TARGET_SNAPSHOT_HASH_NS } from "./state.js";
 import { formatSweep, measureSweep, type SweepBenchResult, sweepJson } from "./sweep.js";
 import {
@@ -29,14 +32,14 @@ import { consumeSink } from "./timing.js";
 const TARGET_STEPS_PER_SEC = 5_000_000;
 
 function usage(): never {
-  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida|sweep]\n");
+  process.stderr.write("usage: node dist/bench/run.js [--json] [--only ida|sweep|check|spin]\n");
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
 const onlyAt = args.indexOf("--only");
 const only = onlyAt < 0 ? undefined : args.splice(onlyAt, 2)[1];
-if (only !== undefined && only !== "ida" && only !== "sweep") usage();
+if (only !== undefined && !["ida", "sweep", "check", "spin"].includes(only)) usage();
 for (const a of args) if (a !== "--json") usage();
 const asJson = args.includes("--json");
 
@@ -294,6 +297,16 @@ if (only === "ida") {
   process.stdout.write(
     asJson ? `${JSON.stringify({ env, sweep: sweepJson(sweep) }, null, 2)}\n` : head + formatSweep(sweep),
   );
+} else if (only === "check") {
+  // check's throughput alone (bench/check.ts), in a fresh process.
+  const check = measureCheck(progress);
+  const head = `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}\n`;
+  process.stdout.write(asJson ? `${JSON.stringify({ env, check }, null, 2)}\n` : head + formatCheck(check));
+} else if (only === "spin") {
+  // asidlab check beside SPIN (bench/spin.ts): child processes, one per tool and row.
+  const spin = measureSpin(progress);
+  const head = `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}\n`;
+  process.stdout.write(asJson ? `${JSON.stringify({ env, spin }, null, 2)}\n` : head + formatSpin(spin));
 } else {
   const results = await measureAll();
   process.stdout.write(asJson ? printJson(results) : printTables(results));

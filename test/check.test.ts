@@ -6,7 +6,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { checkScenario } from "../src/engine/check.js";
-import { explore, pctWalks, randomWalks, replaySchedule, shrink } from "../src/engine/explore.js";
+import {
+  checkMachine,
+  enabled,
+  explore,
+  explorePor,
+  pctWalks,
+  randomWalks,
+  replaySchedule,
+  shortestCounterexample,
+  shrink,
+} from "../src/engine/explore.js";
+import { exploreParallel } from "../src/engine/parallel.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 import { cli } from "./helpers.js";
@@ -95,6 +106,233 @@ describe("counterexamples", () => {
     const last = c.steps[c.steps.length - 1];
     assert.match(last.summary, /mm\[\d+\]\.pasid 1->0/, last.summary);
     assert.equal(c.reproduce, "asidlab replay out/x.schedule");
+  });
+});
+
+describe("the shortest counterexample", () => {
+  // One CPU: a long busy process runs first, so depth-first search (CPU steps
+  // before ticks) finds the free-at-mmput race only after busy's 40 computes;
+  // a preemption early on reaches it much sooner.
+  const BUSY = `
+name: busy-then-leaver
+machine: { cpus: 1, pasid_bits: 4 }
+devices: { dsa0: { wq_depth: 4 } }
+processes:
+  - name: busy
+    program: [ { compute: 1000, count: 40 } ]
+  - name: leaver
+    program: [ { bind: dsa0 }, { enqcmd: dsa0, count: 2 }, { exit: 0 } ]
+`;
+  const busy = compileScenario(loadScenarioString(BUSY, "busy.yaml"), { kernel: ["free-at-mmput"] });
+
+  /** Breadth-first search with whole snapshots: the length of the shortest violating path. */
+  function bfsShortest(boot: typeof busy.boot, bound: number): number {
+    const { k, e } = checkMachine(boot, []);
+    const buf = new Int32Array(4096);
+    const seen = new Set<string>();
+    let level: { snap: Int32Array; ticks: number }[] = [{ snap: k.mem.snapshot(), ticks: 0 }];
+    for (let len = 1; level.length > 0; len++) {
+      const next: typeof level = [];
+      for (const s of level) {
+        k.mem.restore(s.snap);
+        const n = enabled(k, buf);
+        const trs = Array.from(buf.subarray(0, n));
+        for (const tr of trs) {
+          const ticks = s.ticks + (tr >= 2 ** 20 && tr < 2 * 2 ** 20 ? 1 : 0);
+          if (ticks > bound) continue;
+          k.mem.restore(s.snap);
+          k.violations.length = 0;
+          k.violationCount = 0;
+          e.exec(tr);
+          if (k.violations.length > 0) return len;
+          if (enabled(k, buf) === 0) {
+            e.checkEnd();
+            if (k.violations.length > 0) return len;
+          }
+          const key = `${k.mem.hashHex()}/${ticks}`;
+          if (!seen.has(key)) {
+            seen.add(key);
+            next.push({ snap: k.mem.snapshot(), ticks });
+          }
+        }
+      }
+      level = next;
+    }
+    return -1;
+  }
+
+  test("it is no longer than depth-first search's, and as short as breadth-first search's", () => {
+    const dfs = explore(busy.boot, [], NO_BUDGET, 1).finding!;
+    const sh = shortestCounterexample(busy.boot, [], dfs, NO_BUDGET, 1);
+    assert.ok(sh.complete);
+    assert.ok(
+      sh.finding.schedule.length < dfs.schedule.length,
+      `${sh.finding.schedule.length} < ${dfs.schedule.length}`,
+    );
+    assert.equal(sh.finding.schedule.length, bfsShortest(busy.boot, 1));
+    const r = replaySchedule(busy.boot, [], sh.finding.schedule);
+    assert.equal(r.finding?.property, "pasid-reuse");
+    assert.equal(r.at, sh.finding.schedule.length);
+  });
+
+  test("on every built-in variant it is no longer than the first found, and shrinking keeps it", () => {
+    for (const p of PAIRS) {
+      const { ls, cs } = builtin(p.scenario, [p.variant]);
+      const bound = ls.scenario.check.preemption_bound ?? null;
+      const dfs = explore(cs.boot, [], NO_BUDGET, bound).finding!;
+      const sh = shortestCounterexample(cs.boot, [], dfs, NO_BUDGET, bound);
+      assert.ok(sh.finding.schedule.length <= dfs.schedule.length);
+      const small = shrink(cs.boot, [], sh.finding);
+      assert.ok(small.schedule.length <= sh.finding.schedule.length);
+      assert.equal(replaySchedule(cs.boot, [], small.schedule).finding?.property, sh.finding.property);
+    }
+  });
+
+  test("check reports the shortest (then shrunk); --no-shortest the first found", () => {
+    const on = checkScenario(busy, BUSY, "busy.yaml", { ...OPTS, shortest: true }, "out/b.schedule").result;
+    const off = checkScenario(busy, BUSY, "busy.yaml", { ...OPTS, shortest: false }, "out/b.schedule").result;
+    assert.equal(on.verdict, "violation");
+    assert.equal(on.counterexample?.shortest_complete, true);
+    assert.ok(on.counterexample!.length < off.counterexample!.length);
+    assert.equal(off.counterexample?.shortest_length, null);
+  });
+});
+
+const OPTS = { properties: [], maxStates: 5_000_000, preemptionBound: 1, random: null };
+
+describe("partial-order reduction (sleep sets)", () => {
+  test("gives the verdicts and properties of plain search on every pass/violation pair, the same states, fewer transitions", () => {
+    let saved = 0;
+    for (const p of PAIRS) {
+      for (const kernel of [[], [p.variant]]) {
+        const { ls, cs } = builtin(p.scenario, kernel);
+        const bound = ls.scenario.check.preemption_bound ?? null;
+        const plain = explore(cs.boot, [], NO_BUDGET, bound);
+        const por = explorePor(cs.boot, [], NO_BUDGET, bound);
+        const what = `${p.scenario} ${kernel.join()}`;
+        assert.equal(por.verdict, plain.verdict, what);
+        assert.equal(por.finding?.property, plain.finding?.property, what);
+        assert.match(por.coverage, /, sleep sets$/);
+        if (plain.verdict === "pass") {
+          // Sleep sets alone visit every reachable state; they save transitions.
+          assert.equal(por.states, plain.states, what);
+          assert.ok(por.transitions <= plain.transitions, what);
+          saved += plain.transitions - por.transitions;
+        }
+        if (por.finding !== null) {
+          const r = replaySchedule(cs.boot, [], por.finding.schedule);
+          assert.equal(r.finding?.property, por.finding.property, what);
+        }
+      }
+    }
+    assert.ok(saved > 0, "some transitions were not executed");
+  });
+
+  test("on two CPUs it keeps every state and the violation, and saves more", () => {
+    const two = (kernel: string[]) =>
+      compileScenario(
+        loadScenarioString(
+          readFileSync("scenarios/check-exit-inflight.yaml", "utf8").replace("cpus: 1", "cpus: 2"),
+          "x.yaml",
+        ),
+        { kernel },
+      );
+    const ok = two([]);
+    const plain = explore(ok.boot, [], NO_BUDGET, 0);
+    const por = explorePor(ok.boot, [], NO_BUDGET, 0);
+    assert.equal(por.verdict, "pass");
+    assert.equal(por.states, plain.states);
+    assert.ok(por.transitions < 0.9 * plain.transitions, `${por.transitions} vs ${plain.transitions}`);
+    const bad = two(["free-at-mmput"]);
+    assert.equal(explorePor(bad.boot, [], NO_BUDGET, 0).finding?.property, "pasid-reuse");
+  });
+
+  test("budgets end a --por search as incomplete, with the reason", () => {
+    const { cs } = builtin("check-exit-inflight");
+    assert.match(explorePor(cs.boot, [], { maxStates: 50 }, 1).reason ?? "", /state budget/);
+    const t = explorePor(cs.boot, [], { maxStates: 1e9, stop: () => "time budget: 0 s" }, 1);
+    assert.equal(t.verdict, "incomplete");
+    assert.match(t.reason ?? "", /time budget/);
+  });
+
+  test("--por with --bitstate or random walks exits 2 with one line", () => {
+    const r = cli("check", "check-gp-fixup", "--por", "--bitstate", "4");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^asidlab: --por: .*\n$/);
+  });
+});
+
+describe("check --workers: threads sharing the visited set", () => {
+  test("two workers give the sequential verdicts; a pass has the same states and transitions", () => {
+    for (const p of PAIRS) {
+      for (const kernel of [[], [p.variant]]) {
+        const { ls, cs } = builtin(p.scenario, kernel);
+        const bound = ls.scenario.check.preemption_bound ?? null;
+        const seq = explore(cs.boot, [], NO_BUDGET, bound);
+        const par = exploreParallel(
+          { source: ls.source, file: `${p.scenario}.yaml`, overrides: { kernel } },
+          [],
+          NO_BUDGET,
+          bound,
+          2,
+        );
+        const what = `${p.scenario} ${kernel.join()}`;
+        assert.equal(par.verdict, seq.verdict, what);
+        assert.match(par.coverage, /, 2 workers$/);
+        if (seq.verdict === "pass") {
+          assert.equal(par.states, seq.states, what);
+          assert.equal(par.transitions, seq.transitions, what);
+        } else {
+          assert.equal(par.finding?.property, seq.finding?.property, what);
+          const r = replaySchedule(cs.boot, [], par.finding!.schedule);
+          assert.equal(r.finding?.property, par.finding?.property, what);
+        }
+      }
+    }
+  });
+
+  test("the reported counterexample is the same on every run, whichever worker found one first", () => {
+    const { ls, cs } = builtin("check-gp-fixup", ["gp-fixup-irqs-on"]);
+    const run = () =>
+      checkScenario(
+        cs,
+        ls.source,
+        "check-gp-fixup",
+        {
+          ...OPTS,
+          workers: {
+            count: 2,
+            scenario: {
+              source: ls.source,
+              file: "check-gp-fixup.yaml",
+              overrides: { kernel: ["gp-fixup-irqs-on"] },
+            },
+          },
+        },
+        "out/w.schedule",
+      ).schedule?.schedule;
+    const a = run();
+    assert.ok(a !== undefined && a.length > 0);
+    assert.deepEqual(run(), a);
+  });
+
+  test("a state budget ends a parallel search as incomplete", () => {
+    const { ls } = builtin("check-exit-inflight");
+    const r = exploreParallel(
+      { source: ls.source, file: "check-exit-inflight.yaml", overrides: {} },
+      [],
+      { maxStates: 2000 },
+      1,
+      2,
+    );
+    assert.equal(r.verdict, "incomplete");
+    assert.match(r.reason ?? "", /state budget/);
+  });
+
+  test("--workers with --por exits 2 with one line", () => {
+    const r = cli("check", "check-gp-fixup", "--workers", "2", "--por");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^asidlab: --workers: .*\n$/);
   });
 });
 

@@ -102,6 +102,9 @@ interface CheckFlags {
   depth: number;
   out?: string;
   strict?: boolean;
+  shortest: boolean;
+  por?: boolean;
+  workers?: number;
 }
 
 /** check's budgets of time and memory, and its progress line when stderr is a terminal. */
@@ -123,6 +126,18 @@ function cmdCheck(file: string, o: CheckFlags): number {
   const ls = loadScenarioFile(path);
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
   const chk = ls.scenario.check;
+  if (o.por === true && (o.bitstate !== undefined || o.random !== undefined || o.pct !== undefined))
+    throw new InputError(
+      "--por: partial-order reduction is for the exhaustive search; not with --bitstate, --random or --pct",
+    );
+  if (
+    o.workers !== undefined &&
+    o.workers > 1 &&
+    (o.por === true || o.bitstate !== undefined || o.random !== undefined || o.pct !== undefined)
+  )
+    throw new InputError(
+      "--workers: the parallel search is the plain exhaustive one; not with --por, --bitstate, --random or --pct",
+    );
   const started = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
   const timeLimit = o.time;
@@ -137,6 +152,19 @@ function cmdCheck(file: string, o: CheckFlags): number {
       stop: (p) => budgetStop(p, elapsed(), timeLimit, o.memory),
       preemptionBound: o.preemptionBound ?? chk.preemption_bound ?? null,
       bitstateMiB: o.bitstate ?? null,
+      shortest: o.shortest,
+      por: o.por === true,
+      workers:
+        o.workers === undefined || o.workers < 2
+          ? undefined
+          : {
+              count: o.workers,
+              scenario: {
+                source: ls.source,
+                file: path,
+                overrides: { seed: o.seed, policy: o.policy, kernel: o.kernel },
+              },
+            },
       random:
         o.random === undefined && o.pct === undefined
           ? null
@@ -486,6 +514,13 @@ function program(): Command {
     .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9), 100_000)
     .option("--out <file>", "where to write the counterexample schedule (default out/NAME.schedule)")
     .option("--strict", "exit 3 when the verdict is incomplete")
+    .option(
+      "--workers <n>",
+      "exhaustive search on n worker threads sharing the visited set",
+      intArg("--workers", 1, 64),
+    )
+    .option("--por", "partial-order reduction: sleep sets over read/write footprints (fewer transitions)")
+    .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")
     .action((file: string, o: CheckFlags) => {
       process.exitCode = cmdCheck(file, o);
     });

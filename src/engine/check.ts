@@ -11,13 +11,16 @@ import { TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "./engine.js";
 import {
   type CheckBudget,
   explore,
+  explorePor,
   type Finding,
   type Progress,
   pctWalks,
   randomWalks,
   replaySchedule,
+  shortestCounterexample,
   shrink,
 } from "./explore.js";
+import { exploreParallel, type ScenarioInput } from "./parallel.js";
 import { type ScheduleFile, stampOf } from "./schedule.js";
 
 export interface CheckOptions {
@@ -27,6 +30,12 @@ export interface CheckOptions {
   preemptionBound: number | null;
   /** Bitstate (supertrace) search in this many MiB instead of a full visited set. */
   bitstateMiB?: number | null;
+  /** Exhaustive search on this many worker threads (>= 2), which rebuild the machine from `scenario`. */
+  workers?: { count: number; scenario: ScenarioInput };
+  /** Partial-order reduction (sleep sets) in the exhaustive search. */
+  por?: boolean;
+  /** After an exhaustive search finds a violation, search for the shortest one (default true). */
+  shortest?: boolean;
   /** Random walks instead of exhaustive search; with `pct`, PCT walks of that depth. */
   random: { walks: number; seed: number; depth: number; pct?: number } | null;
 }
@@ -53,7 +62,12 @@ export interface CheckResult {
   counterexample: {
     steps: CounterexampleStep[];
     length: number;
+    /** The length the first search found it at. */
     found_length: number;
+    /** The shortest counterexample's length (before shrinking); null when not searched (random walks, --no-shortest). */
+    shortest_length: number | null;
+    /** Whether the shortest search ran to the end (false: a budget stopped it; the shortest seen so far is used). */
+    shortest_complete: boolean | null;
     reproduce: string;
   } | null;
   reason: string | null;
@@ -69,7 +83,17 @@ export function checkScenario(
   const budget: CheckBudget = { maxStates: opts.maxStates, stop: opts.stop };
   const r =
     opts.random === null
-      ? explore(cs.boot, opts.properties, budget, opts.preemptionBound, opts.bitstateMiB ?? null)
+      ? opts.workers !== undefined
+        ? exploreParallel(
+            opts.workers.scenario,
+            opts.properties,
+            budget,
+            opts.preemptionBound,
+            opts.workers.count,
+          )
+        : opts.por === true
+          ? explorePor(cs.boot, opts.properties, budget, opts.preemptionBound)
+          : explore(cs.boot, opts.properties, budget, opts.preemptionBound, opts.bitstateMiB ?? null)
       : opts.random.pct !== undefined
         ? pctWalks(
             cs.boot,
@@ -102,13 +126,36 @@ export function checkScenario(
     reason: r.reason,
   };
   if (r.finding === null) return { result, schedule: null };
-  const small = shrink(cs.boot, opts.properties, r.finding);
+  // The shortest counterexample (exhaustive search only: random walks are for
+  // state spaces too large to search to that depth), then ddmin on it.
+  const sh =
+    opts.random === null && opts.shortest !== false
+      ? shortestCounterexample(cs.boot, opts.properties, r.finding, budget, opts.preemptionBound)
+      : null;
+  // With worker threads the first counterexample depends on their timing, and
+  // so may the shortest search's pick among those of the shortest length: a
+  // second search bounded by that length from the start picks the first of
+  // them in depth-first order, the same on every run.
+  if (sh?.complete && opts.workers !== undefined) {
+    const len = sh.finding.schedule.length;
+    const again = shortestCounterexample(
+      cs.boot,
+      opts.properties,
+      { ...sh.finding, schedule: sh.finding.schedule.concat([sh.finding.schedule[len - 1]]) },
+      budget,
+      opts.preemptionBound,
+    );
+    if (again.complete && again.finding.schedule.length === len) sh.finding = again.finding;
+  }
+  const small = shrink(cs.boot, opts.properties, sh?.finding ?? r.finding);
   result.property = small.property;
   result.message = small.message;
   result.counterexample = {
     steps: describeSchedule(cs, opts.properties, small),
     length: small.schedule.length,
     found_length: r.finding.schedule.length,
+    shortest_length: sh === null ? null : sh.finding.schedule.length,
+    shortest_complete: sh === null ? null : sh.complete,
     reproduce: `asidlab replay ${schedulePath}`,
   };
   const schedule: ScheduleFile = {

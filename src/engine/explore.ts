@@ -17,6 +17,7 @@
 import type { BootSpec } from "../kernel/boot.js";
 import { boot } from "../kernel/boot.js";
 import type { Kernel } from "../kernel/kernel.js";
+import { HEADER_WORDS } from "../machine/memory.js";
 import { IRQ_TIMER, TIF_TIMER_ARMED } from "../machine/state.js";
 import {
   Engine,
@@ -24,6 +25,7 @@ import {
   TR_CPU,
   TR_DEVICE,
   TR_TICK,
+  TR_TIMER,
   trArg,
   trCpu,
   trDevice,
@@ -33,7 +35,7 @@ import {
 } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
 import { Rng } from "./rng.js";
-import { BitstateSet, FingerprintSet } from "./visited.js";
+import { BitstateSet, DepthMap, FingerprintSet, SleepMap } from "./visited.js";
 
 export interface CheckBudget {
   maxStates: number;
@@ -86,18 +88,30 @@ export function checkMachine(spec: BootSpec, properties: readonly string[]): { k
   return { k, e };
 }
 
-/** The enabled transitions in the current state, into `out`; returns how many. */
+/**
+ * The enabled transitions in the current state, into `out`; returns how many.
+ * Per CPU the tick comes before the CPU's step, so depth-first search tries
+ * a preemption first at every point, where races are: on check-gp-fixup at 2
+ * CPUs, bound 2, the lost MSR write is found after 50,294 states instead of
+ * 924,754 (the order SPIN's pan has too: it tries the last process first).
+ */
 export function enabled(k: Kernel, out: Int32Array): number {
   let n = 0;
   const cpus = k.params.cpus;
   for (let c = 0; c < cpus; c++) {
     const halted = k.get(k.C.halted, c) !== 0;
     const pending = k.get(k.C.pending, c);
-    if (!halted || pending !== 0) out[n++] = trCpu(c);
     if (!halted && (pending & IRQ_TIMER) === 0 && k.get(k.C.nr_running, c) > 0) out[n++] = trTick(c);
+    if (!halted || pending !== 0) out[n++] = trCpu(c);
   }
-  for (let t = 1; t < k.L.task.count; t++)
-    if ((k.get(k.T.tif, t) & TIF_TIMER_ARMED) !== 0) out[n++] = trTimer(t);
+  // Every task slot's TIF word, by address: the one loop per state that is
+  // not O(CPUs), so it reads the array directly.
+  const w = k.w;
+  const tif = k.T.tif;
+  const stride = tif.stride;
+  const last = tif.at + (k.L.task.count - 1) * stride;
+  for (let a = tif.at + stride, t = 1; a <= last; a += stride, t++)
+    if ((w[a] & TIF_TIMER_ARMED) !== 0) out[n++] = trTimer(t);
   for (let d = 0; d < k.model.devices.length; d++) if (k.get(k.D.wq_count, d) > 0) out[n++] = trDevice(d);
   return n;
 }
@@ -141,7 +155,11 @@ export function explore(
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
   const bitstate = bitstateMiB === null ? null : new BitstateSet(bitstateMiB);
-  const visited = bitstate ?? new FingerprintSet();
+  // Sized for the state budget, up to 2^22 slots (32 MiB), so that it seldom
+  // grows: each doubling rehashes every state (7 % of a 1 M-state search).
+  let log2 = 16;
+  while (log2 < 22 && 2 ** log2 < 2 * budget.maxStates) log2++;
+  const visited = bitstate ?? new FingerprintSet(log2);
   // The DFS stack: per depth, where the state is in the undo journal (and its
   // fingerprint words), its enabled transitions, the next to try. Going back
   // to a state undoes the writes since it: a few dozen words, not the machine.
@@ -225,6 +243,477 @@ export function explore(
     if (depth > maxDepth) maxDepth = depth;
     pushState(t, count);
     fresh = true;
+  }
+  return result("pass", null, null);
+}
+
+export interface ShortestResult {
+  /** The shortest counterexample: `found` itself when none shorter exists. */
+  finding: Finding;
+  /** States expanded (a state reached again at a smaller depth counts again). */
+  states: number;
+  transitions: number;
+  /** False when a budget ended the search: `finding` is then the shortest seen so far. */
+  complete: boolean;
+}
+
+/**
+ * The shortest counterexample, given one (`found`, from the depth-first
+ * search): a depth-bounded depth-first search whose visited set keeps the
+ * smallest depth each state was reached at, so a state reached again at a
+ * smaller depth is explored again. That search finds a violation within
+ * `limit` transitions whenever one exists (iterative deepening's guarantee,
+ * without the iterations: each violation found lowers the limit to one less
+ * than its length, branch and bound). So the result is a shortest violating
+ * path, of any property, under the same preemption bound.
+ */
+export function shortestCounterexample(
+  spec: BootSpec,
+  properties: readonly string[],
+  found: Finding,
+  budget: CheckBudget,
+  preemptionBound: number | null,
+): ShortestResult {
+  const { k, e } = checkMachine(spec, properties);
+  const visited = new DepthMap();
+  k.mem.startJournal();
+  let best = found;
+  let limit = found.schedule.length - 1; // look for one strictly shorter
+  const marks: number[] = [];
+  const hlo: number[] = [];
+  const hhi: number[] = [];
+  const trs: Int32Array[] = [];
+  const counts: number[] = [];
+  const nexts: number[] = [];
+  const ticks: number[] = [];
+  const path: number[] = [];
+  let depth = 0;
+  let states = 1;
+  let transitions = 0;
+  let fresh = true;
+  const enabledAt = (d: number) => {
+    if (trs.length <= d) trs.push(new Int32Array(MAX_ENABLED));
+    return enabled(k, trs[d]);
+  };
+  const key = (t: number) => k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1));
+  visited.visit(key(0), k.mem.hashHi(), 0);
+  marks[0] = k.mem.mark();
+  hlo[0] = k.w[0];
+  hhi[0] = k.w[1];
+  counts[0] = enabledAt(0);
+  nexts[0] = 0;
+  ticks[0] = 0;
+  const done = (complete: boolean): ShortestResult => ({ finding: best, states, transitions, complete });
+  while (depth >= 0) {
+    // A state at `depth` may take a transition only if the path stays within the limit.
+    if (nexts[depth] >= counts[depth] || depth + 1 > limit) {
+      depth--;
+      path.pop();
+      fresh = false;
+      continue;
+    }
+    const tr = trs[depth][nexts[depth]++];
+    const t = ticks[depth] + (trKind(tr) === TR_TICK ? 1 : 0);
+    if (preemptionBound !== null && t > preemptionBound) continue;
+    if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
+    fresh = false;
+    transitions++;
+    const bad = stepFinding(e, tr);
+    if (bad !== null) {
+      best = { ...bad, schedule: [...path, tr] };
+      limit = depth; // the next one must be shorter than depth + 1
+      continue;
+    }
+    if (!visited.visit(key(t), k.mem.hashHi(), depth + 1)) continue;
+    states++;
+    const count = enabledAt(depth + 1);
+    const end = count === 0 ? endFinding(e) : null;
+    if (end !== null) {
+      best = { ...end, schedule: [...path, tr] };
+      limit = depth;
+      continue;
+    }
+    if (states >= budget.maxStates) return done(false);
+    if ((states & 4095) === 0 && budget.stop) {
+      if (budget.stop({ states, transitions, depth }) !== null) return done(false);
+    }
+    depth++;
+    path.push(tr);
+    marks[depth] = k.mem.mark();
+    hlo[depth] = k.w[0];
+    hhi[depth] = k.w[1];
+    counts[depth] = count;
+    nexts[depth] = 0;
+    ticks[depth] = t;
+    fresh = true;
+  }
+  return done(true);
+}
+
+/**
+ * Footprints for partial-order reduction: in this mode the kernel's view of
+ * memory (`k.w`, `k.mem.words`) is a proxy that records, while a transition
+ * executes, every word it reads and every word it writes (the fingerprint
+ * words excluded: every write updates them). Slow (a proxy trap per access),
+ * but exact: nothing in the model reaches the state another way.
+ */
+class Footprints {
+  reads: Int32Array = new Int32Array(1 << 12);
+  nr = 0;
+  writes: Int32Array = new Int32Array(1 << 12);
+  nw = 0;
+  /** Per word: the transition (numbered `tx`) that last recorded it, so each word is listed once. */
+  private readonly seenR: Int32Array;
+  private readonly seenW: Int32Array;
+  private tx = 0;
+  private readonly raw: Int32Array;
+  private readonly proxy: Int32Array;
+
+  constructor(private readonly k: Kernel) {
+    const raw = k.mem.words;
+    this.raw = raw;
+    this.seenR = new Int32Array(raw.length);
+    this.seenW = new Int32Array(raw.length);
+    const fp = this;
+    this.proxy = new Proxy(raw, {
+      get(target, prop) {
+        if (typeof prop === "string") {
+          const i = +prop;
+          if (!Number.isNaN(i)) {
+            if (i >= HEADER_WORDS) fp.read(i);
+            return target[i];
+          }
+        }
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+      set(target, prop, v) {
+        if (typeof prop === "string") {
+          const i = +prop;
+          if (!Number.isNaN(i)) {
+            if (i >= HEADER_WORDS) fp.write(i);
+            target[i] = v;
+            return true;
+          }
+        }
+        return Reflect.set(target, prop, v, target);
+      },
+    });
+  }
+
+  /** Record from now on: the kernel's memory is the proxy until `end`. */
+  begin(): void {
+    this.nr = 0;
+    this.nw = 0;
+    this.tx++;
+    const k = this.k as { w: Int32Array; mem: { words: Int32Array } };
+    k.w = this.proxy;
+    k.mem.words = this.proxy;
+  }
+
+  end(): void {
+    const k = this.k as { w: Int32Array; mem: { words: Int32Array } };
+    k.w = this.raw;
+    k.mem.words = this.raw;
+  }
+
+  read(a: number): void {
+    if (this.seenR[a] === this.tx) return;
+    this.seenR[a] = this.tx;
+    if (this.nr === this.reads.length) this.reads = grow(this.reads);
+    this.reads[this.nr++] = a;
+  }
+
+  write(a: number): void {
+    if (this.seenW[a] === this.tx) return;
+    this.seenW[a] = this.tx;
+    if (this.nw === this.writes.length) this.writes = grow(this.writes);
+    this.writes[this.nw++] = a;
+  }
+}
+
+function grow(a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
+}
+
+/** The words a transition's being enabled depends on (see `enabled`): part of its read footprint. */
+function enablingWords(k: Kernel, tr: number, out: (a: number) => void): void {
+  const kind = trKind(tr);
+  const arg = trArg(tr);
+  const at = (f: { at: number; stride: number }, i: number) => f.at + i * f.stride;
+  if (kind === TR_CPU || kind === TR_TICK) {
+    out(at(k.C.halted, arg));
+    out(at(k.C.pending, arg));
+    if (kind === TR_TICK) out(at(k.C.nr_running, arg));
+  } else if (kind === TR_TIMER) out(at(k.T.tif, arg));
+  else out(at(k.D.wq_count, arg));
+}
+
+/**
+ * Exhaustive depth-first search with sleep sets (Godefroid 1996), state-based
+ * for a search with a visited set: each state is stored with the sleep set it
+ * was explored with, and explored again, for the transitions it then slept,
+ * when it is reached with a sleep set that is not a superset. Two transitions
+ * are independent at a state when neither writes a word the other reads or
+ * writes (their footprints, recorded as they executed from that state, and
+ * the words their being enabled depends on). Such a transition behaves the
+ * same after the other (it reads the same values), so a transition asleep at
+ * a state would break nothing there that it did not break where it was
+ * explored; and sleep sets alone visit every reachable state, so the end
+ * invariants see every terminal state. What it saves is transitions, not
+ * states. Ticks commute like the rest, and a permutation of a path takes the
+ * same number of ticks, so the preemption bound is kept.
+ * Transitions with a sleep bit: CPU c (bit c), tick c (cpus + c), device d
+ * (2 cpus + d), below bit 30; timers and the rest never sleep (conservative).
+ */
+export function explorePor(
+  spec: BootSpec,
+  properties: readonly string[],
+  budget: CheckBudget,
+  preemptionBound: number | null,
+): ExploreResult {
+  const { k, e } = checkMachine(spec, properties);
+  const fp = new Footprints(k);
+  const ncpu = k.params.cpus;
+  const bitOf = (tr: number): number => {
+    const kind = trKind(tr);
+    const arg = trArg(tr);
+    const b =
+      kind === TR_CPU ? arg : kind === TR_TICK ? ncpu + arg : kind === TR_DEVICE ? 2 * ncpu + arg : -1;
+    return b >= 0 && b < 30 ? b : -1;
+  };
+  const visited = new SleepMap();
+  k.mem.startJournal();
+  const size = k.mem.size;
+  const markW = new Int32Array(size);
+  const markR = new Int32Array(size);
+  let epoch = 0;
+  // Per depth: the state (journal mark, fingerprint words, ticks), the
+  // transitions to explore and the next one, the sleep set (transitions with
+  // a reference to their footprint), and a pool of the footprints of the
+  // transitions explored from this state: [nr, nw, reads..., writes...].
+  const marks: number[] = [];
+  const hlo: number[] = [];
+  const hhi: number[] = [];
+  const ticks: number[] = [];
+  const todo: Int32Array[] = [];
+  const counts: number[] = [];
+  const nexts: number[] = [];
+  const sleepTr: number[][] = [];
+  const sleepFp: number[][] = []; // the footprint's offset in its pool ...
+  const sleepFpDepth: number[][] = []; // ... and the depth of that pool
+  const pools: Int32Array[] = [];
+  const poolLen: number[] = [];
+  const doneTr: number[][] = [];
+  const doneFp: number[][] = [];
+  const path: number[] = [];
+  let depth = 0;
+  let transitions = 0;
+  let states = 0;
+  let maxDepth = 0;
+  let fresh = true;
+  let sinceStop = 0; // states entered since the budget's stop() was last asked
+  const buf = new Int32Array(MAX_ENABLED);
+
+  const ensure = (d: number) => {
+    while (todo.length <= d) {
+      todo.push(new Int32Array(MAX_ENABLED));
+      sleepTr.push([]);
+      sleepFp.push([]);
+      sleepFpDepth.push([]);
+      pools.push(new Int32Array(1 << 12));
+      poolLen.push(0);
+      doneTr.push([]);
+      doneFp.push([]);
+    }
+  };
+  const key = (t: number) => k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1));
+  /** Footprint at (pool d, offset o) independent of the one just recorded in fp? */
+  const independent = (d: number, o: number): boolean => {
+    const p = pools[d];
+    const nr = p[o];
+    const nw = p[o + 1];
+    epoch++;
+    for (let i = 0; i < nw; i++) markW[p[o + 2 + nr + i]] = epoch;
+    for (let i = 0; i < nr; i++) markR[p[o + 2 + i]] = epoch;
+    for (let i = 0; i < fp.nw; i++) {
+      const a = fp.writes[i];
+      if (markW[a] === epoch || markR[a] === epoch) return false;
+    }
+    for (let i = 0; i < fp.nr; i++) if (markW[fp.reads[i]] === epoch) return false;
+    return true;
+  };
+  /** The sleep set for the child of depth d by the transition just recorded in fp. */
+  const sleepInto = (d: number, zt: number[], zf: number[], zd: number[]) => {
+    const st = sleepTr[d];
+    for (let i = 0; i < st.length; i++) {
+      if (independent(sleepFpDepth[d][i], sleepFp[d][i])) {
+        zt.push(st[i]);
+        zf.push(sleepFp[d][i]);
+        zd.push(sleepFpDepth[d][i]);
+      }
+    }
+    const dt = doneTr[d];
+    for (let i = 0; i < dt.length; i++) {
+      if (bitOf(dt[i]) >= 0 && independent(d, doneFp[d][i])) {
+        zt.push(dt[i]);
+        zf.push(doneFp[d][i]);
+        zd.push(d);
+      }
+    }
+  };
+  /** Store fp's footprint in depth d's pool; its offset. */
+  const store = (d: number): number => {
+    const need = poolLen[d] + 2 + fp.nr + fp.nw;
+    while (pools[d].length < need) pools[d] = grow(pools[d]);
+    const p = pools[d];
+    const o = poolLen[d];
+    p[o] = fp.nr;
+    p[o + 1] = fp.nw;
+    p.set(fp.reads.subarray(0, fp.nr), o + 2);
+    p.set(fp.writes.subarray(0, fp.nw), o + 2 + fp.nr);
+    poolLen[d] = need;
+    return o;
+  };
+  /**
+   * Enter the current state at depth d with the sleep set already in
+   * sleepTr[d]/...; `only` >= 0: explore only the transitions in that mask
+   * (a revisit), else every enabled transition not asleep.
+   */
+  const enter = (d: number, t: number, only: number): number => {
+    marks[d] = k.mem.mark();
+    hlo[d] = k.w[0];
+    hhi[d] = k.w[1];
+    ticks[d] = t;
+    nexts[d] = 0;
+    poolLen[d] = 0;
+    doneTr[d].length = 0;
+    doneFp[d].length = 0;
+    const n = enabled(k, buf);
+    let sleepMask = 0;
+    for (const z of sleepTr[d]) sleepMask |= 1 << bitOf(z);
+    let c = 0;
+    const noTick = preemptionBound !== null && t >= preemptionBound;
+    for (let i = 0; i < n; i++) {
+      const tr = buf[i];
+      if (noTick && trKind(tr) === TR_TICK) continue;
+      const b = bitOf(tr);
+      if (only >= 0 ? b >= 0 && (only & (1 << b)) !== 0 : b < 0 || (sleepMask & (1 << b)) === 0)
+        todo[d][c++] = tr;
+    }
+    counts[d] = c;
+    return n;
+  };
+  const maskOf = (d: number) => {
+    let m = 0;
+    for (const z of sleepTr[d]) m |= 1 << bitOf(z);
+    return m;
+  };
+  const result = (
+    verdict: ExploreResult["verdict"],
+    finding: Finding | null,
+    reason: string | null,
+  ): ExploreResult => ({
+    verdict,
+    finding,
+    states,
+    transitions,
+    maxDepth,
+    coverage: `${preemptionBound === null ? "complete" : `preemption-bound:${preemptionBound}`}, sleep sets`,
+    reason,
+    collisionProbability: FingerprintSet.collisionProbability(states),
+  });
+
+  ensure(0);
+  visited.set(key(0), k.mem.hashHi(), 0);
+  states = 1;
+  if (enter(0, 0, -1) === 0) {
+    const end = endFinding(e);
+    if (end !== null) return result("violation", { ...end, schedule: [] }, null);
+  }
+  while (depth >= 0) {
+    if (nexts[depth] >= counts[depth]) {
+      depth--;
+      path.pop();
+      fresh = false;
+      continue;
+    }
+    const tr = todo[depth][nexts[depth]++];
+    const t = ticks[depth] + (trKind(tr) === TR_TICK ? 1 : 0);
+    if (preemptionBound !== null && t > preemptionBound) continue;
+    if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
+    fresh = false;
+    transitions++;
+    // The footprint is needed only to compare tr with what sleeps here, with
+    // what was explored here before it, or with what is still to explore.
+    const st = sleepTr[depth];
+    const dt = doneTr[depth];
+    const track = st.length > 0 || dt.length > 0 || nexts[depth] < counts[depth];
+    if (track) fp.begin();
+    const bad = stepFinding(e, tr);
+    if (track) fp.end();
+    if (bad !== null) return result("violation", { ...bad, schedule: [...path, tr] }, null);
+    ensure(depth + 1);
+    const zt = sleepTr[depth + 1];
+    const zf = sleepFp[depth + 1];
+    const zd = sleepFpDepth[depth + 1];
+    zt.length = 0;
+    zf.length = 0;
+    zd.length = 0;
+    if (track) {
+      enablingWords(k, tr, (a) => fp.read(a));
+      const off = store(depth);
+      // The child's sleep set: what sleeps here, and what was explored here
+      // before tr, that is independent of tr.
+      sleepInto(depth, zt, zf, zd);
+      dt.push(tr);
+      doneFp[depth].push(off);
+    }
+    // The child: new, or visited with a sleep set that is not a subset of this one.
+    const lo = key(t);
+    const hi = k.mem.hashHi();
+    const stored = visited.get(lo, hi);
+    const mine = maskOf(depth + 1);
+    let only = -1;
+    if (stored >= 0) {
+      if ((stored & ~mine) === 0) continue; // explored before with less asleep
+      only = stored & ~mine;
+      // Keep asleep only what slept both times.
+      let j = 0;
+      for (let i = 0; i < zt.length; i++) {
+        if ((stored & (1 << bitOf(zt[i]))) !== 0) {
+          zt[j] = zt[i];
+          zf[j] = zf[i];
+          zd[j] = zd[i];
+          j++;
+        }
+      }
+      zt.length = j;
+      zf.length = j;
+      zd.length = j;
+      visited.set(lo, hi, stored & mine);
+    } else {
+      visited.set(lo, hi, mine);
+      states++;
+    }
+    depth++;
+    path.push(tr);
+    if (depth > maxDepth) maxDepth = depth;
+    const n = enter(depth, t, only);
+    if (stored < 0 && n === 0) {
+      const end = endFinding(e);
+      if (end !== null) return result("violation", { ...end, schedule: path.slice() }, null);
+    }
+    fresh = true;
+    if (states >= budget.maxStates)
+      return result("incomplete", null, `state budget: ${budget.maxStates} states`);
+    if (++sinceStop === 1024 && budget.stop) {
+      sinceStop = 0;
+      const why = budget.stop({ states, transitions, depth });
+      if (why !== null) return result("incomplete", null, why);
+    }
   }
   return result("pass", null, null);
 }

@@ -111,17 +111,6 @@ export class Memory {
     this.words[HASH_HI] = hi;
   }
 
-  private log(addr: number, old: number): void {
-    let j = this.journal!;
-    if (this.jlen + 2 > j.length) {
-      const bigger = new Int32Array(j.length * 2);
-      bigger.set(j);
-      this.journal = j = bigger;
-    }
-    j[this.jlen++] = addr;
-    j[this.jlen++] = old;
-  }
-
   /**
    * Start journaling writes, so that `undo` can take the memory back to a
    * `mark`. This instance's `write` becomes a journaling one; `run`, which
@@ -130,13 +119,27 @@ export class Memory {
   startJournal(): void {
     this.journal = new Int32Array(1 << 16);
     this.jlen = 0;
-    const plain = Memory.prototype.write;
-    this.write = (addr: number, v: number) => {
-      const old = this.words[addr];
-      if (old === v) return;
-      this.log(addr, old);
-      plain.call(this, addr, v);
-    };
+    this.write = this.writeJournaled;
+  }
+
+  /** `write` while journaling: the same, with (address, old value) logged first; one method, no call through. */
+  private writeJournaled(addr: number, v: number): void {
+    const w = this.words;
+    const old = w[addr];
+    if (old === v) return;
+    let j = this.journal!;
+    if (this.jlen + 2 > j.length) {
+      const bigger = new Int32Array(j.length * 2);
+      bigger.set(j);
+      this.journal = j = bigger;
+    }
+    j[this.jlen++] = addr;
+    j[this.jlen++] = old;
+    const al = addrLo(addr);
+    const ah = addrHi(addr);
+    w[HASH_LO] ^= finLo(al, old) ^ finLo(al, v);
+    w[HASH_HI] ^= finHi(ah, old) ^ finHi(ah, v);
+    w[addr] = v;
   }
 
   /** A point to come back to: pass it, with the fingerprint words of that moment, to `undo`. */

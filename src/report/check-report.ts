@@ -20,7 +20,11 @@ export function checkTable(r: CheckResult, scenario: string): string {
   const c = r.counterexample;
   if (c !== null) {
     out.push("", `${r.property}: ${r.message}`);
-    out.push(`counterexample: ${c.length} steps (found at ${c.found_length}, shrunk)`);
+    const shortest =
+      c.shortest_length === null
+        ? ""
+        : `, shortest ${c.shortest_length}${c.shortest_complete ? "" : " seen before the budget ran out"}`;
+    out.push(`counterexample: ${c.length} steps (found at ${c.found_length}${shortest}, shrunk)`);
     for (const [i, s] of c.steps.entries()) out.push(`  ${String(i + 1).padStart(4)}  ${s.summary}`);
     out.push("", `reproduce: ${c.reproduce}`);
   }
