@@ -272,15 +272,19 @@ describe("tooling", () => {
   test("POLICY_VALUES lists each policy's values, the default first", () => {
     assert.deepEqual(POLICY_VALUES.pasid_lifetime, ["mm", "unbind", "task-refcount", "static"]);
     assert.equal(POLICY_VALUES.pasid_msr[0], "gp-fixup");
-    assert.deepEqual(Object.keys(POLICY_VALUES).sort(), [
-      "pasid_lifetime",
-      "pasid_msr",
-      "tlb_shootdown",
-      "user_asid_flush",
-      "user_flush_test",
-      "xstate_check",
-      "xstate_helper",
-    ]);
+    assert.deepEqual(
+      Object.keys(POLICY_VALUES).sort(),
+      [
+        "pasid_lifetime",
+        "pasid_msr",
+        "tlb_shootdown",
+        "user_asid_flush",
+        "user_flush_test",
+        "xstate_check",
+        "xstate_helper",
+        "nmi_restore_cr3",
+      ].sort(),
+    );
   });
 
   test("the built-in scenarios live next to package.json", () => {

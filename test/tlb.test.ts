@@ -432,15 +432,15 @@ describe("NMIs and the paranoid CR3 restore", () => {
     assert.equal(k.get(k.C.in_nmi, 0), 0);
   }
 
-  test("13. an NMI from kernel mode: no CR3 write since 6.9; before it (bb998361999e) a NOFLUSH rewrite; the mask unchanged", () => {
+  test("13. an NMI from kernel mode: no CR3 write since 6.9; before it (nmi_restore_cr3=always) a NOFLUSH rewrite; the mask unchanged", () => {
     for (const [variant, writes] of [
       [[], 0],
-      [["bb998361999e"], 1],
+      [["nmi_restore_cr3=always"], 1],
     ] as const) {
       const cs = scenario(
         "name: t\nmachine: { cpus: 1 }\nprocesses: [ { name: p, program: [ { compute: 1 } ] } ]\n",
         {
-          kernel: [...variant],
+          policy: [...variant],
         },
       );
       const { k } = bootEngine(cs);

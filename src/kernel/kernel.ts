@@ -91,6 +91,8 @@ export interface TlbConfig {
   asidSlots: number;
   userAsidFlush: "deferred" | "immediate";
   userFlushTest: "bt-btr" | "btr";
+  /** policy.nmi_restore_cr3: `paranoid` (6.9's PARANOID_RESTORE_CR3) or `always` (RESTORE_CR3 before it). */
+  nmiRestoreCr3: "paranoid" | "always";
 }
 
 /** Receives trace events; null when tracing is off, so the hot loop pays one branch. */

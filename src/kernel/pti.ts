@@ -62,9 +62,6 @@ export const P_SWITCH_TO_USER_CR3 = defPath("SWITCH_TO_USER_CR3", [
   ["SWITCH_TO_USER_CR3", (k, cpu) => switch_to_user_cr3(k, cpu)],
 ]);
 
-/** Kernel variant: the paranoid exit before 6.9 (bb998361999e): RESTORE_CR3 always writes CR3. */
-export const VARIANT_RESTORE_CR3 = "bb998361999e";
-
 /**
  * An NMI (asm_exc_nmi): SAVE_AND_SWITCH_TO_KERNEL_CR3 on the way in, the
  * handler (perf: it touches no TLB state), PARANOID_RESTORE_CR3 on the way
@@ -105,7 +102,8 @@ export const P_NMI = defPath("exc_nmi", [
           k.charge(k.cost("user_mask_rmw"));
           write_cr3(k, cpu, mm, pcid, true, !set);
         }
-      } else if (k.model.variants.has(VARIANT_RESTORE_CR3) && t.pti) {
+      } else if (t.nmiRestoreCr3 === "always" && t.pti) {
+        // Before 6.9 (bb998361999e), RESTORE_CR3 rewrote a kernel CR3 too.
         write_cr3(k, cpu, mm, pcid, false, t.pcid); // a kernel CR3 can always resume NOFLUSH
       }
       if (

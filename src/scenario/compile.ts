@@ -70,8 +70,6 @@ export const KERNEL_VARIANTS: Readonly<Record<string, string>> = {
     "5.10: the PASID IPI's update_pasid() lands inside an fpregs_lock() section (kernel_fpu_begin) and is overwritten by its XSAVES: a lost update, why ENQCMD was force-disabled in 5.13 (9bfecd058339)",
   "83b0177a6c48":
     "6.14-6.15: switch_mm_irqs_off() stores loaded_mm and loads tlb_gen with no barrier when its mm_cpumask bit is already set; under x86-TSO the flusher and the switcher can both miss each other's store (fixed by 83b0177a6c48)",
-  bb998361999e:
-    "before 6.9: the paranoid exit's RESTORE_CR3 rewrites the saved kernel CR3 (NOFLUSH) after every NMI from kernel mode; 6.9 skips the write",
   fea4e317f9e7:
     "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",
 };
@@ -229,6 +227,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
           asidSlots: m.asid_slots,
           userAsidFlush: policy.user_asid_flush,
           userFlushTest: policy.user_flush_test,
+          nmiRestoreCr3: policy.nmi_restore_cr3,
         },
         xstate,
         pasidMsr: policy.pasid_msr,

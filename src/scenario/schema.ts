@@ -110,6 +110,7 @@ const POLICIES = {
   user_flush_test: ["bt-btr", "btr"],
   xstate_helper: ["lock-and-load", "update", "replace"],
   xstate_check: ["off", "on"],
+  nmi_restore_cr3: ["paranoid", "always"],
 } as const;
 
 const PolicySchema = strict({
@@ -120,6 +121,7 @@ const PolicySchema = strict({
   user_flush_test: z.enum(POLICIES.user_flush_test).default(POLICIES.user_flush_test[0]),
   xstate_helper: z.enum(POLICIES.xstate_helper).default(POLICIES.xstate_helper[0]),
   xstate_check: z.enum(POLICIES.xstate_check).default(POLICIES.xstate_check[0]),
+  nmi_restore_cr3: z.enum(POLICIES.nmi_restore_cr3).default(POLICIES.nmi_restore_cr3[0]),
 });
 export type Policy = z.output<typeof PolicySchema>;
 export type PolicyKey = keyof Policy;
