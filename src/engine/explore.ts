@@ -104,14 +104,22 @@ export function enabled(k: Kernel, out: Int32Array): number {
     if (!halted && (pending & IRQ_TIMER) === 0 && k.get(k.C.nr_running, c) > 0) out[n++] = trTick(c);
     if (!halted || pending !== 0) out[n++] = trCpu(c);
   }
-  // Every task slot's TIF word, by address: the one loop per state that is
-  // not O(CPUs), so it reads the array directly.
-  const w = k.w;
-  const tif = k.T.tif;
-  const stride = tif.stride;
-  const last = tif.at + (k.L.task.count - 1) * stride;
-  for (let a = tif.at + stride, t = 1; a <= last; a += stride, t++)
-    if ((w[a] & TIF_TIMER_ARMED) !== 0) out[n++] = trTimer(t);
+  // The armed timers: a scan of every task slot's TIF word, by address (the
+  // one loop per state that is not O(CPUs)), and only while some are armed,
+  // until all of them are found.
+  let timers = k.get(k.G.nr_timers, 0);
+  if (timers > 0) {
+    const w = k.w;
+    const tif = k.T.tif;
+    const stride = tif.stride;
+    const last = tif.at + (k.L.task.count - 1) * stride;
+    for (let a = tif.at + stride, t = 1; a <= last && timers > 0; a += stride, t++) {
+      if ((w[a] & TIF_TIMER_ARMED) !== 0) {
+        out[n++] = trTimer(t);
+        timers--;
+      }
+    }
+  }
   for (let d = 0; d < k.model.devices.length; d++) if (k.get(k.D.wq_count, d) > 0) out[n++] = trDevice(d);
   return n;
 }

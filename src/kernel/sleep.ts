@@ -18,6 +18,7 @@ export const P_NANOSLEEP = defPath("hrtimer_nanosleep", [
       const t = k.curr(cpu);
       k.set(k.T.state, t, TASK_INTERRUPTIBLE); // set_current_state() before arming: no lost wake-up
       k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_TIMER_ARMED);
+      k.add(k.G.nr_timers, 0, 1);
       k.link.armTimer(t, k.arg0(fr));
     },
   ],
@@ -42,6 +43,7 @@ export function hrtimer_wakeup(k: Kernel, t: number): void {
     return;
   }
   k.set(k.T.tif, t, tif & ~TIF_TIMER_ARMED);
+  if (k.add(k.G.nr_timers, 0, -1) < 0) k.warn("timer", "more timers fired than were armed", -1);
   const cpu = k.get(k.T.cpu, t);
   raise_irq(k, cpu, IRQ_HRTIMER);
   wake_up_process(k, t, cpu);

@@ -107,6 +107,7 @@ export function defineLayout(size: MachineSize) {
     file_free: 1,
     nr_bonds: 1,
     nr_open_files: 1,
+    nr_timers: 1, // hrtimers armed (tasks with TIF_TIMER_ARMED): check's enabled set skips the task scan at 0
     fault_hits: FAULT_SITES_MAX, // runs of each fault-injection site so far
   });
   const ida = b.region("ida", 1, { words: Math.max(1, size.idaWords) });
