@@ -467,3 +467,23 @@ processes:
     assert.ok(on.metrics.xsaves_bytes > off.metrics.xsaves_bytes);
   });
 });
+
+describe("freeing a PASID while the mm lives (docs/findings.md)", () => {
+  test("under an eager policy and the unbind lifetime, a task reaches user mode with the freed PASID in its MSR; never under the mm lifetime", () => {
+    const cs = (msr: string, lifetime: string) =>
+      compileScenario(loadScenarioFile("scenarios/short-lived-threads.yaml"), {
+        policy: [`pasid_msr=${msr}`, `pasid_lifetime=${lifetime}`],
+      });
+    const window = runScenario(cs("task-work", "unbind"), { scheduler: "random" });
+    assert.ok(window.violations.length > 0);
+    assert.ok(
+      window.violations.every((v) => v.property === "pasid-msr"),
+      JSON.stringify(window.violations[0]),
+    );
+    assert.match(window.violations[0].message, /its mm's is 80000000/, "the mm has no PASID any more");
+    for (const msr of ["task-work", "ipi", "ctxsw-resync"]) {
+      const r = runScenario(cs(msr, "mm"), { scheduler: "random" });
+      assert.equal(r.violations_total, 0, `${msr} + mm: ${JSON.stringify(r.violations[0])}`);
+    }
+  });
+});

@@ -9,7 +9,16 @@ import { ChromeTrace } from "../report/chrome-trace.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import type { Policy } from "../scenario/schema.js";
 import { cyclesToNs } from "./costs.js";
-import { Engine, type Scheduler, type StopReason, TR_CPU, TR_TICK, trArg, trKind } from "./engine.js";
+import {
+  Engine,
+  type Scheduler,
+  type StopReason,
+  TR_CPU,
+  TR_DEVICE,
+  TR_TICK,
+  trArg,
+  trKind,
+} from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
 import { type Metrics, type PerCpuMetricName, perCpuMetrics } from "./metrics.js";
 import { RandomScheduler } from "./random.js";
@@ -115,6 +124,7 @@ function traceTail(cs: CompiledScenario, opts: RunOptions, step: number): string
       const ns = cyclesToNs(en.clock[arg], mhz);
       line = `step ${k.stepNo + 1}  ${ns} ns  cpu ${arg}  task ${t} (pid ${k.get(k.T.pid, t)})  ${cpu_peek(k, arg)}`;
     } else if (kind === TR_TICK) line = `tick raised on cpu ${arg}`;
+    else if (kind === TR_DEVICE) line = `device ${k.model.devices[arg]?.name ?? arg} completes a descriptor`;
     else line = `timer of task ${arg} expires`;
     tail.push(line);
     if (tail.length > TRACE_TAIL) tail.shift();
