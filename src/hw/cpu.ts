@@ -158,7 +158,7 @@ function pop_finished(k: Kernel, cpu: number): void {
  * (accepted, or the task is leaving user mode), false for ZF=1 (retry).
  */
 function enqcmd(k: Kernel, cpu: number, t: number, d: number): boolean {
-  k.charge(k.cost("enqcmd"));
+  k.charge(k.costs.enqcmd);
   const mm = k.get(k.T.mm, t);
   if (fd_of_dev(k, k.get(k.T.files, t), d) < 0) {
     k.metrics.sigsegv++;
@@ -277,7 +277,7 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
       break;
     case U_WAIT:
       // Poll the completion records (UMWAIT): done when none is outstanding.
-      k.charge(k.cost("umwait_poll"));
+      k.charge(k.costs.umwait_poll);
       if (wq_outstanding(k, arg, 0, k.get(T.mm, t)) === 0) k.set(T.upc, t, upc + 1);
       break;
     case U_MMAP:

@@ -278,7 +278,7 @@ export const P_CLOSE = defPath("close_fd", [
 
 function fput(k: Kernel, cpu: number, f: number): void {
   k.metrics.refcount_ops++;
-  k.charge(k.cost("atomic"));
+  k.charge(k.costs.atomic);
   const n = k.add(k.FL.count, f, -1);
   if (n < 0) k.warn("files-refcount", `file ${f}: f_count went negative`, cpu);
   if (n === 0) k.call(cpu, P_FILE_RELEASE, f);
@@ -297,7 +297,7 @@ export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
       if (k.arg1(fr) === 0) {
         k.setArg1(fr, 1);
         k.metrics.drains++;
-        k.charge(k.cost("drain"));
+        k.charge(k.costs.drain);
       }
       if (wq_outstanding(k, d, pasid, 0) === 0) return;
       // DRAIN_PASID: sleep until the device has completed this PASID's

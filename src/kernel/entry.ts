@@ -185,7 +185,7 @@ export const P_IRQ = defPath("common_interrupt", [
       const bit = pending & -pending; // lowest pending vector first
       k.set(k.C.pending, cpu, pending & ~bit);
       if (bit === IRQ_TIMER) {
-        k.charge(k.cost("tick"));
+        k.charge(k.costs.tick);
         scheduler_tick(k, cpu);
       } else if (bit === IRQ_RESCHED) {
         // scheduler_ipi(): TIF_NEED_RESCHED is already set; the exit path acts on it.

@@ -44,7 +44,7 @@ export const P_CLONE = defPath("kernel_clone", [
       k.set(T.tgid, child, (flags & CLONE_THREAD) !== 0 ? k.get(T.tgid, parent) : k.get(T.pid, child));
       k.setArg1(fr, child);
       k.add(k.G.nr_user_tasks, 0, 1);
-      k.charge(k.cost("copy_process"));
+      k.charge(k.costs.copy_process);
       k.metrics.forks++;
     },
   ],
@@ -58,7 +58,7 @@ export const P_CLONE = defPath("kernel_clone", [
         const files = k.get(k.T.files, parent);
         k.add(k.F.count, files, 1);
         k.metrics.refcount_ops++;
-        k.charge(k.cost("atomic"));
+        k.charge(k.costs.atomic);
         k.set(k.T.files, child, files);
       } else {
         const files = files_alloc(k, cpu);
@@ -81,7 +81,7 @@ export const P_CLONE = defPath("kernel_clone", [
       } else {
         mm = mm_alloc(k); // dup_mm(): a copy of the parent's address space
         if (mm === 0) k.warn("mm-leak", "no mm slot for dup_mm", cpu);
-        k.charge(k.cost("dup_mm"));
+        k.charge(k.costs.dup_mm);
       }
       k.set(k.T.mm, child, mm);
       k.set(k.T.active_mm, child, mm);
@@ -119,14 +119,14 @@ export function files_alloc(k: Kernel, cpu: number): number {
   }
   k.set(k.F.count, f, 1);
   k.add(k.G.nr_files, 0, 1);
-  k.charge(k.cost("kmalloc"));
+  k.charge(k.costs.kmalloc);
   return f;
 }
 
 /** put_files_struct(): drop a reference; at zero, close every file, then free it. */
 export function put_files_struct(k: Kernel, f: number, cpu: number): void {
   k.metrics.refcount_ops++;
-  k.charge(k.cost("atomic"));
+  k.charge(k.costs.atomic);
   const count = k.add(k.F.count, f, -1);
   if (count < 0) k.warn("files-refcount", `files ${f}: count went negative`, cpu);
   if (count === 0) k.call(cpu, P_CLOSE_FILES, f);
@@ -136,5 +136,5 @@ export function put_files_struct(k: Kernel, f: number, cpu: number): void {
 export function files_free(k: Kernel, f: number): void {
   k.slot_push(k.G.files_free, k.F.next_free, f);
   k.add(k.G.nr_files, 0, -1);
-  k.charge(k.cost("kfree"));
+  k.charge(k.costs.kfree);
 }

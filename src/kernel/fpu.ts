@@ -883,7 +883,7 @@ function wrmsr_pasid(k: Kernel, cpu: number, t: number, pasid: number): void {
   write_xreg(k, cpu, XFEATURE_PASID, pasid | MSR_IA32_PASID_VALID);
   k.set(k.T.pasid_activated, t, 1);
   k.metrics.pasid_msr_writes++;
-  k.charge(k.cost("wrmsr"));
+  k.charge(k.costs.wrmsr);
   if (k.trace !== null) k.trace.instant(cpu, "#GP fixup: IA32_PASID", { task: t, pasid });
 }
 

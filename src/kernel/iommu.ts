@@ -31,7 +31,7 @@ export function iommu_alloc_global_pasid(k: Kernel, max: number, cpu: number): n
   const pasid = ida_alloc_range(k.mem, k.ida, 1, max - 1);
   if (pasid < 0) return 0;
   k.metrics.pasid_allocs++;
-  k.charge(k.cost("kmalloc"));
+  k.charge(k.costs.kmalloc);
   const live = ida_count(k.mem, k.ida);
   if (live > k.metrics.pasid_peak) k.metrics.pasid_peak = live;
   const user = device_user_of(k, pasid);
@@ -49,7 +49,7 @@ export function iommu_free_global_pasid(k: Kernel, pasid: number, cpu: number): 
     return;
   }
   k.metrics.pasid_frees++;
-  k.charge(k.cost("kfree"));
+  k.charge(k.costs.kfree);
   const user = device_user_of(k, pasid);
   if (user !== null) k.warn("pasid-reuse", `PASID ${pasid} freed while ${user}`, cpu);
   if (k.trace !== null) k.trace.instant(cpu, "pasid_free", { pasid });
@@ -113,7 +113,7 @@ export function flush_pasid_caches(k: Kernel, d: number, pasid: number): void {
       k.mem.write(a + 1, 0);
     }
   }
-  k.charge(k.cost("iotlb_flush"));
+  k.charge(k.costs.iotlb_flush);
 }
 
 /** The device's translation: PASID table entry, cached on the way. Returns the mm, or 0 (fault). */
@@ -187,13 +187,13 @@ export function pasid_get(k: Kernel, mm: number): void {
   if (k.model.lifetime !== "task-refcount") return;
   k.add(k.M.pasid_refs, mm, 1);
   k.metrics.refcount_ops++;
-  k.charge(k.cost("atomic"));
+  k.charge(k.costs.atomic);
 }
 
 export function pasid_put(k: Kernel, mm: number, cpu: number): void {
   if (k.model.lifetime !== "task-refcount") return;
   k.metrics.refcount_ops++;
-  k.charge(k.cost("atomic"));
+  k.charge(k.costs.atomic);
   const refs = k.add(k.M.pasid_refs, mm, -1);
   if (refs < 0) k.warn("pasid-refcount", `mm ${mm}: PASID references went negative`, cpu);
   if (refs === 0) mm_pasid_drop(k, mm, cpu);

@@ -3,7 +3,7 @@
 // metrics and the trace. Everything a step touches goes through here, so a
 // step's effect is exactly its writes to `mem`.
 
-import type { CostKind, CostTable } from "../engine/costs.js";
+import type { CostTable } from "../engine/costs.js";
 import { type Metrics, newMetrics, PER_CPU_METRICS } from "../engine/metrics.js";
 import type { Rng } from "../engine/rng.js";
 import type { DeviceParams } from "../hw/device.js";
@@ -396,10 +396,6 @@ export class Kernel {
   /** Add cycles to the current step beyond its kind's base cost. */
   charge(cycles: number): void {
     this.extra += cycles;
-  }
-
-  cost(kind: CostKind): number {
-    return this.costs[kind];
   }
 
   nsToCycles(ns: number): number {

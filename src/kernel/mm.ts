@@ -25,14 +25,14 @@ export function mm_alloc(k: Kernel): number {
   k.set(k.M.gen, mm, k.add(k.G.mm_gen, 0, 1));
   k.add(k.G.nr_mms, 0, 1);
   k.metrics.mm_allocs++;
-  k.charge(k.cost("kmalloc"));
+  k.charge(k.costs.kmalloc);
   mm_pasid_init(k, mm, -1);
   return mm;
 }
 
 function refOp(k: Kernel): void {
   k.metrics.refcount_ops++;
-  k.charge(k.cost("atomic"));
+  k.charge(k.costs.atomic);
 }
 
 /** mmget(): a new user of a live address space. */
@@ -75,7 +75,7 @@ function __mmdrop(k: Kernel, mm: number, cpu: number): void {
   k.slot_push(k.G.mm_free, k.M.next_free, mm);
   k.add(k.G.nr_mms, 0, -1);
   k.metrics.mm_frees++;
-  k.charge(k.cost("kfree"));
+  k.charge(k.costs.kfree);
   if (k.trace !== null) k.trace.instant(cpu, "__mmdrop", { mm });
 }
 

@@ -34,7 +34,7 @@ function switch_to_user_cr3(k: Kernel, cpu: number): void {
   const set = (mask & (1 << kpcid)) !== 0;
   if (set || t.userFlushTest === "btr") {
     // btr: a read-modify-write of the mask's cache line, taken exclusive.
-    k.charge(k.cost("user_mask_rmw"));
+    k.charge(k.costs.user_mask_rmw);
     k.set(C.user_pcid_flush_mask, cpu, mask & ~(1 << kpcid));
   }
   write_cr3(k, cpu, mm, kpcid | PTI_USER_PCID_BIT, true, !set);
@@ -99,7 +99,7 @@ export const P_NMI = defPath("exc_nmi", [
           const mask = k.get(C.user_pcid_flush_mask, cpu);
           const set = (mask & (1 << kpcid)) !== 0;
           if (set) k.set(C.user_pcid_flush_mask, cpu, mask & ~(1 << kpcid));
-          k.charge(k.cost("user_mask_rmw"));
+          k.charge(k.costs.user_mask_rmw);
           write_cr3(k, cpu, mm, pcid, true, !set);
         }
       } else if (t.nmiRestoreCr3 === "always" && t.pti) {

@@ -92,7 +92,7 @@ export function resched_curr(k: Kernel, cpu: number, fromCpu: number): void {
   k.set(k.T.tif, curr, tif | TIF_NEED_RESCHED);
   if (cpu !== fromCpu) {
     k.metrics.resched_ipis++;
-    k.charge(k.cost("ipi_send"));
+    k.charge(k.costs.ipi_send);
     raise_irq(k, cpu, IRQ_RESCHED);
   }
 }
@@ -103,7 +103,7 @@ export function wake_up_process(k: Kernel, t: number, fromCpu: number): boolean 
   if (state !== TASK_INTERRUPTIBLE && state !== TASK_NEW) return false;
   k.set(k.T.state, t, TASK_RUNNING);
   k.metrics.wakeups++;
-  k.charge(k.cost("wakeup"));
+  k.charge(k.costs.wakeup);
   if (k.get(k.T.on_rq, t) !== 0) return true; // ttwu_runnable(): still queued, just running again
   // p->on_cpu: a task still being switched out (curr of its CPU until
   // __switch_to) is queued where it runs, never migrated, or two CPUs would
@@ -247,7 +247,7 @@ function put_task_struct(k: Kernel, t: number, cpu: number): void {
   for (let i = 0; i < k.L.task.stride; i++) k.mem.write(a + i, 0);
   k.set(T.state, t, TASK_FREE);
   k.slot_push(k.G.task_free, T.rq_next, t);
-  k.charge(k.cost("kfree"));
+  k.charge(k.costs.kfree);
 }
 
 /** Names of the paths on a task's kernel stack, bottom first (for the trace). */

@@ -192,7 +192,7 @@ function switch_mm_enter(k: Kernel, cpu: number, next: number): void {
   } else {
     k.set(k.C.loaded_mm, cpu, LOADED_MM_SWITCHING); // then smp_mb()
   }
-  k.charge(k.cost("atomic"));
+  k.charge(k.costs.atomic);
 }
 
 /** Drain this CPU's store buffer (a serializing instruction: the CR3 write). */
@@ -357,7 +357,7 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
       k.set(C.fi_pages, cpu, pages > TLB_SINGLE_PAGE_FLUSH_CEILING ? 0 : pages);
       k.set(C.fi_gen, cpu, gen);
       k.set(C.fi_freed, cpu, k.arg1(fr));
-      k.charge(k.cost("atomic"));
+      k.charge(k.costs.atomic);
     },
   ],
   [
@@ -375,7 +375,7 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
         k.add(C.fi_waiting, cpu, 1);
         k.metrics.ipis++;
         k.pcpu(cpu, PC_IPIS);
-        k.charge(k.cost("ipi_send"));
+        k.charge(k.costs.ipi_send);
         raise_irq(k, c, IRQ_CALL_FUNCTION);
       }
     },

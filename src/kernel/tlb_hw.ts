@@ -96,9 +96,9 @@ export function write_cr3(
   k.set(C.cr3_noflush, cpu, noflush ? 1 : 0);
   k.metrics.cr3_writes++;
   k.pcpu(cpu, PC_CR3_WRITES);
-  k.charge(k.cost("cr3_write"));
+  k.charge(k.costs.cr3_write);
   if (noflush) return;
-  k.charge(k.cost("tlb_flush"));
+  k.charge(k.costs.tlb_flush);
   tlb_flush_pcid(k, cpu, pcid);
   countFlush(k, cpu, pcid, user || (pcid & PTI_USER_PCID_BIT) !== 0);
 }
@@ -111,19 +111,19 @@ export function reload_cr3(k: Kernel, cpu: number): void {
 
 /** INVLPG: the address in the current PCID. */
 export function invlpg(k: Kernel, cpu: number, page: number): void {
-  k.charge(k.cost("invlpg"));
+  k.charge(k.costs.invlpg);
   tlb_flush_one(k, cpu, k.get(k.C.cr3_pcid, cpu), page);
 }
 
 /** INVPCID type 0: one address in `pcid`. */
 export function invpcid_flush_one(k: Kernel, cpu: number, pcid: number, page: number): void {
-  k.charge(k.cost("invpcid"));
+  k.charge(k.costs.invpcid);
   tlb_flush_one(k, cpu, pcid, page);
 }
 
 /** INVPCID type 1: every entry of `pcid`. */
 export function invpcid_flush_single_context(k: Kernel, cpu: number, pcid: number): void {
-  k.charge(k.cost("invpcid"));
+  k.charge(k.costs.invpcid);
   tlb_flush_pcid(k, cpu, pcid);
   countFlush(k, cpu, pcid, (pcid & PTI_USER_PCID_BIT) !== 0);
 }
@@ -171,5 +171,5 @@ export function user_access(k: Kernel, cpu: number, mm: number, page: number): v
   k.mem.write(a + 2, ctx);
   k.mem.write(a + 3, k.get(k.M.tlb_gen, mm));
   k.set(C.tlb_next, cpu, (n + 1) % TLB_ENTRIES);
-  k.charge(k.cost("tlb_fill"));
+  k.charge(k.costs.tlb_fill);
 }
