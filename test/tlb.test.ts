@@ -15,19 +15,21 @@ import type { Kernel } from "../src/kernel/kernel.js";
 import type { KPath } from "../src/kernel/path.js";
 import { P_SWITCH_TO_USER_CR3, switch_to_kernel_cr3 } from "../src/kernel/pti.js";
 import {
+  allocate_global_asid,
   cpumask_test,
   enter_lazy_tlb,
   flush_tlb_func,
   flush_tlb_one_kernel,
   P_FLUSH_TLB_MM_RANGE,
   P_SWITCH_MM,
+  tlb_mm_free,
 } from "../src/kernel/tlb.js";
 import { user_access } from "../src/kernel/tlb_hw.js";
 import { IRQ_CALL_FUNCTION, IRQ_NMI } from "../src/machine/state.js";
 import { runJson } from "../src/report/run-report.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile } from "../src/scenario/load.js";
-import { bootEngine, REPO_ROOT, scenario } from "./helpers.js";
+import { bootEngine, drive, REPO_ROOT, scenario } from "./helpers.js";
 
 /** A 1-CPU machine with `n` single-threaded processes (their mms are 1..n, tasks 2..n+1). */
 function machine(n: number, extra = "", policy: string[] = [], cpus = 1) {
@@ -567,5 +569,67 @@ describe("reference scenario 9: IPI targets", () => {
     const f = fourCpus();
     assert.deepEqual(flush(f, 1), [1, 2, 3]);
     assert.equal(f.metrics.ipis, 3);
+  });
+});
+
+describe("reference scenario 16: global ASIDs and INVLPGB (6.15)", () => {
+  test("the first allocation since boot resets the space with a flush and returns 6; a freed ASID waits for the next wrap", () => {
+    const k = machine(3, "", ["tlb_shootdown=invlpgb"]);
+    const flushes = k.metrics.invlpgb;
+    assert.equal(allocate_global_asid(k), 6);
+    assert.equal(k.metrics.invlpgb, flushes + 1, "reset_global_asid_space flushed");
+    assert.equal(allocate_global_asid(k), 7);
+    assert.equal(k.metrics.invlpgb, flushes + 1, "no flush for the second");
+    // mm 1 takes 8, then is torn down: 8 is not handed out again before a wrap.
+    k.set(k.M.global_asid, 1, allocate_global_asid(k));
+    assert.equal(k.get(k.M.global_asid, 1), 8);
+    tlb_mm_free(k, 1, 0);
+    assert.equal(allocate_global_asid(k), 9);
+    k.set(k.G.last_global_asid, 0, 2045); // the cursor at the top: the next allocation wraps
+    assert.equal(
+      allocate_global_asid(k),
+      8,
+      "after the wrap's flush, the freed 8 is the lowest free above 6, 7",
+    );
+    assert.equal(k.metrics.invlpgb, flushes + 2);
+  });
+
+  test("a 6-CPU unmapper gets ASID 6 once sampled; after the transition its flushes send no IPI and every switch to it is NOFLUSH", () => {
+    const cs = scenario(readBuiltin("tlb-global-asid"));
+    const { k, e } = bootEngine(cs);
+    let afterIpis = -1;
+    let afterFlushes = 0;
+    let flushingLoads = 0;
+    drive(e, {
+      before: (s) => {
+        if (s.cpu < 0 || s.name !== "flush_tlb_mm_range.flush_tlb_multi") return;
+        const mm = k.get(k.C.fi_mm, s.cpu);
+        if (k.get(k.M.global_asid, mm) === 0 || k.get(k.M.asid_transition, mm) !== 0) return;
+        if (afterIpis < 0) afterIpis = k.metrics.ipis;
+        afterFlushes++;
+      },
+      after: (s) => {
+        if (s.cpu < 0 || s.name !== "switch_mm_irqs_off.load_new_mm_cr3") return;
+        const asid = k.get(k.C.cr3_pcid, s.cpu) - 1;
+        if (asid >= 6 && k.get(k.C.cr3_noflush, s.cpu) === 0) flushingLoads++;
+      },
+    });
+    assert.equal(k.violations.length, 0, JSON.stringify(k.violations.slice(0, 2)));
+    assert.equal(k.metrics.global_asids, 1);
+    assert.ok(afterFlushes > 100, `${afterFlushes} flushes after the transition`);
+    assert.equal(k.metrics.ipis, afterIpis, "no IPI after the transition");
+    assert.equal(flushingLoads, 0, "switches to the global ASID never flush");
+    const ipi = runScenario(scenario(readBuiltin("tlb-global-asid"), { policy: ["tlb_shootdown=ipi"] }));
+    assert.ok(ipi.metrics.ipis > 10 * k.metrics.ipis, `${ipi.metrics.ipis} IPIs without INVLPGB`);
+  });
+
+  test("invlpgb needs PCID: a located error", () => {
+    assert.throws(
+      () =>
+        scenario(
+          "name: t\nmachine: { pcid: false }\npolicy: { tlb_shootdown: invlpgb }\nprocesses: [ { name: p, program: [ { compute: 1 } ] } ]\n",
+        ),
+      /t\.yaml:3:\d+: policy\.tlb_shootdown: 'invlpgb' \(global ASIDs\) needs machine\.pcid/,
+    );
   });
 });

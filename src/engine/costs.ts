@@ -41,6 +41,7 @@ export const DEFAULT_COSTS = {
   invlpg: 200, // one INVLPG ("about 100 ns" per single flush, tlb.c)
   invpcid: 350, // one INVPCID (Dave Hansen, Dec 2017: ~350 cycles per page)
   tlb_fill: 30, // a page walk that fills a TLB entry (user_access miss)
+  invlpgb: 400, // INVLPGB + TLBSYNC: a broadcast invalidation and the wait for it
   user_mask_rmw: 40, // btr on user_pcid_flush_mask: its cache line taken exclusive
 } as const;
 

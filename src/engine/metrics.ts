@@ -54,6 +54,8 @@ export const CORE_METRICS = [
   "kernel_fpu",
   "xstate_helper_bytes",
   "nmis",
+  "invlpgb",
+  "global_asids",
 ] as const;
 
 export type MetricName = (typeof CONTRACT_METRICS)[number] | (typeof CORE_METRICS)[number];

@@ -20,7 +20,7 @@ import { Kernel, type MachineParams, type ModelConfig } from "./kernel.js";
 import { mm_alloc } from "./mm.js";
 import { P_SWITCH_TO_USER_CR3 } from "./pti.js";
 import { enqueue_task, P_IDLE } from "./sched.js";
-import { P_SWITCH_MM, tlb_boot_cpu } from "./tlb.js";
+import { P_SWITCH_MM, tlb_boot_cpu, tlb_boot_global } from "./tlb.js";
 
 export interface InitialProcess {
   prog: number;
@@ -82,6 +82,7 @@ export function boot(spec: BootSpec): Kernel {
     bootIdle(k, cpu);
     tlb_boot_cpu(k, cpu);
   }
+  tlb_boot_global(k);
   devices.forEach((dev, d) => {
     // idxd's probe: a kernel work queue gets its PASID from the same space.
     if (dev.kernelWq) k.set(k.D.kernel_pasid, d, iommu_alloc_global_pasid(k, dev.maxPasids, -1));

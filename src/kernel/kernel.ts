@@ -93,6 +93,8 @@ export interface TlbConfig {
   userFlushTest: "bt-btr" | "btr";
   /** policy.nmi_restore_cr3: `paranoid` (6.9's PARANOID_RESTORE_CR3) or `always` (RESTORE_CR3 before it). */
   nmiRestoreCr3: "paranoid" | "always";
+  /** policy.tlb_shootdown = invlpgb: 6.15's global ASIDs with broadcast invalidation (X86_FEATURE_INVLPGB). */
+  invlpgb: boolean;
 }
 
 /** Receives trace events; null when tracing is off, so the hot loop pays one branch. */

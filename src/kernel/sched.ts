@@ -119,6 +119,10 @@ export function wake_up_process(k: Kernel, t: number, fromCpu: number): boolean 
 /** scheduler_tick(): account the slice; ask for a reschedule when it is used up. */
 export function scheduler_tick(k: Kernel, cpu: number): void {
   k.metrics.ticks++;
+  // jiffies, on the do_timer() CPU: kept only for consider_global_asid's
+  // sampling, since a counter in the state would keep check from ever
+  // meeting a state twice across ticks.
+  if (cpu === 0 && k.model.tlb.invlpgb) k.add(k.G.jiffies, 0, 1);
   const curr = k.get(k.C.curr, cpu);
   const queued = k.get(k.C.nr_running, cpu) > 0;
   if (curr === k.get(k.C.idle, cpu)) {

@@ -8,7 +8,13 @@
 // test (the skipped-IPI window that commit closed).
 
 import { PC_ASID_SWITCHES, PC_IPIS, PC_TLB_FLUSHES_RANGE } from "../engine/metrics.js";
-import { IRQ_CALL_FUNCTION, TLB_PAGES } from "../machine/state.js";
+import {
+  IRQ_CALL_FUNCTION,
+  MAX_ASID_AVAILABLE,
+  TLB_ENTRIES,
+  TLB_PAGES,
+  TLBE_WORDS,
+} from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { mmdropHooks } from "./mm.js";
 import { defPath } from "./path.js";
@@ -34,10 +40,10 @@ export const VARIANT_SKIPPED_IPI = "fea4e317f9e7";
 /** Kernel variant: switch_mm_irqs_off() without the smp_mb() of 83b0177a6c48 (store buffering). */
 export const VARIANT_STORE_BUFFERING = "83b0177a6c48";
 
-// switch_mm_irqs_off()'s a1: the chosen ASID, need_flush, and whether to re-enable IRQs at the end.
-const SW_ASID = 0xff;
-const SW_FLUSH = 1 << 8;
-const SW_IRQS_ON = 1 << 9;
+// switch_mm_irqs_off()'s a1: the chosen ASID (global ones up to 2045), need_flush, and whether to re-enable IRQs at the end.
+const SW_ASID = 0x7ff;
+const SW_FLUSH = 1 << 11;
+const SW_IRQS_ON = 1 << 12;
 
 // --- cpumasks ----------------------------------------------------------------
 
@@ -127,6 +133,9 @@ function clear_asid_other(k: Kernel, cpu: number): void {
 export function choose_new_asid(k: Kernel, cpu: number, next: number, gen: number): number {
   const t = k.model.tlb;
   if (!t.pcid) return 0 | SW_FLUSH;
+  // Global ASIDs are kept up to date on every CPU by INVLPGB: never a flush.
+  const global = mm_global_asid(k, next);
+  if (global !== 0) return global;
   if (k.get(k.C.invalidate_other, cpu) !== 0) clear_asid_other(k, cpu);
   const ctx = ctx_id(k, next);
   for (let a = 0; a < t.asidSlots; a++) {
@@ -165,7 +174,7 @@ function switch_mm_finish(k: Kernel, cpu: number, next: number, sw: number): voi
   const asid = sw & SW_ASID;
   k.set(k.C.loaded_mm, cpu, next);
   k.set(k.C.loaded_mm_asid, cpu, asid);
-  if (k.w[ctxIdAddr(k, cpu, asid)] !== ctx_id(k, next)) {
+  if (asid < k.model.tlb.asidSlots && k.w[ctxIdAddr(k, cpu, asid)] !== ctx_id(k, next)) {
     k.warn(
       "asid-slot",
       `cpu ${cpu}: slot ${asid} holds ctx ${k.w[ctxIdAddr(k, cpu, asid)]}, loaded mm ${next}`,
@@ -223,7 +232,14 @@ export const P_SWITCH_MM = defPath("switch_mm_irqs_off", [
       if (prev === next) {
         const asid = k.get(C.loaded_mm_asid, cpu);
         const gen = k.get(k.M.tlb_gen, next); // after smp_mb(): a flush we were lazy for shows here
-        if (!wasLazy || k.w[ctxGenAddr(k, cpu, asid)] >= gen) {
+        if (mm_needs_global_asid(k, next, asid)) {
+          // Transitioning to the mm's global ASID: reload (mm_needs_global_asid()).
+          k.set(C.sw_gen, cpu, gen);
+          k.setArg1(fr, choose_new_asid(k, cpu, next, gen) | on);
+          k.jump(fr, P_SWITCH_MM.pc.load_new_mm_cr3);
+          return;
+        }
+        if (!wasLazy || is_global_asid(k, asid) || k.w[ctxGenAddr(k, cpu, asid)] >= gen) {
           if (on !== 0) k.set(C.irqs_off, cpu, 0);
           k.ret(cpu); // a thread switch, or lazy and up to date: no CR3 write
           return;
@@ -293,6 +309,16 @@ export function flush_tlb_func(k: Kernel, cpu: number, initiator: number): void 
     leave_mm(k, cpu);
     return;
   }
+  if (mm_needs_global_asid(k, loaded, k.get(C.loaded_mm_asid, cpu))) {
+    // A straggler: reload onto the mm's global ASID (switch_mm_irqs_off(NULL, loaded_mm)).
+    switch_mm_enter(k, cpu, loaded);
+    k.set(C.sw_gen, cpu, k.get(k.M.tlb_gen, loaded));
+    const sw = choose_new_asid(k, cpu, loaded, 0);
+    load_new_mm_cr3(k, cpu, loaded, sw);
+    switch_mm_finish(k, cpu, loaded, sw);
+  }
+  // Broadcast ASIDs are always kept up to date with INVLPGB.
+  if (is_global_asid(k, k.get(C.loaded_mm_asid, cpu))) return;
   const asid = k.get(C.loaded_mm_asid, cpu);
   const ga = ctxGenAddr(k, cpu, asid);
   const local = k.w[ga];
@@ -332,6 +358,170 @@ export function flush_smp_call_function_queue(k: Kernel, cpu: number): void {
 
 // --- flush_tlb_mm_range -----------------------------------------------------------
 
+/** flush_tlb_multi(): a shootdown IPI to each CPU of mm_cpumask that should_flush_tlb() picks. */
+function flush_tlb_multi(k: Kernel, cpu: number, mm: number): void {
+  const C = k.C;
+  const freed = k.get(C.fi_freed, cpu) !== 0;
+  for (let c = 0; c < k.params.cpus; c++) {
+    if (c === cpu || !cpumask_test(k, mm, c)) continue;
+    if (!freed && !should_flush_tlb(k, c, mm)) continue;
+    const f = C.csd_pending;
+    const a = f.at + c * f.stride + (cpu >> 5);
+    k.mem.write(a, k.w[a] | (1 << (cpu & 31)));
+    k.add(C.fi_waiting, cpu, 1);
+    k.metrics.ipis++;
+    k.pcpu(cpu, PC_IPIS);
+    k.charge(k.costs.ipi_send);
+    raise_irq(k, c, IRQ_CALL_FUNCTION);
+  }
+}
+
+// --- global ASIDs and INVLPGB (v6.15) ----------------------------------------------
+
+/** The TLB_NR_DYN_ASIDS of the kernel: global ASIDs start above the dynamic ones. */
+const TLB_NR_DYN_ASIDS = 6;
+
+export function is_global_asid(k: Kernel, asid: number): boolean {
+  return k.model.tlb.invlpgb && asid >= TLB_NR_DYN_ASIDS;
+}
+
+export function mm_global_asid(k: Kernel, mm: number): number {
+  return mm === 0 || !k.model.tlb.invlpgb ? 0 : k.get(k.M.global_asid, mm);
+}
+
+/** The mm has a global ASID and this CPU still runs it on another one. */
+function mm_needs_global_asid(k: Kernel, mm: number, asid: number): boolean {
+  const g = mm_global_asid(k, mm);
+  return g !== 0 && g !== asid;
+}
+
+function bitAddr(f: { at: number }, bit: number): number {
+  return f.at + (bit >>> 5);
+}
+
+function testBit(k: Kernel, f: { at: number }, bit: number): boolean {
+  return (k.w[bitAddr(f, bit)] & (1 << (bit & 31))) !== 0;
+}
+
+function putBit(k: Kernel, f: { at: number }, bit: number, on: boolean): void {
+  const a = bitAddr(f, bit);
+  const v = k.w[a];
+  k.mem.write(a, on ? v | (1 << (bit & 31)) : v & ~(1 << (bit & 31)));
+}
+
+/** INVLPGB of PCID `pcid` (all of it, or pages [0, pages)) on every CPU, then TLBSYNC. */
+function invlpgb_flush(k: Kernel, pcid: number, pages: number): void {
+  const w = k.w;
+  const n = Math.min(pages, TLB_PAGES);
+  for (let c = 0; c < k.params.cpus; c++) {
+    const b = k.C.tlb.at + c * k.C.tlb.stride;
+    for (let i = 0; i < TLB_ENTRIES; i++) {
+      const a = b + i * TLBE_WORDS;
+      if (w[a] !== pcid + 1) continue;
+      if (pages === 0 || w[a + 1] < n) k.mem.write(a, 0);
+    }
+  }
+  k.metrics.invlpgb++;
+  k.charge(k.costs.invlpgb);
+}
+
+/** reset_global_asid_space(): invlpgb_flush_all_nonglobals(), reclaim the freed ASIDs. */
+function reset_global_asid_space(k: Kernel): void {
+  for (let c = 0; c < k.params.cpus; c++) {
+    const b = k.C.tlb.at + c * k.C.tlb.stride;
+    for (let i = 0; i < TLB_ENTRIES; i++)
+      if (k.w[b + i * TLBE_WORDS] !== 0) k.mem.write(b + i * TLBE_WORDS, 0);
+  }
+  k.metrics.invlpgb++;
+  k.charge(k.costs.invlpgb);
+  const G = k.G;
+  for (let i = 0; i < G.global_asid_used.len; i++) {
+    const used = G.global_asid_used.at + i;
+    const freed = G.global_asid_freed.at + i;
+    if (k.w[freed] !== 0) {
+      k.mem.write(used, k.w[used] & ~k.w[freed]);
+      k.mem.write(freed, 0);
+    }
+  }
+  k.set(G.last_global_asid, 0, TLB_NR_DYN_ASIDS);
+}
+
+/** allocate_global_asid(): the next free ASID above the cursor; 0 when none is left. */
+export function allocate_global_asid(k: Kernel): number {
+  const G = k.G;
+  if (k.get(G.last_global_asid, 0) >= MAX_ASID_AVAILABLE - 1) reset_global_asid_space(k);
+  let asid = k.get(G.last_global_asid, 0);
+  while (asid < MAX_ASID_AVAILABLE && testBit(k, G.global_asid_used, asid)) asid++;
+  if (asid >= MAX_ASID_AVAILABLE || k.get(G.global_asid_available, 0) === 0) return 0;
+  putBit(k, G.global_asid_used, asid, true);
+  k.set(G.last_global_asid, 0, asid);
+  k.add(G.global_asid_available, 0, -1);
+  k.metrics.global_asids++;
+  return asid;
+}
+
+/** use_global_asid(): give the mm a global ASID; its CPUs move over as they switch or get an IPI. */
+function use_global_asid(k: Kernel, cpu: number, mm: number): void {
+  if (k.get(k.M.global_asid, mm) !== 0 || k.get(k.G.global_asid_available, 0) === 0) return;
+  const asid = allocate_global_asid(k);
+  if (asid === 0) return;
+  k.set(k.M.asid_transition, mm, 1);
+  k.set(k.M.global_asid, mm, asid); // smp_store_release()
+  if (k.trace !== null) k.trace.instant(cpu, "global ASID", { mm, asid });
+}
+
+/**
+ * consider_global_asid(), on the IPI branch: sampled ((pid & 0x1f) ==
+ * (jiffies & 0x1f)), for an mm active (loaded, not lazy) on more than 3 CPUs.
+ */
+function consider_global_asid(k: Kernel, cpu: number, mm: number): void {
+  if (k.get(k.M.global_asid, mm) !== 0) return;
+  if ((k.get(k.T.pid, k.curr(cpu)) & 0x1f) !== (k.get(k.G.jiffies, 0) & 0x1f)) return;
+  let active = 0;
+  for (let c = 0; c < k.params.cpus; c++) {
+    if (k.get(k.C.loaded_mm, c) === mm && k.get(k.C.is_lazy, c) === 0) active++;
+  }
+  if (active > 3) use_global_asid(k, cpu, mm);
+}
+
+/** broadcast_tlb_flush(): INVLPGB of the global ASID's kernel and user PCIDs; no IPI, no deferred bit. */
+function broadcast_tlb_flush(k: Kernel, cpu: number, mm: number, pages: number): void {
+  const asid = mm_global_asid(k, mm);
+  invlpgb_flush(k, kern_pcid(k, asid), pages);
+  if (k.model.tlb.pti) invlpgb_flush(k, user_pcid(k, asid), pages);
+  if (pages === 0) k.metrics.tlb_flushes_full++;
+  else k.metrics.tlb_flushes_range++;
+  void cpu;
+}
+
+/**
+ * finish_asid_transition(): while a CPU that runs the mm (or is between
+ * mms) has not moved to the global ASID, the flush also goes by IPI (true);
+ * once all have, the transition is over.
+ */
+function finish_asid_transition(k: Kernel, mm: number): boolean {
+  if (k.get(k.M.asid_transition, mm) === 0) return false;
+  const asid = k.get(k.M.global_asid, mm);
+  for (let c = 0; c < k.params.cpus; c++) {
+    if (!cpumask_test(k, mm, c)) continue;
+    const loaded = k.get(k.C.loaded_mm, c);
+    if (loaded === LOADED_MM_SWITCHING) return true;
+    if (loaded === mm && k.get(k.C.loaded_mm_asid, c) !== asid) return true;
+  }
+  k.set(k.M.asid_transition, mm, 0);
+  return false;
+}
+
+/** mm_free_global_asid(): at mm teardown; reused only after the next wrap's flush. */
+function mm_free_global_asid(k: Kernel, mm: number): void {
+  const asid = k.get(k.M.global_asid, mm);
+  if (asid === 0) return;
+  putBit(k, k.G.global_asid_freed, asid, true);
+  k.set(k.M.global_asid, mm, 0);
+  k.set(k.M.asid_transition, mm, 0);
+  k.add(k.G.global_asid_available, 0, 1);
+}
+
 /** Mark the tracked pages of [0, pages) as changed at generation `gen` (what tlb-stale checks). */
 function mark_pages(k: Kernel, mm: number, pages: number, gen: number): void {
   const f = k.M.page_gen;
@@ -365,19 +555,12 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
     (k, cpu) => {
       const C = k.C;
       const mm = k.get(C.fi_mm, cpu);
-      const freed = k.get(C.fi_freed, cpu) !== 0;
-      for (let c = 0; c < k.params.cpus; c++) {
-        if (c === cpu || !cpumask_test(k, mm, c)) continue;
-        if (!freed && !should_flush_tlb(k, c, mm)) continue;
-        const f = C.csd_pending;
-        const a = f.at + c * f.stride + (cpu >> 5);
-        k.mem.write(a, k.w[a] | (1 << (cpu & 31)));
-        k.add(C.fi_waiting, cpu, 1);
-        k.metrics.ipis++;
-        k.pcpu(cpu, PC_IPIS);
-        k.charge(k.costs.ipi_send);
-        raise_irq(k, c, IRQ_CALL_FUNCTION);
+      if (mm_global_asid(k, mm) !== 0) {
+        broadcast_tlb_flush(k, cpu, mm, k.get(C.fi_pages, cpu));
+        if (!finish_asid_transition(k, mm)) return; // every CPU on the global ASID: no IPI
       }
+      flush_tlb_multi(k, cpu, mm);
+      if (k.model.tlb.invlpgb) consider_global_asid(k, cpu, mm);
     },
   ],
   [
@@ -449,6 +632,12 @@ export function tlb_boot_cpu(k: Kernel, cpu: number): void {
   k.set(C.cr3_pcid, cpu, kern_pcid(k, 0));
 }
 
+/** The global ASID space at boot: the cursor at the top (the first allocation resets and flushes). */
+export function tlb_boot_global(k: Kernel): void {
+  k.set(k.G.last_global_asid, 0, MAX_ASID_AVAILABLE);
+  k.set(k.G.global_asid_available, 0, MAX_ASID_AVAILABLE - TLB_NR_DYN_ASIDS - 1);
+}
+
 /** At __mmdrop(): no CPU may still have the mm loaded; its TLB state goes with the struct. */
 export function tlb_mm_free(k: Kernel, mm: number, cpu: number): void {
   for (let c = 0; c < k.params.cpus; c++) {
@@ -456,6 +645,7 @@ export function tlb_mm_free(k: Kernel, mm: number, cpu: number): void {
       k.warn("mm-use-after-free", `mm ${mm} freed while loaded on cpu ${c}`, cpu);
   }
   k.set(k.M.tlb_gen, mm, 0);
+  mm_free_global_asid(k, mm);
   const m = k.M.cpumask;
   for (let i = 0; i < m.len; i++) k.mem.write(m.at + mm * m.stride + i, 0);
   mark_pages(k, mm, TLB_PAGES, 0);

@@ -77,6 +77,10 @@ export const TLBE_WORDS = 4;
 /** Pages of each mm whose translations the TLB model tracks (pages 0 .. TLB_PAGES-1). */
 export const TLB_PAGES = 8;
 
+/** MAX_ASID_AVAILABLE with PTI compiled in: (1 << (12 - 1)) - 2 ASIDs, the top for global ones. */
+export const MAX_ASID_AVAILABLE = 2046;
+export const GLOBAL_ASID_WORDS = Math.ceil(MAX_ASID_AVAILABLE / 32);
+
 /** XSTATE component numbers are below this (XFEATURE_XTILE_DATA is 18). */
 export const XFEATURE_MAX = 19;
 
@@ -107,6 +111,11 @@ export function defineLayout(size: MachineSize) {
     file_free: 1,
     nr_bonds: 1,
     nr_open_files: 1,
+    jiffies: 1, // ticks of CPU 0 (consider_global_asid samples against it)
+    global_asid_used: GLOBAL_ASID_WORDS, // bitmaps over ASIDs 0 .. MAX_ASID_AVAILABLE-1
+    global_asid_freed: GLOBAL_ASID_WORDS,
+    last_global_asid: 1,
+    global_asid_available: 1,
     nr_timers: 1, // hrtimers armed (tasks with TIF_TIMER_ARMED): check's enabled set skips the task scan at 0
     fault_hits: FAULT_SITES_MAX, // runs of each fault-injection site so far
   });
@@ -207,6 +216,8 @@ export function defineLayout(size: MachineSize) {
     nr_bonds: 1, // bonds of this mm (the `unbind` lifetime frees at 0)
     pasid_refs: 1, // the `task-refcount` lifetime's references
     tlb_gen: 1, // mm->context.tlb_gen
+    global_asid: 1, // mm->context.global_asid (0: none; INVLPGB keeps it coherent on every CPU)
+    asid_transition: 1, // CPUs running the mm may still use a dynamic ASID
     cpumask: cpumaskWords(size.cpus), // mm_cpumask(mm)
     page_gen: TLB_PAGES, // tlb_gen of the last flush request covering each tracked page
   });

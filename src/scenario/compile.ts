@@ -204,9 +204,9 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
   const mmsMax = tasksMax * 2 + m.cpus;
   const seed = ov.seed ?? sc.seed;
   const withDevices = devices.length > 0;
-  if (policy.tlb_shootdown === "invlpgb") {
+  if (policy.tlb_shootdown === "invlpgb" && !m.pcid) {
     throw new InputError(
-      `${ls.locate(["policy", "tlb_shootdown"])}: policy.tlb_shootdown: 'invlpgb' (global ASIDs) is not supported yet; use 'ipi'`,
+      `${ls.locate(["policy", "tlb_shootdown"])}: policy.tlb_shootdown: 'invlpgb' (global ASIDs) needs machine.pcid`,
     );
   }
   return {
@@ -228,6 +228,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
           userAsidFlush: policy.user_asid_flush,
           userFlushTest: policy.user_flush_test,
           nmiRestoreCr3: policy.nmi_restore_cr3,
+          invlpgb: policy.tlb_shootdown === "invlpgb",
         },
         xstate,
         pasidMsr: policy.pasid_msr,
