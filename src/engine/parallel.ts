@@ -300,12 +300,14 @@ export function exploreParallel(
     );
   }
   let reason: string | null = null;
-  const t0 = Date.now();
+  // Waits of at most 100 ms each while some worker has not started: 200 of
+  // them (about 20 s) and the threads are given up on. No clock is read.
+  let startWaits = 0;
   for (;;) {
     const done = Atomics.load(ctl, DONE);
     if (done === workers) break;
     Atomics.wait(ctl, DONE, done, 100);
-    if (Atomics.load(ctl, STARTED) < workers && Date.now() - t0 > 20_000) {
+    if (Atomics.load(ctl, STARTED) < workers && ++startWaits > 200) {
       for (const th of threads) void th.terminate();
       throw new Error("check --workers: the worker threads did not start");
     }

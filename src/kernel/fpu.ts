@@ -72,7 +72,7 @@ export function rdmsr_pasid(k: Kernel, cpu: number): number {
 
 /** The PASID component of `t`'s memory image (0 when XSTATE_BV bit 10 is clear). */
 export function xs_pasid(k: Kernel, t: number): number {
-  return (k.get(k.T.xfeatures, t) & XFEATURE_MASK_PASID) === 0 ? 0 : k.w[xsAddr(k, t, XFEATURE_PASID)];
+  return xs_value(k, t, XFEATURE_PASID);
 }
 
 /** The value of component `i` in `t`'s memory image (0: init state). */
@@ -93,6 +93,11 @@ function lineCost(k: Kernel, bytes: number): number {
 /** fpregs_state_valid(): this CPU's registers still hold exactly `t`'s image. */
 export function fpregs_state_valid(k: Kernel, cpu: number, t: number): boolean {
   return k.get(k.C.fpregs_owner, cpu) === t && k.get(k.T.fpu_last_cpu, t) === cpu;
+}
+
+/** `t` (current on `cpu`) runs on its live registers: in user mode, or in the kernel with TIF_NEED_FPU_LOAD clear. */
+function regs_live(k: Kernel, cpu: number, t: number): boolean {
+  return k.get(k.C.in_user, cpu) !== 0 || (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0;
 }
 
 /** Write a live register (WRMSR, or an XRSTORS of one component from a kernel buffer). */
@@ -373,6 +378,13 @@ export function fpu_init_task(k: Kernel, t: number): void {
 
 // --- user code touching its registers; XFD and AMX permission -----------------------------
 
+/** A fresh, nonzero value for a component `t` writes (its pid and a counter). */
+function next_user_value(k: Kernel, t: number): number {
+  const gen = (k.get(k.T.fpu_gen, t) + 1) & 0xffff;
+  k.set(k.T.fpu_gen, t, gen);
+  return ((k.get(k.T.pid, t) & 0x7fff) << 16) | gen | 1;
+}
+
 /**
  * User code writes the components in `mask` (an `fpu` op). A dynamic
  * component its buffer lacks is armed in XFD: #NM, whose handler expands the
@@ -388,9 +400,7 @@ export function user_fpu_touch(k: Kernel, cpu: number, t: number, mask: number):
     k.call(cpu, P_EXC_NM);
     return false;
   }
-  const gen = (k.get(k.T.fpu_gen, t) + 1) & 0xffff;
-  k.set(k.T.fpu_gen, t, gen);
-  const v = ((k.get(k.T.pid, t) & 0x7fff) << 16) | gen | 1;
+  const v = next_user_value(k, t);
   for (let m = mask; m !== 0; m &= m - 1) {
     const bit = m & -m;
     write_xreg(k, cpu, 31 - Math.clz32(bit), v);
@@ -491,7 +501,7 @@ export function xstate_write(k: Kernel, cpu: number, t: number, i: number, v: nu
     k.charge(k.costs.kmalloc + k.costs.kfree + lineCost(k, size));
     k.metrics.xstate_helper_bytes += size;
   }
-  const live = k.get(k.C.in_user, cpu) !== 0 || (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0;
+  const live = regs_live(k, cpu, t);
   k.set(k.C.fpregs_locked, cpu, k.get(k.C.fpregs_locked, cpu) + 1);
   k.metrics.xstate_helper_bytes += size; // the new value itself
   if (helper === "lock-and-load") {
@@ -531,7 +541,7 @@ function pasid_sync(k: Kernel, cpu: number, t: number): void {
   if ((k.model.xstate.features & XFEATURE_MASK_PASID) === 0) return;
   if (k.get(k.T.mm, t) === 0) return; // !current->mm
   const want = mm_pasid_state(k, t);
-  const live = k.get(k.C.in_user, cpu) !== 0 || (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0;
+  const live = regs_live(k, cpu, t);
   const have = live ? rdmsr_pasid(k, cpu) : xs_pasid(k, t);
   if (have === want) return;
   xstate_write(k, cpu, t, XFEATURE_PASID, want);
@@ -676,9 +686,7 @@ export const P_XSTATE_WRITE = defPath("xstate_write_syscall", [
     "xstate_write",
     (k, cpu, fr) => {
       const t = k.curr(cpu);
-      const gen = (k.get(k.T.fpu_gen, t) + 1) & 0xffff;
-      k.set(k.T.fpu_gen, t, gen);
-      const v = ((k.get(k.T.pid, t) & 0x7fff) << 16) | gen | 1;
+      const v = next_user_value(k, t);
       for (let m = k.arg0(fr); m !== 0; m &= m - 1) xstate_write(k, cpu, t, 31 - Math.clz32(m & -m), v);
     },
   ],

@@ -281,11 +281,16 @@ export function enter_lazy_tlb(k: Kernel, cpu: number): void {
 /** leave_mm(): switch to init_mm at once (in an IPI handler, IRQs off: one atomic action). */
 function leave_mm(k: Kernel, cpu: number): void {
   k.set(k.C.is_lazy, cpu, 0);
-  switch_mm_enter(k, cpu, 0);
-  k.set(k.C.sw_gen, cpu, 0);
-  const sw = choose_new_asid(k, cpu, 0, 0);
-  load_new_mm_cr3(k, cpu, 0, sw);
-  switch_mm_finish(k, cpu, 0, sw);
+  switch_mm_now(k, cpu, 0, 0);
+}
+
+/** switch_mm_irqs_off(NULL, mm) as one atomic action (IRQs off, in an IPI handler). */
+function switch_mm_now(k: Kernel, cpu: number, mm: number, gen: number): void {
+  switch_mm_enter(k, cpu, mm);
+  k.set(k.C.sw_gen, cpu, gen);
+  const sw = choose_new_asid(k, cpu, mm, gen);
+  load_new_mm_cr3(k, cpu, mm, sw);
+  switch_mm_finish(k, cpu, mm, sw);
 }
 
 // --- flush_tlb_func -------------------------------------------------------------
@@ -311,11 +316,7 @@ export function flush_tlb_func(k: Kernel, cpu: number, initiator: number): void 
   }
   if (mm_needs_global_asid(k, loaded, k.get(C.loaded_mm_asid, cpu))) {
     // A straggler: reload onto the mm's global ASID (switch_mm_irqs_off(NULL, loaded_mm)).
-    switch_mm_enter(k, cpu, loaded);
-    k.set(C.sw_gen, cpu, k.get(k.M.tlb_gen, loaded));
-    const sw = choose_new_asid(k, cpu, loaded, 0);
-    load_new_mm_cr3(k, cpu, loaded, sw);
-    switch_mm_finish(k, cpu, loaded, sw);
+    switch_mm_now(k, cpu, loaded, k.get(k.M.tlb_gen, loaded));
   }
   // Broadcast ASIDs are always kept up to date with INVLPGB.
   if (is_global_asid(k, k.get(C.loaded_mm_asid, cpu))) return;
@@ -409,7 +410,7 @@ function putBit(k: Kernel, f: { at: number }, bit: number, on: boolean): void {
   k.mem.write(a, on ? v | (1 << (bit & 31)) : v & ~(1 << (bit & 31)));
 }
 
-/** INVLPGB of PCID `pcid` (all of it, or pages [0, pages)) on every CPU, then TLBSYNC. */
+/** INVLPGB of PCID `pcid` (all of it, or pages [0, pages)) on every CPU, then TLBSYNC; `pcid` -1: every PCID. */
 function invlpgb_flush(k: Kernel, pcid: number, pages: number): void {
   const w = k.w;
   const n = Math.min(pages, TLB_PAGES);
@@ -417,7 +418,7 @@ function invlpgb_flush(k: Kernel, pcid: number, pages: number): void {
     const b = k.C.tlb.at + c * k.C.tlb.stride;
     for (let i = 0; i < TLB_ENTRIES; i++) {
       const a = b + i * TLBE_WORDS;
-      if (w[a] !== pcid + 1) continue;
+      if (w[a] === 0 || (pcid >= 0 && w[a] !== pcid + 1)) continue;
       if (pages === 0 || w[a + 1] < n) k.mem.write(a, 0);
     }
   }
@@ -427,13 +428,7 @@ function invlpgb_flush(k: Kernel, pcid: number, pages: number): void {
 
 /** reset_global_asid_space(): invlpgb_flush_all_nonglobals(), reclaim the freed ASIDs. */
 function reset_global_asid_space(k: Kernel): void {
-  for (let c = 0; c < k.params.cpus; c++) {
-    const b = k.C.tlb.at + c * k.C.tlb.stride;
-    for (let i = 0; i < TLB_ENTRIES; i++)
-      if (k.w[b + i * TLBE_WORDS] !== 0) k.mem.write(b + i * TLBE_WORDS, 0);
-  }
-  k.metrics.invlpgb++;
-  k.charge(k.costs.invlpgb);
+  invlpgb_flush(k, -1, 0); // invlpgb_flush_all_nonglobals()
   const G = k.G;
   for (let i = 0; i < G.global_asid_used.len; i++) {
     const used = G.global_asid_used.at + i;
@@ -485,13 +480,12 @@ function consider_global_asid(k: Kernel, cpu: number, mm: number): void {
 }
 
 /** broadcast_tlb_flush(): INVLPGB of the global ASID's kernel and user PCIDs; no IPI, no deferred bit. */
-function broadcast_tlb_flush(k: Kernel, cpu: number, mm: number, pages: number): void {
+function broadcast_tlb_flush(k: Kernel, mm: number, pages: number): void {
   const asid = mm_global_asid(k, mm);
   invlpgb_flush(k, kern_pcid(k, asid), pages);
   if (k.model.tlb.pti) invlpgb_flush(k, user_pcid(k, asid), pages);
   if (pages === 0) k.metrics.tlb_flushes_full++;
   else k.metrics.tlb_flushes_range++;
-  void cpu;
 }
 
 /**
@@ -556,7 +550,7 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
       const C = k.C;
       const mm = k.get(C.fi_mm, cpu);
       if (mm_global_asid(k, mm) !== 0) {
-        broadcast_tlb_flush(k, cpu, mm, k.get(C.fi_pages, cpu));
+        broadcast_tlb_flush(k, mm, k.get(C.fi_pages, cpu));
         if (!finish_asid_transition(k, mm)) return; // every CPU on the global ASID: no IPI
       }
       flush_tlb_multi(k, cpu, mm);
