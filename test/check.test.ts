@@ -55,6 +55,27 @@ describe("every built-in variant/twin pair gives its verdict", () => {
   }
 });
 
+describe("a 4-CPU pair, by random walks (too many states for the exhaustive search)", () => {
+  test("check-user-mask-width: --kernel user-pcid-mask-u16 breaks user-mask; mainline passes the same walks", () => {
+    const bad = randomWalks(
+      builtin("check-user-mask-width", ["user-pcid-mask-u16"]).cs.boot,
+      [],
+      300,
+      1,
+      100_000,
+      NO_BUDGET,
+    );
+    assert.equal(bad.verdict, "violation");
+    assert.equal(bad.finding?.property, "user-mask");
+    assert.match(bad.finding?.message ?? "", /__set_bit\(101\) .* ctxs\[0\]\.ctx_id bit 21/);
+    const good = randomWalks(builtin("check-user-mask-width").cs.boot, [], 300, 1, 100_000, NO_BUDGET);
+    assert.equal(good.verdict, "pass", JSON.stringify(good.finding));
+    assert.ok(good.states > 10_000, `${good.states} states`);
+    const full = explore(builtin("check-user-mask-width").cs.boot, [], { maxStates: 20_000 }, 0);
+    assert.equal(full.verdict, "incomplete", "the exhaustive search does not fit a small budget");
+  });
+});
+
 describe("counterexamples", () => {
   const { cs } = builtin("check-exit-inflight", ["free-at-mmput"]);
   const found = explore(cs.boot, [], NO_BUDGET, 1).finding!;

@@ -40,6 +40,8 @@ describe("loading scenarios", () => {
       pcid: true,
       invpcid: true,
       asid_slots: 6,
+      global_asids_in_use: 0,
+      initial_jiffies: 0,
       pasid_bits: 20,
       xfeatures: ["x87", "sse", "avx", "pkru", "pasid"],
       cpuid_xstate: {},
@@ -283,6 +285,7 @@ describe("tooling", () => {
         "xstate_check",
         "xstate_helper",
         "nmi_restore_cr3",
+        "lazy_tlb",
       ].sort(),
     );
   });

@@ -23,6 +23,7 @@ import {
   P_FLUSH_TLB_MM_RANGE,
   P_SWITCH_MM,
   tlb_mm_free,
+  user_mask_pending,
 } from "../src/kernel/tlb.js";
 import { user_access } from "../src/kernel/tlb_hw.js";
 import { IRQ_CALL_FUNCTION, IRQ_NMI } from "../src/machine/state.js";
@@ -630,6 +631,153 @@ describe("reference scenario 16: global ASIDs and INVLPGB (6.15)", () => {
           "name: t\nmachine: { pcid: false }\npolicy: { tlb_shootdown: invlpgb }\nprocesses: [ { name: p, program: [ { compute: 1 } ] } ]\n",
         ),
       /t\.yaml:3:\d+: policy\.tlb_shootdown: 'invlpgb' \(global ASIDs\) needs machine\.pcid/,
+    );
+  });
+});
+
+describe("reference scenario 19: the width of user_pcid_flush_mask (PTI plus global ASIDs)", () => {
+  /** CPU 0 runs mm 1 on global ASID 100 (ASIDs 6..99 held at boot); a fixmap flush defers its user flush. */
+  function onAsid100(kernel: string[]) {
+    const cs = scenario(
+      "name: t\nmachine: { cpus: 1, invpcid: false, global_asids_in_use: 94 }\npolicy: { tlb_shootdown: invlpgb }\nprocesses:\n  - { name: p1, program: [ { compute: 1000 } ] }\n  - { name: p2, program: [ { compute: 1000 } ] }\n",
+      { kernel },
+    );
+    const { k } = bootEngine(cs);
+    k.set(k.C.irqs_off, 0, 1);
+    const A = 1;
+    k.set(k.M.global_asid, A, allocate_global_asid(k));
+    assert.equal(k.get(k.M.global_asid, A), 100, "the first ASID above the 94 held");
+    switchTo(k, A);
+    assert.equal(cr3(k).pcid, 101, "kernel PCID 101");
+    flush_tlb_one_kernel(k, 0, 0); // set_pte_vaddr() without INVPCID: invalidate_user_asid(100)
+    return k;
+  }
+  const maskWord = (k: Kernel, i: number) => k.w[k.C.user_pcid_flush_mask.at + i];
+
+  test("mainline (the posted fix): bit 101 of a 2048-bit mask, consumed by the flushing exit", () => {
+    const k = onAsid100([]);
+    assert.equal(k.C.user_pcid_flush_mask.len, 64, "2048 bits");
+    assert.deepEqual(user_mask_pending(k, 0), [101]);
+    assert.equal(maskWord(k, 3), 1 << 5);
+    const flushes = k.metrics.user_asid_flushes;
+    runPath(k, task(1), P_SWITCH_TO_USER_CR3);
+    assert.deepEqual(cr3(k), { mm: 1, pcid: 0x800 | 101, user: 1, noflush: 0 });
+    assert.equal(k.metrics.user_asid_flushes, flushes + 1);
+    assert.deepEqual(user_mask_pending(k, 0), []);
+    assert.deepEqual(violations(k), []);
+  });
+
+  test("user-pcid-mask-u16 (v6.15): __set_bit(101) lands in ctxs[0].ctx_id; the next switch's clear_asid_other() wipes it and the exit runs NOFLUSH", () => {
+    const k = onAsid100(["user-pcid-mask-u16"]);
+    assert.deepEqual(violations(k), [
+      "user-mask: cpu 0: __set_bit(101) past the 16-bit user_pcid_flush_mask writes ctxs[0].ctx_id bit 21",
+    ]);
+    const slot0 = k.C.ctx_id.at;
+    assert.equal(k.w[slot0] & (1 << 21), 1 << 21, "init_mm's slot 0 no longer holds ctx_id 1");
+    assert.deepEqual(user_mask_pending(k, 0), [], "nothing in the 16 bits themselves");
+    // To mm 2 and back: invalidate_other (set by the kernel-address flush) clears slot 0, bit 21 with it.
+    switchTo(k, 2);
+    switchTo(k, 1);
+    const flushes = k.metrics.user_asid_flushes;
+    runPath(k, task(1), P_SWITCH_TO_USER_CR3);
+    assert.equal(cr3(k).noflush, 1, "the deferred flush of user PCID 0x865 is lost");
+    assert.equal(k.metrics.user_asid_flushes, flushes);
+    const fixed = onAsid100([]);
+    switchTo(fixed, 2);
+    switchTo(fixed, 1);
+    runPath(fixed, task(1), P_SWITCH_TO_USER_CR3);
+    assert.equal(cr3(fixed).noflush, 0, "mainline's bit survives the switches");
+  });
+
+  test("the run tlb-user-mask-width: the variant WARNs from the first global ASID past 15; mainline does not", () => {
+    const ok = runScenario(scenario(readBuiltin("tlb-user-mask-width")));
+    assert.equal(ok.violations.length, 0, JSON.stringify(ok.violations.slice(0, 2)));
+    assert.ok(ok.metrics.global_asids >= 10, `${ok.metrics.global_asids} global ASIDs`);
+    const bad = runScenario(scenario(readBuiltin("tlb-user-mask-width"), { kernel: ["user-pcid-mask-u16"] }));
+    assert.ok(bad.violations.length > 0);
+    assert.equal(bad.violations[0].property, "user-mask");
+    assert.match(
+      bad.violations[0].message,
+      /__set_bit\(16\) past the 16-bit user_pcid_flush_mask writes cr4 bit 0/,
+    );
+  });
+
+  test("asid_slots above 15 overflow the 16-bit mask too (TLB_NR_DYN_ASIDS+1 bits); mainline sizes the mask for them", () => {
+    const procs = Array.from({ length: 17 }, (_, i) => `  - { name: p${i}, program: [ { compute: 1000 } ] }`);
+    const text = `name: t\nmachine: { cpus: 1, asid_slots: 16 }\nprocesses:\n${procs.join("\n")}\n`;
+    const ok = runScenario(scenario(text));
+    assert.equal(ok.violations.length, 0, JSON.stringify(ok.violations.slice(0, 2)));
+    assert.ok(ok.metrics.asid_switches >= 17);
+    const bad = runScenario(scenario(text, { kernel: ["user-pcid-mask-u16"] }));
+    assert.equal(bad.violations[0]?.property, "user-mask");
+  });
+
+  test("bad input: the variant without PTI, global ASIDs without invlpgb, asid_slots outside 1..2046", () => {
+    const proc = "processes: [ { name: p, program: [ { compute: 1 } ] } ]\n";
+    assert.throws(
+      () => scenario(`name: t\nmachine: { pti: false }\nkernel: [ user-pcid-mask-u16 ]\n${proc}`),
+      /t\.yaml:3:\d+: kernel\[0\]: kernel variant 'user-pcid-mask-u16' changes the deferred user-PCID flush mask/,
+    );
+    assert.throws(
+      () => scenario(`name: t\nmachine: { global_asids_in_use: 5 }\n${proc}`),
+      /t\.yaml:2:\d+: machine\.global_asids_in_use: global ASIDs need policy\.tlb_shootdown 'invlpgb'/,
+    );
+    for (const n of [0, 2047])
+      assert.throws(
+        () => scenario(`name: t\nmachine: { asid_slots: ${n} }\n${proc}`),
+        /t\.yaml:2:\d+: machine\.asid_slots/,
+      );
+  });
+});
+
+describe("reference scenario 6: A -> kernel thread -> B, lazy TLB then (4.15) and now", () => {
+  function viaKthread(policy: string[], extra = "") {
+    const k = machine(2, extra, policy);
+    const A = 1;
+    const B = 2;
+    switchTo(k, A);
+    const writes = k.metrics.cr3_writes;
+    enter_lazy_tlb(k, 0); // context_switch() to a kernel thread
+    const inKthread = {
+      cr3Writes: k.metrics.cr3_writes - writes,
+      loaded: k.get(k.C.loaded_mm, 0),
+      lazy: k.get(k.C.is_lazy, 0),
+      inMaskA: cpumask_test(k, A, 0),
+      pcid: cr3(k).pcid,
+    };
+    switchTo(k, B);
+    return { k, inKthread, b: cr3(k) };
+  }
+
+  test("mainline: A stays loaded and lazy, no CR3 write; B then gets its own slot", () => {
+    const { k, inKthread, b } = viaKthread([]);
+    assert.deepEqual(inKthread, { cr3Writes: 0, loaded: 1, lazy: 1, inMaskA: true, pcid: 2 });
+    assert.equal(b.mm, 2);
+    assert.equal(b.pcid, 3, "B in slot 2");
+    assert.deepEqual(violations(k), []);
+  });
+
+  test("lazy_tlb=init-mm (4.15-4.18 with PCID): the kernel thread loads init_mm by slot lookup (slot 0) and leaves mm_cpumask(A)", () => {
+    const { k, inKthread, b } = viaKthread(["lazy_tlb=init-mm"]);
+    assert.deepEqual(inKthread, { cr3Writes: 1, loaded: 0, lazy: 0, inMaskA: false, pcid: 1 });
+    assert.equal(b.mm, 2);
+    assert.equal(b.pcid, 3);
+    assert.deepEqual(violations(k), []);
+    // Without PCID 4.15 deferred the switch (tlb_defer_switch_to_init_mm()): lazy as now.
+    const nopcid = viaKthread(["lazy_tlb=init-mm"], ", pcid: false");
+    assert.equal(nopcid.inKthread.lazy, 1);
+    assert.equal(nopcid.inKthread.cr3Writes, 0);
+  });
+
+  test("in a run: lazy_tlb=init-mm writes CR3 on every switch to idle, and a remote munmap needs no IPI to a CPU that left", () => {
+    const text = readBuiltin("tlb-shootdown-storm");
+    const lazy = runScenario(scenario(text));
+    const eager = runScenario(scenario(text, { policy: ["lazy_tlb=init-mm"] }));
+    assert.equal(lazy.violations.length, 0);
+    assert.equal(eager.violations.length, 0, JSON.stringify(eager.violations.slice(0, 2)));
+    assert.ok(
+      eager.metrics.cr3_writes > lazy.metrics.cr3_writes,
+      `${eager.metrics.cr3_writes} vs ${lazy.metrics.cr3_writes}`,
     );
   });
 });

@@ -21,6 +21,7 @@ import {
   SYS_OPEN,
   SYS_RT_SIGRETURN,
   SYS_SCHED_YIELD,
+  SYS_SET_FIXMAP,
   SYS_WORK,
   SYS_XSTATE_WRITE,
 } from "../kernel/entry.js";
@@ -53,6 +54,7 @@ import {
   U_MMAP,
   U_MPROTECT,
   U_MUNMAP,
+  U_SET_FIXMAP,
   U_SIGNAL,
   U_SIGRETURN,
   U_SLEEP,
@@ -288,6 +290,10 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
     case U_MPROTECT:
       k.set(T.upc, t, upc + 2); // the U_ARG pair after it holds the count
       enter_syscall(k, cpu, (op === U_MUNMAP ? SYS_MUNMAP : SYS_MPROTECT) | (code[upc * 2 + 3] << 8), arg);
+      break;
+    case U_SET_FIXMAP:
+      k.set(T.upc, t, upc + 1);
+      enter_syscall(k, cpu, SYS_SET_FIXMAP, arg);
       break;
     case U_TOUCH: {
       const mm = k.get(T.mm, t);

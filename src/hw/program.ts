@@ -31,6 +31,7 @@ export const U_XCOMP_PERM = 24; // arch_prctl(ARCH_REQ_XCOMP_PERM, XTILE_DATA)
 export const U_GP = 25; // an instruction that takes #GP whatever IA32_PASID holds (a privileged one)
 export const U_SIGNAL = 26; // kill(getpid(), sig): the handler's frame is set up on the way back
 export const U_SIGRETURN = 27; // the handler returns: rt_sigreturn
+export const U_SET_FIXMAP = 28; // arg: pages: a syscall whose driver remaps that many kernel fixmap pages
 
 export const OPCODE_NAMES = [
   "end",
@@ -61,6 +62,7 @@ export const OPCODE_NAMES = [
   "gp_fault",
   "signal",
   "sigreturn",
+  "set_fixmap",
 ] as const;
 
 export interface Program {

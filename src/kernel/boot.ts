@@ -20,7 +20,7 @@ import { Kernel, type MachineParams, type ModelConfig } from "./kernel.js";
 import { mm_alloc } from "./mm.js";
 import { P_SWITCH_TO_USER_CR3 } from "./pti.js";
 import { enqueue_task, P_IDLE } from "./sched.js";
-import { P_SWITCH_MM, tlb_boot_cpu, tlb_boot_global } from "./tlb.js";
+import { P_SWITCH_MM, tlb_boot_cpu, tlb_boot_global, user_pcid_flush_mask_words } from "./tlb.js";
 
 export interface InitialProcess {
   prog: number;
@@ -66,6 +66,7 @@ export function boot(spec: BootSpec): Kernel {
     bonds: spec.bonds,
     openFiles: spec.openFiles,
     asidSlots: spec.model.tlb.asidSlots,
+    userMaskWords: user_pcid_flush_mask_words(spec.model.tlb, spec.model.variants),
   });
   const k = new Kernel(newMemory(L), L, spec.params, spec.programs, spec.costs, spec.model);
   k.hooks.switch_mm.push(P_SWITCH_MM);

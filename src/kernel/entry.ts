@@ -29,7 +29,7 @@ import { P_EXECVE, P_EXIT } from "./process.js";
 import { switch_to_kernel_cr3 } from "./pti.js";
 import { P_SCHEDULE, SM_NONE, SM_PREEMPT, scheduler_tick } from "./sched.js";
 import { P_NANOSLEEP, P_SCHED_YIELD } from "./sleep.js";
-import { flush_smp_call_function_queue, P_MEMOP } from "./tlb.js";
+import { flush_smp_call_function_queue, P_MEMOP, P_SET_FIXMAP } from "./tlb.js";
 
 // Syscall numbers of the model (a0 & 0xff); the clone flags ride in a0 >> 8.
 export const SYS_WORK = 0; // a generic syscall that spends a1 ns in the kernel
@@ -48,6 +48,7 @@ export const SYS_XSTATE_WRITE = 12; // a1: mask of components to change in the c
 export const SYS_ARCH_PRCTL = 13; // ARCH_REQ_XCOMP_PERM for AMX TILEDATA
 export const SYS_KILL_SELF = 14; // kill(getpid(), SIGUSR1): a signal with a handler
 export const SYS_RT_SIGRETURN = 15; // the handler returns
+export const SYS_SET_FIXMAP = 16; // a1: kernel fixmap pages a driver remaps on this CPU
 
 /** Task flag: killed by de_thread() (exec in another thread); dies on its way to user. */
 export const TIF_KILLED = 1 << 4;
@@ -97,6 +98,9 @@ export const P_SYSCALL = defPath("do_syscall_64", [
         case SYS_MUNMAP:
         case SYS_MPROTECT:
           k.call(cpu, P_MEMOP, arg, ((a0 >>> 8) << 2) | ((a0 & 0xff) === SYS_MUNMAP ? 1 : 2));
+          return;
+        case SYS_SET_FIXMAP:
+          k.call(cpu, P_SET_FIXMAP, arg);
           return;
         case SYS_KERNEL_FPU:
           k.call(cpu, P_KERNEL_FPU);

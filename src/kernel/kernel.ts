@@ -93,8 +93,14 @@ export interface TlbConfig {
   userFlushTest: "bt-btr" | "btr";
   /** policy.nmi_restore_cr3: `paranoid` (6.9's PARANOID_RESTORE_CR3) or `always` (RESTORE_CR3 before it). */
   nmiRestoreCr3: "paranoid" | "always";
+  /** policy.lazy_tlb: `lazy` (mainline: a kernel thread keeps the mm loaded) or `init-mm` (4.15-4.18 with PCID: switch to init_mm at once). */
+  lazyTlb: "lazy" | "init-mm";
   /** policy.tlb_shootdown = invlpgb: 6.15's global ASIDs with broadcast invalidation (X86_FEATURE_INVLPGB). */
   invlpgb: boolean;
+  /** machine.global_asids_in_use: global ASIDs held at boot by mms outside the scenario. */
+  globalAsidsInUse: number;
+  /** machine.initial_jiffies (kept only under invlpgb: consider_global_asid samples it). */
+  initialJiffies: number;
 }
 
 /** Receives trace events; null when tracing is off, so the hot loop pays one branch. */

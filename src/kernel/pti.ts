@@ -10,6 +10,7 @@
 import { IRQ_NMI } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
+import { user_mask_clear, user_mask_test } from "./tlb.js";
 import { KERN_PCID_MASK, PTI_USER_PCID_BIT, user_pcid, write_cr3 } from "./tlb_hw.js";
 
 /** SWITCH_TO_KERNEL_CR3: clear bits 11 and 12, NOFLUSH when PCID is on. Part of the entry instruction's step. */
@@ -30,12 +31,11 @@ function switch_to_user_cr3(k: Kernel, cpu: number): void {
     return;
   }
   const kpcid = k.get(C.cr3_pcid, cpu) & KERN_PCID_MASK;
-  const mask = k.get(C.user_pcid_flush_mask, cpu);
-  const set = (mask & (1 << kpcid)) !== 0;
+  const set = user_mask_test(k, cpu, kpcid);
   if (set || t.userFlushTest === "btr") {
     // btr: a read-modify-write of the mask's cache line, taken exclusive.
     k.charge(k.costs.user_mask_rmw);
-    k.set(C.user_pcid_flush_mask, cpu, mask & ~(1 << kpcid));
+    user_mask_clear(k, cpu, kpcid);
   }
   write_cr3(k, cpu, mm, kpcid | PTI_USER_PCID_BIT, true, !set);
 }
@@ -96,9 +96,8 @@ export const P_NMI = defPath("exc_nmi", [
         } else {
           // btr k, mask; jc: a pending flush of this user PCID is done here.
           const kpcid = pcid & KERN_PCID_MASK;
-          const mask = k.get(C.user_pcid_flush_mask, cpu);
-          const set = (mask & (1 << kpcid)) !== 0;
-          if (set) k.set(C.user_pcid_flush_mask, cpu, mask & ~(1 << kpcid));
+          const set = user_mask_test(k, cpu, kpcid);
+          if (set) user_mask_clear(k, cpu, kpcid);
           k.charge(k.costs.user_mask_rmw);
           write_cr3(k, cpu, mm, pcid, true, !set);
         }

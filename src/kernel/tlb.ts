@@ -15,7 +15,7 @@ import {
   TLB_PAGES,
   TLBE_WORDS,
 } from "../machine/state.js";
-import type { Kernel } from "./kernel.js";
+import type { Kernel, TlbConfig } from "./kernel.js";
 import { mmdropHooks } from "./mm.js";
 import { defPath } from "./path.js";
 import { raise_irq } from "./sched.js";
@@ -39,6 +39,16 @@ export const PTRS_PER_PTE = 512;
 export const VARIANT_SKIPPED_IPI = "fea4e317f9e7";
 /** Kernel variant: switch_mm_irqs_off() without the smp_mb() of 83b0177a6c48 (store buffering). */
 export const VARIANT_STORE_BUFFERING = "83b0177a6c48";
+/**
+ * Kernel variant: user_pcid_flush_mask as the `unsigned short` of v6.15.
+ * Under PTI a global ASID's kernel PCID (7 .. 2046) is a bit index past its
+ * 16 bits: __set_bit() and the exit path's `bt`/`btr` on a register offset
+ * reach the rest of struct tlb_state (fixed by "x86/mm: Fix potential
+ * overflow in user_pcid_flush_mask", Rik van Riel, posted June 2025).
+ */
+export const VARIANT_USER_MASK_U16 = "user-pcid-mask-u16";
+/** Bits of the v6.15 mask. */
+const USER_MASK_U16_BITS = 16;
 
 // switch_mm_irqs_off()'s a1: the chosen ASID (global ones up to 2045), need_flush, and whether to re-enable IRQs at the end.
 const SW_ASID = 0x7ff;
@@ -76,6 +86,80 @@ function ctxIdAddr(k: Kernel, cpu: number, asid: number): number {
 // --- the deferred user flush ---------------------------------------------------
 
 /**
+ * Words of each CPU's user_pcid_flush_mask: the posted fix sizes it for every
+ * kernel PCID the configuration can load (all 2046 with global ASIDs); the
+ * v6.15 variant keeps 16 bits and 2048 of the memory after them, where its
+ * out-of-range bits land (see user_mask_word()).
+ */
+export function user_pcid_flush_mask_words(t: TlbConfig, variants: ReadonlySet<string>): number {
+  if (variants.has(VARIANT_USER_MASK_U16)) return Math.ceil((MAX_ASID_AVAILABLE + 1) / 32);
+  return Math.ceil(((t.invlpgb ? MAX_ASID_AVAILABLE : t.asidSlots) + 1) / 32);
+}
+
+// struct tlb_state of v6.15 on x86_64, in bits from user_pcid_flush_mask
+// (byte 22): cr4 at 16 (byte 24), ctxs[i] at 80 + 128 i (byte 32 + 16 i),
+// each ctx_id (64 bits) then tlb_gen (64 bits).
+const TLBSTATE_CTXS_BIT = 80;
+
+/**
+ * The word holding bit `kpcid` of the mask (user_mask_bit() gives its bit).
+ * Mainline: word kpcid >> 5. Under user-pcid-mask-u16 a bit past the 16
+ * lands where the struct puts it: in the low half of a ctxs[] field the
+ * model keeps (ctx_id, tlb_gen), else in the mask's own words, standing for
+ * cr4, the high halves and what follows the struct (the model reads none of
+ * those: a stale bit there costs an extra user flush, never a missed one).
+ */
+function user_mask_word(k: Kernel, cpu: number, kpcid: number): number {
+  const f = k.C.user_pcid_flush_mask;
+  if (kpcid >= USER_MASK_U16_BITS && k.model.variants.has(VARIANT_USER_MASK_U16)) {
+    const rel = kpcid - TLBSTATE_CTXS_BIT;
+    const slot = rel >> 7;
+    if (rel >= 0 && slot < k.model.tlb.asidSlots && (rel & 63) < 32)
+      return (rel & 64) === 0 ? ctxIdAddr(k, cpu, slot) : ctxGenAddr(k, cpu, slot);
+  }
+  return f.at + cpu * f.stride + (kpcid >> 5);
+}
+
+function user_mask_bit(k: Kernel, kpcid: number): number {
+  if (kpcid >= USER_MASK_U16_BITS && k.model.variants.has(VARIANT_USER_MASK_U16)) {
+    const rel = kpcid - TLBSTATE_CTXS_BIT;
+    if (rel >= 0 && rel >> 7 < k.model.tlb.asidSlots && (rel & 63) < 32) return 1 << (rel & 31);
+  }
+  return 1 << (kpcid & 31);
+}
+
+/** `bt kpcid, user_pcid_flush_mask`. */
+export function user_mask_test(k: Kernel, cpu: number, kpcid: number): boolean {
+  return (k.w[user_mask_word(k, cpu, kpcid)] & user_mask_bit(k, kpcid)) !== 0;
+}
+
+/** `btr`: clear the bit (a read-modify-write of its cache line). */
+export function user_mask_clear(k: Kernel, cpu: number, kpcid: number): void {
+  const a = user_mask_word(k, cpu, kpcid);
+  k.mem.write(a, k.w[a] & ~user_mask_bit(k, kpcid));
+}
+
+/** The kernel PCIDs pending in cpu's mask (the variant's spilled bits included where they sit in the mask's words). */
+export function user_mask_pending(k: Kernel, cpu: number): number[] {
+  const f = k.C.user_pcid_flush_mask;
+  const out: number[] = [];
+  for (let i = 0; i < f.len; i++) {
+    const w = k.w[f.at + cpu * f.stride + i];
+    for (let b = 0; b < 32; b++) if ((w & (1 << b)) !== 0) out.push(i * 32 + b);
+  }
+  return out;
+}
+
+/** Where the variant's __set_bit(kpcid) lands, for its WARN. */
+function user_mask_spill(k: Kernel, kpcid: number): string {
+  if (kpcid < TLBSTATE_CTXS_BIT) return `cr4 bit ${kpcid - USER_MASK_U16_BITS}`;
+  const rel = kpcid - TLBSTATE_CTXS_BIT;
+  const slot = rel >> 7;
+  if (slot >= k.model.tlb.asidSlots) return `byte ${22 + (kpcid >> 3)}, past struct tlb_state`;
+  return `ctxs[${slot}].${(rel & 64) === 0 ? "ctx_id" : "tlb_gen"} bit ${rel & 63}`;
+}
+
+/**
  * invalidate_user_asid(): the user PCID of `asid` must be flushed before
  * user code runs on it again. Mainline sets a bit (non-atomic, idempotent:
  * this CPU only, IRQs off or the bit's owner) that SWITCH_TO_USER_CR3
@@ -89,8 +173,16 @@ export function invalidate_user_asid(k: Kernel, cpu: number, asid: number): void
     return;
   }
   const bit = kern_pcid(k, asid);
-  if (bit > t.asidSlots || bit >= 31) k.warn("user-mask", `cpu ${cpu}: user_pcid_flush_mask bit ${bit}`, cpu);
-  k.set(k.C.user_pcid_flush_mask, cpu, k.get(k.C.user_pcid_flush_mask, cpu) | (1 << bit));
+  if (asid >= (is_global_asid(k, asid) ? MAX_ASID_AVAILABLE : t.asidSlots))
+    k.warn("user-mask", `cpu ${cpu}: user_pcid_flush_mask bit ${bit} names no ASID`, cpu);
+  else if (bit >= USER_MASK_U16_BITS && k.model.variants.has(VARIANT_USER_MASK_U16))
+    k.warn(
+      "user-mask",
+      `cpu ${cpu}: __set_bit(${bit}) past the 16-bit user_pcid_flush_mask writes ${user_mask_spill(k, bit)}`,
+      cpu,
+    );
+  const a = user_mask_word(k, cpu, bit);
+  k.mem.write(a, k.w[a] | user_mask_bit(k, bit));
 }
 
 /** flush_tlb_local(): the kernel PCID now (CR3 reload), the user PCID at exit. */
@@ -272,9 +364,21 @@ export const P_SWITCH_MM = defPath("switch_mm_irqs_off", [
   ["loaded_mm = next", (k, cpu, fr) => switch_mm_finish(k, cpu, k.arg0(fr), k.arg1(fr))],
 ]);
 
-/** enter_lazy_tlb(): a kernel thread keeps the mm loaded; flushes may skip this CPU. */
+/**
+ * enter_lazy_tlb(): a kernel thread keeps the mm loaded; flushes may skip
+ * this CPU. Under `lazy_tlb: init-mm` (4.15-4.18, where
+ * tlb_defer_switch_to_init_mm() deferred only without PCID) a CPU with PCID
+ * switches to init_mm at once (a slot lookup or allocation like any switch)
+ * and, as switch_mm_irqs_off() did then, leaves mm_cpumask(prev).
+ */
 export function enter_lazy_tlb(k: Kernel, cpu: number): void {
-  if (k.get(k.C.loaded_mm, cpu) === 0) return; // init_mm is never lazy
+  const prev = k.get(k.C.loaded_mm, cpu);
+  if (prev === 0) return; // init_mm is never lazy
+  if (k.model.tlb.lazyTlb === "init-mm" && k.model.tlb.pcid) {
+    switch_mm_now(k, cpu, 0, 0);
+    cpumask_clear(k, prev, cpu);
+    return;
+  }
   k.set(k.C.is_lazy, cpu, 1);
 }
 
@@ -379,11 +483,8 @@ function flush_tlb_multi(k: Kernel, cpu: number, mm: number): void {
 
 // --- global ASIDs and INVLPGB (v6.15) ----------------------------------------------
 
-/** The TLB_NR_DYN_ASIDS of the kernel: global ASIDs start above the dynamic ones. */
-const TLB_NR_DYN_ASIDS = 6;
-
 export function is_global_asid(k: Kernel, asid: number): boolean {
-  return k.model.tlb.invlpgb && asid >= TLB_NR_DYN_ASIDS;
+  return k.model.tlb.invlpgb && asid >= k.model.tlb.asidSlots; // TLB_NR_DYN_ASIDS
 }
 
 export function mm_global_asid(k: Kernel, mm: number): number {
@@ -438,7 +539,7 @@ function reset_global_asid_space(k: Kernel): void {
       k.mem.write(freed, 0);
     }
   }
-  k.set(G.last_global_asid, 0, TLB_NR_DYN_ASIDS);
+  k.set(G.last_global_asid, 0, k.model.tlb.asidSlots);
 }
 
 /** allocate_global_asid(): the next free ASID above the cursor; 0 when none is left. */
@@ -613,6 +714,20 @@ export const P_MEMOP = defPath("do_vmi_munmap", [
   ],
 ]);
 
+/**
+ * A driver's set_pte_vaddr() of a0 fixmap pages (kmap_local, early_ioremap):
+ * with preemption off, flush_tlb_one_kernel() on this CPU for each.
+ */
+export const P_SET_FIXMAP = defPath("set_pte_vaddr", [
+  [
+    "flush_tlb_one_kernel",
+    (k, cpu, fr) => {
+      const pages = k.arg0(fr);
+      for (let p = 0; p < pages; p++) flush_tlb_one_kernel(k, cpu, p);
+    },
+  ],
+]);
+
 // --- boot and teardown ------------------------------------------------------------
 
 /** initialize_tlbstate_and_flush(): init_mm in slot 0 (ctx 1), next_asid 1, a flushing CR3. */
@@ -626,10 +741,18 @@ export function tlb_boot_cpu(k: Kernel, cpu: number): void {
   k.set(C.cr3_pcid, cpu, kern_pcid(k, 0));
 }
 
-/** The global ASID space at boot: the cursor at the top (the first allocation resets and flushes). */
+/**
+ * The global ASID space at boot: the cursor at the top (the first allocation
+ * resets and flushes); machine.global_asids_in_use ASIDs above the dynamic
+ * ones already held by mms outside the scenario. jiffies from
+ * machine.initial_jiffies (the kernel's INITIAL_JIFFIES).
+ */
 export function tlb_boot_global(k: Kernel): void {
+  const t = k.model.tlb;
   k.set(k.G.last_global_asid, 0, MAX_ASID_AVAILABLE);
-  k.set(k.G.global_asid_available, 0, MAX_ASID_AVAILABLE - TLB_NR_DYN_ASIDS - 1);
+  k.set(k.G.global_asid_available, 0, Math.max(0, MAX_ASID_AVAILABLE - t.asidSlots - 1 - t.globalAsidsInUse));
+  for (let i = 0; i < t.globalAsidsInUse; i++) putBit(k, k.G.global_asid_used, t.asidSlots + i, true);
+  if (t.invlpgb) k.set(k.G.jiffies, 0, t.initialJiffies);
 }
 
 /** At __mmdrop(): no CPU may still have the mm loaded; its TLB state goes with the struct. */

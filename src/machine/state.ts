@@ -66,6 +66,8 @@ export interface MachineSize {
   openFiles: number;
   /** TLB_NR_DYN_ASIDS: dynamic ASID slots per CPU (machine.asid_slots). */
   asidSlots: number;
+  /** Words of user_pcid_flush_mask: one bit per kernel PCID the configuration can load. */
+  userMaskWords: number;
 }
 
 /** Words of a cpumask over `cpus` CPUs (bit c of word c >> 5). */
@@ -147,7 +149,7 @@ export function defineLayout(size: MachineSize) {
     next_asid: 1, // choose_new_asid()'s round-robin cursor
     is_lazy: 1, // cpu_tlbstate_shared.is_lazy
     invalidate_other: 1, // clear the other ASID slots at the next switch
-    user_pcid_flush_mask: 1, // bit kern_pcid(a): user PCID of slot a needs a flush at exit
+    user_pcid_flush_mask: size.userMaskWords, // bit kern_pcid(a): user PCID of ASID a needs a flush at exit
     ctx_id: size.asidSlots, // ctxs[a].ctx_id
     ctx_gen: size.asidSlots, // ctxs[a].tlb_gen
     sw_gen: 1, // switch_mm_irqs_off()'s next_tlb_gen (a local; IRQs are off, so one at a time)

@@ -26,6 +26,7 @@ import {
   U_MMAP,
   U_MPROTECT,
   U_MUNMAP,
+  U_SET_FIXMAP,
   U_SIGNAL,
   U_SIGRETURN,
   U_SLEEP,
@@ -45,7 +46,7 @@ import {
   type XstateLayout,
   xfeatureNumbers,
 } from "../kernel/xstate.js";
-import { LOOP_DEPTH_MAX } from "../machine/state.js";
+import { LOOP_DEPTH_MAX, MAX_ASID_AVAILABLE } from "../machine/state.js";
 import { InputError } from "./errors.js";
 import type { LoadedScenario } from "./load.js";
 import {
@@ -70,6 +71,8 @@ export const KERNEL_VARIANTS: Readonly<Record<string, string>> = {
     "5.10: the PASID IPI's update_pasid() lands inside an fpregs_lock() section (kernel_fpu_begin) and is overwritten by its XSAVES: a lost update, why ENQCMD was force-disabled in 5.13 (9bfecd058339)",
   "83b0177a6c48":
     "6.14-6.15: switch_mm_irqs_off() stores loaded_mm and loads tlb_gen with no barrier when its mm_cpumask bit is already set; under x86-TSO the flusher and the switcher can both miss each other's store (fixed by 83b0177a6c48)",
+  "user-pcid-mask-u16":
+    "6.15: user_pcid_flush_mask is an unsigned short; under PTI a global ASID's kernel PCID (7-2046) sets and tests bits past it, in the rest of struct tlb_state (fixed by the posted 'x86/mm: Fix potential overflow in user_pcid_flush_mask', June 2025)",
   fea4e317f9e7:
     "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",
 };
@@ -124,9 +127,16 @@ const MSR_POLICY_VARIANTS: Readonly<Record<string, string>> = {
   "ipi-in-bh": "ipi",
 };
 
-function variantOutOfModel(v: string, devices: number, policy: Policy): string | null {
+function variantOutOfModel(
+  v: string,
+  devices: number,
+  policy: Policy,
+  m: { pti: boolean; pcid: boolean },
+): string | null {
   if (DEVICE_VARIANTS.has(v) && devices === 0)
     return `kernel variant '${v}' changes the PASID/device model, and the scenario declares no devices`;
+  if (v === "user-pcid-mask-u16" && !(m.pti && m.pcid && policy.user_asid_flush === "deferred"))
+    return `kernel variant '${v}' changes the deferred user-PCID flush mask, which needs machine.pti, machine.pcid and policy.user_asid_flush 'deferred'`;
   const needs = MSR_POLICY_VARIANTS[v];
   if (needs !== undefined && policy.pasid_msr !== needs)
     return `kernel variant '${v}' changes the '${needs}' code of policy.pasid_msr, which is '${policy.pasid_msr}' here`;
@@ -176,11 +186,11 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
     if (!(v in KERNEL_VARIANTS)) throw new InputError(`--kernel ${v}: ${unknownVariant(v)}`);
   const policy = applyPolicy(sc.policy, ov.policy ?? []);
   sc.kernel.forEach((v, i) => {
-    const why = variantOutOfModel(v, devices.length, policy);
+    const why = variantOutOfModel(v, devices.length, policy, m);
     if (why !== null) throw new InputError(`${ls.locate(["kernel", i])}: kernel[${i}]: ${why}`);
   });
   for (const v of ov.kernel ?? []) {
-    const why = variantOutOfModel(v, devices.length, policy);
+    const why = variantOutOfModel(v, devices.length, policy, m);
     if (why !== null) throw new InputError(`--kernel ${v}: ${why}`);
   }
   const props = sc.check?.properties ?? [];
@@ -209,6 +219,16 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
       `${ls.locate(["policy", "tlb_shootdown"])}: policy.tlb_shootdown: 'invlpgb' (global ASIDs) needs machine.pcid`,
     );
   }
+  if (m.global_asids_in_use > 0 && policy.tlb_shootdown !== "invlpgb") {
+    throw new InputError(
+      `${ls.locate(["machine", "global_asids_in_use"])}: machine.global_asids_in_use: global ASIDs need policy.tlb_shootdown 'invlpgb'`,
+    );
+  }
+  if (m.global_asids_in_use > MAX_ASID_AVAILABLE - m.asid_slots - 1) {
+    throw new InputError(
+      `${ls.locate(["machine", "global_asids_in_use"])}: machine.global_asids_in_use: ${m.global_asids_in_use} is more than the ${MAX_ASID_AVAILABLE - m.asid_slots - 1} global ASIDs above ${m.asid_slots} dynamic slots`,
+    );
+  }
   return {
     name: sc.name,
     seed,
@@ -228,7 +248,10 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
           userAsidFlush: policy.user_asid_flush,
           userFlushTest: policy.user_flush_test,
           nmiRestoreCr3: policy.nmi_restore_cr3,
+          lazyTlb: policy.lazy_tlb,
           invlpgb: policy.tlb_shootdown === "invlpgb",
+          globalAsidsInUse: m.global_asids_in_use,
+          initialJiffies: m.initial_jiffies,
         },
         xstate,
         pasidMsr: policy.pasid_msr,
@@ -348,6 +371,9 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
     case "munmap":
     case "mprotect":
       code.push(op.kind === "munmap" ? U_MUNMAP : U_MPROTECT, op.pages, U_ARG, op.count);
+      return;
+    case "set_fixmap":
+      code.push(U_SET_FIXMAP, op.pages);
       return;
     case "touch":
       code.push(U_TOUCH, op.pages);

@@ -5,6 +5,7 @@
  * Every object is strict, so a misspelt key is an error rather than silently ignored.
  */
 import { z } from "zod";
+import { MAX_ASID_AVAILABLE } from "../machine/state.js";
 
 /** Where a node sits in the scenario document: mapping keys and list indices, from the top. */
 export type DocPath = (string | number)[];
@@ -61,7 +62,11 @@ const MachineSchema = strict({
   pti: z.boolean().default(true),
   pcid: z.boolean().default(true),
   invpcid: z.boolean().default(true),
-  asid_slots: int(1, 6).default(6),
+  asid_slots: int(1, MAX_ASID_AVAILABLE).default(6),
+  /** Global ASIDs (tlb_shootdown: invlpgb) already held at boot by mms outside the scenario: a machine that has run a while. */
+  global_asids_in_use: int(0, MAX_ASID_AVAILABLE - 2).default(0),
+  /** jiffies at boot (the kernel's INITIAL_JIFFIES): consider_global_asid samples pid against it. */
+  initial_jiffies: int(0, 2 ** 31 - 1).default(0),
   pasid_bits: int(1, 20).default(20),
   xfeatures: z.array(z.enum(XFEATURES)).default((): XFeature[] => ["x87", "sse", "avx", "pkru", "pasid"]),
   /** CPUID(0xD, i) entries that differ from the built-in table (size, standard offset, 64-byte alignment). */
@@ -111,6 +116,7 @@ const POLICIES = {
   xstate_helper: ["lock-and-load", "update", "replace"],
   xstate_check: ["off", "on"],
   nmi_restore_cr3: ["paranoid", "always"],
+  lazy_tlb: ["lazy", "init-mm"],
 } as const;
 
 const PolicySchema = strict({
@@ -122,6 +128,7 @@ const PolicySchema = strict({
   xstate_helper: z.enum(POLICIES.xstate_helper).default(POLICIES.xstate_helper[0]),
   xstate_check: z.enum(POLICIES.xstate_check).default(POLICIES.xstate_check[0]),
   nmi_restore_cr3: z.enum(POLICIES.nmi_restore_cr3).default(POLICIES.nmi_restore_cr3[0]),
+  lazy_tlb: z.enum(POLICIES.lazy_tlb).default(POLICIES.lazy_tlb[0]),
 });
 export type Policy = z.output<typeof PolicySchema>;
 export type PolicyKey = keyof Policy;
@@ -151,6 +158,7 @@ export const OP_KINDS = [
   "mmap",
   "munmap",
   "mprotect",
+  "set_fixmap",
   "touch",
   "fork",
   "clone_thread",
@@ -170,6 +178,7 @@ const COUNTABLE: ReadonlySet<OpKind> = new Set<OpKind>([
   "mmap",
   "munmap",
   "mprotect",
+  "set_fixmap",
   "touch",
   "fpu",
   "xstate_write",
@@ -209,6 +218,8 @@ export interface RawOp {
   mmap?: number;
   munmap?: number;
   mprotect?: number;
+  /** a syscall whose driver changes N kernel PTEs of this CPU (set_pte_vaddr): flush_tlb_one_kernel each */
+  set_fixmap?: number;
   /** a user-mode access to pages 0 .. N-1 (through the TLB; the model tracks the first 8) */
   touch?: number;
   fork?: Program;
@@ -255,6 +266,7 @@ const OpSchema: z.ZodType<RawOp> = z.lazy(() =>
         mmap: PAGES.optional(),
         munmap: PAGES.optional(),
         mprotect: PAGES.optional(),
+        set_fixmap: PAGES.optional(),
         touch: PAGES.optional(),
         fork: ProgramSchema.optional(),
         clone_thread: ProgramSchema.optional(),
@@ -462,7 +474,7 @@ export type NOp = NOpBase &
     | { kind: "yield" }
     | { kind: "fpu" | "xstate_write"; components: XFeature[] }
     | { kind: "kernel_fpu" | "req_xcomp_perm" | "gp_fault" | "signal" }
-    | { kind: "mmap" | "munmap" | "mprotect" | "touch"; pages: number }
+    | { kind: "mmap" | "munmap" | "mprotect" | "set_fixmap" | "touch"; pages: number }
     /** `program` is the child's (fork, clone_*) or the new image's (exec) */
     | { kind: "fork" | "clone_thread" | "clone_vm" | "exec"; program: NProgram }
     | { kind: "exit"; code: number }
@@ -496,6 +508,7 @@ function normalizeOp(op: RawOp, path: DocPath): NOp {
   if (op.mmap !== undefined) return { kind: "mmap", pages: op.mmap, ...at };
   if (op.munmap !== undefined) return { kind: "munmap", pages: op.munmap, ...at };
   if (op.mprotect !== undefined) return { kind: "mprotect", pages: op.mprotect, ...at };
+  if (op.set_fixmap !== undefined) return { kind: "set_fixmap", pages: op.set_fixmap, ...at };
   if (op.touch !== undefined) return { kind: "touch", pages: op.touch, ...at };
   if (op.fork !== undefined) return { kind: "fork", program: child(op.fork, "fork"), ...at };
   if (op.clone_thread !== undefined) {
