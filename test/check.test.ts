@@ -17,6 +17,7 @@ import {
   shortestCounterexample,
   shrink,
 } from "../src/engine/explore.js";
+import { Ownership } from "../src/engine/ownership.js";
 import { exploreParallel } from "../src/engine/parallel.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
@@ -221,35 +222,94 @@ processes:
 
 const OPTS = { properties: [], maxStates: 5_000_000, preemptionBound: 1, random: null };
 
-describe("partial-order reduction (sleep sets)", () => {
-  test("gives the verdicts and properties of plain search on every pass/violation pair, the same states, fewer transitions", () => {
+const SLEEP_ONLY = { sleep: true, persistent: false, audit: true };
+
+describe("partial-order reduction (sleep sets + persistent sets)", () => {
+  test("gives the verdicts and properties of plain search on every pass/violation pair; sleep sets alone keep every state, persistent sets never add one and save some", () => {
     let saved = 0;
+    let fewer = 0;
     for (const p of PAIRS) {
       for (const kernel of [[], [p.variant]]) {
         const { ls, cs } = builtin(p.scenario, kernel);
         const bound = ls.scenario.check.preemption_bound ?? null;
         const plain = explore(cs.boot, [], NO_BUDGET, bound);
+        const sleep = explorePor(cs.boot, [], NO_BUDGET, bound, SLEEP_ONLY);
         const por = explorePor(cs.boot, [], NO_BUDGET, bound);
         const what = `${p.scenario} ${kernel.join()}`;
-        assert.equal(por.verdict, plain.verdict, what);
-        assert.equal(por.finding?.property, plain.finding?.property, what);
-        assert.match(por.coverage, /, sleep sets$/);
+        for (const r of [sleep, por]) {
+          assert.equal(r.verdict, plain.verdict, what);
+          assert.equal(r.finding?.property, plain.finding?.property, what);
+        }
+        assert.match(sleep.coverage, /, sleep sets$/);
+        assert.match(por.coverage, /, sleep sets \+ persistent sets$/);
         if (plain.verdict === "pass") {
           // Sleep sets alone visit every reachable state; they save transitions.
-          assert.equal(por.states, plain.states, what);
-          assert.ok(por.transitions <= plain.transitions, what);
-          saved += plain.transitions - por.transitions;
+          assert.equal(sleep.states, plain.states, what);
+          assert.ok(sleep.transitions <= plain.transitions, what);
+          saved += plain.transitions - sleep.transitions;
+          // Persistent sets leave states out.
+          assert.ok(por.states <= plain.states, `${what}: ${por.states} <= ${plain.states}`);
+          if (por.states < plain.states) fewer++;
         }
         if (por.finding !== null) {
           const r = replaySchedule(cs.boot, [], por.finding.schedule);
+          assert.equal(r.error, null, what);
           assert.equal(r.finding?.property, por.finding.property, what);
         }
       }
     }
     assert.ok(saved > 0, "some transitions were not executed");
+    assert.ok(fewer > 0, "persistent sets saved states somewhere");
   });
 
-  test("on two CPUs it keeps every state and the violation, and saves more", () => {
+  test("the ownership the persistent sets rely on holds on every reachable state of every built-in check scenario", () => {
+    // The unreduced search through the footprint recorder, the assertion on
+    // every transition: the same states and transitions as plain search.
+    for (const p of PAIRS) {
+      for (const kernel of [[], [p.variant]]) {
+        const { ls, cs } = builtin(p.scenario, kernel);
+        const bound = ls.scenario.check.preemption_bound ?? null;
+        const plain = explore(cs.boot, [], NO_BUDGET, bound);
+        const audited = explorePor(cs.boot, [], NO_BUDGET, bound, {
+          sleep: false,
+          persistent: false,
+          audit: true,
+        });
+        const what = `${p.scenario} ${kernel.join()}`;
+        assert.equal(audited.verdict, plain.verdict, what);
+        assert.equal(audited.states, plain.states, what);
+        assert.equal(audited.transitions, plain.transitions, what);
+      }
+    }
+  });
+
+  test("small scenarios: the verdicts of plain search, never more states", () => {
+    const small = [
+      ["exec-after-activation", 0],
+      ["file-passed-on", 0],
+      ["check-exit-inflight", 0],
+      ["check-close-inflight", 0],
+      ["tlb-round-robin", 0],
+      ["xstate-lifecycle", 0],
+    ] as const;
+    for (const [name, bound] of small) {
+      const { cs } = builtin(name);
+      const plain = explore(cs.boot, [], NO_BUDGET, bound);
+      const por = explorePor(cs.boot, [], NO_BUDGET, bound);
+      assert.equal(por.verdict, plain.verdict, name);
+      assert.equal(por.finding?.property, plain.finding?.property, name);
+      assert.ok(por.states <= plain.states, name);
+      if (por.finding !== null) {
+        assert.equal(
+          replaySchedule(cs.boot, [], por.finding.schedule).finding?.property,
+          por.finding.property,
+          name,
+        );
+      }
+    }
+  });
+
+  test("on two CPUs sleep sets keep every state, persistent sets save some, the violation is found", () => {
     const two = (kernel: string[]) =>
       compileScenario(
         loadScenarioString(
@@ -260,12 +320,36 @@ describe("partial-order reduction (sleep sets)", () => {
       );
     const ok = two([]);
     const plain = explore(ok.boot, [], NO_BUDGET, 0);
+    const sleep = explorePor(ok.boot, [], NO_BUDGET, 0, SLEEP_ONLY);
+    assert.equal(sleep.verdict, "pass");
+    assert.equal(sleep.states, plain.states);
+    assert.ok(sleep.transitions < 0.9 * plain.transitions, `${sleep.transitions} vs ${plain.transitions}`);
     const por = explorePor(ok.boot, [], NO_BUDGET, 0);
     assert.equal(por.verdict, "pass");
-    assert.equal(por.states, plain.states);
-    assert.ok(por.transitions < 0.9 * plain.transitions, `${por.transitions} vs ${plain.transitions}`);
+    assert.ok(por.states < plain.states, `${por.states} < ${plain.states}`);
+    assert.ok(por.transitions <= sleep.transitions, `${por.transitions} <= ${sleep.transitions}`);
     const bad = two(["free-at-mmput"]);
     assert.equal(explorePor(bad.boot, [], NO_BUDGET, 0).finding?.property, "pasid-reuse");
+  });
+
+  test("the ownership assertion names a word another actor touched", () => {
+    const { cs } = builtin("check-switching-flush");
+    const { k } = checkMachine(cs.boot, []);
+    const own = new Ownership(k);
+    own.capture();
+    const at = (f: { at: number; stride: number }, i: number) => f.at + i * f.stride;
+    const none = new Int32Array(0);
+    // A tick writing CPU 1's irqs_off, CPU 0 reading CPU 1's current task's frames.
+    const w = Int32Array.of(at(k.C.irqs_off, 1));
+    assert.match(
+      own.audit(-1, none, 0, w, 1, 0, "tick 1") ?? "",
+      /tick 1 wrote cpu\[1\]\.irqs_off, owned by cpu 1/,
+    );
+    const r = Int32Array.of(at(k.T.depth, k.get(k.C.curr, 1)));
+    assert.match(own.audit(0, r, 1, none, 0, 0, "cpu 0") ?? "", /private to cpu 1/);
+    // Reading what only its owner writes is allowed; so is the owner's own step.
+    assert.equal(own.audit(0, Int32Array.of(at(k.C.loaded_mm, 1)), 1, none, 0, 0, "cpu 0"), null);
+    assert.equal(own.audit(1, r, 1, w, 1, 0, "cpu 1"), null);
   });
 
   test("budgets end a --por search as incomplete, with the reason", () => {

@@ -519,7 +519,10 @@ function program(): Command {
       "exhaustive search on n worker threads sharing the visited set",
       intArg("--workers", 1, 64),
     )
-    .option("--por", "partial-order reduction: sleep sets over read/write footprints (fewer transitions)")
+    .option(
+      "--por",
+      "partial-order reduction: sleep sets over read/write footprints (fewer transitions) and persistent sets, one CPU's step alone where it touches only what that CPU owns (fewer states)",
+    )
     .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")
     .action((file: string, o: CheckFlags) => {
       process.exitCode = cmdCheck(file, o);

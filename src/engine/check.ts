@@ -32,7 +32,7 @@ export interface CheckOptions {
   bitstateMiB?: number | null;
   /** Exhaustive search on this many worker threads (>= 2), which rebuild the machine from `scenario`. */
   workers?: { count: number; scenario: ScenarioInput };
-  /** Partial-order reduction (sleep sets) in the exhaustive search. */
+  /** Partial-order reduction (sleep sets and persistent sets) in the exhaustive search. */
   por?: boolean;
   /** After an exhaustive search finds a violation, search for the shortest one (default true). */
   shortest?: boolean;

@@ -34,6 +34,7 @@ import {
   trTimer,
 } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
+import { Ownership } from "./ownership.js";
 import { Rng } from "./rng.js";
 import { BitstateSet, DepthMap, FingerprintSet, SleepMap } from "./visited.js";
 
@@ -459,20 +460,71 @@ function enablingWords(k: Kernel, tr: number, out: (a: number) => void): void {
   else out(at(k.D.wq_count, arg));
 }
 
+/** Which reductions `explorePor` applies; all on for `check --por`. */
+export interface PorOptions {
+  /** Sleep sets: fewer transitions. */
+  sleep: boolean;
+  /** Persistent sets: fewer states. */
+  persistent: boolean;
+  /**
+   * The ownership assertion (ownership.ts) on every transition whose
+   * footprint is recorded: all of them when neither reduction is on (the
+   * unreduced search the tests run it over).
+   */
+  audit: boolean;
+}
+
+export const POR_FULL: PorOptions = { sleep: true, persistent: true, audit: true };
+
+/** The SleepMap value's flag for a state explored with a persistent set (bits 0..29 are its sleep set). */
+const REDUCED = 1 << 30;
+
 /**
- * Exhaustive depth-first search with sleep sets (Godefroid 1996), state-based
- * for a search with a visited set: each state is stored with the sleep set it
- * was explored with, and explored again, for the transitions it then slept,
- * when it is reached with a sleep set that is not a superset. Two transitions
- * are independent at a state when neither writes a word the other reads or
- * writes (their footprints, recorded as they executed from that state, and
- * the words their being enabled depends on). Such a transition behaves the
- * same after the other (it reads the same values), so a transition asleep at
- * a state would break nothing there that it did not break where it was
- * explored; and sleep sets alone visit every reachable state, so the end
- * invariants see every terminal state. What it saves is transitions, not
- * states. Ticks commute like the rest, and a permutation of a path takes the
- * same number of ticks, so the preemption bound is kept.
+ * Exhaustive depth-first search with sleep sets (Godefroid 1996) and
+ * persistent sets, state-based for a search with a visited set.
+ *
+ * Sleep sets: each state is stored with the sleep set it was explored with,
+ * and explored again, for the transitions it then slept, when it is reached
+ * with a sleep set that is not a superset. Two transitions are independent
+ * at a state when neither writes a word the other reads or writes (their
+ * footprints, recorded as they executed from that state, and the words their
+ * being enabled depends on). Such a transition behaves the same after the
+ * other (it reads the same values), so a transition asleep at a state would
+ * break nothing there that it did not break where it was explored. Sleep
+ * sets alone save transitions, not states. Ticks commute like the rest, and
+ * a permutation of a path takes the same number of ticks, so the preemption
+ * bound is kept.
+ *
+ * Persistent sets (Godefroid's; Clarke/Grumberg/Peled's ample sets, SPIN's
+ * safe local moves): at a state where some CPU c's step t is *safe*, only t
+ * is explored (minus the sleep set), not every enabled transition. t is safe
+ * when
+ *   - its footprint from here lies in words c owns (ownership.ts): it writes
+ *     only words no other actor reads or writes, reads only words no other
+ *     actor writes; the one exception is c's pending-interrupt word, which
+ *     others set (ticks, devices, timers, IPIs) and t reads:
+ *   - c is not halted, has interrupts masked (irqs_off or inside an
+ *     interrupt) and the machine has no NMIs, so whatever bits others set in
+ *     pending, t takes no interrupt and stays enabled (c's halted word, like
+ *     irqs_off and irq_depth, only c writes);
+ *   - it reports nothing (no WARN_ON, no step invariant: those run inside
+ *     the step, their reads are in its footprint).
+ * Then along any path from here on which c does not step, every transition
+ * is independent of t (C1: no other actor touches what t reads or writes,
+ * and what c owns cannot change without c stepping), and t stays enabled and
+ * behaves the same: {t} is persistent. t reports nothing wherever it is
+ * taken along such a path (C2: a finding of another transition is found
+ * after t just the same, as it reads the same values). Cycle proviso (C3):
+ * when t leads to a state on the depth-first stack, the state is expanded
+ * fully. End invariants are checked in terminal states only, and persistent
+ * sets keep every reachable terminal state (Godefroid 1996, Thm 4.3). The
+ * bound: t is not a tick, so reordering it leaves the ticks of a path as
+ * they were, and states are told apart by their ticks as in plain search.
+ * Which CPU's step is taken is decided by the state alone (the first safe
+ * one), so a state stored as reduced (REDUCED in the SleepMap) and reached
+ * again with a smaller sleep set gets the same t: explored again if t slept
+ * before and does not now (fully if the proviso then fails).
+ *
  * Transitions with a sleep bit: CPU c (bit c), tick c (cpus + c), device d
  * (2 cpus + d), below bit 30; timers and the rest never sleep (conservative).
  */
@@ -481,9 +533,11 @@ export function explorePor(
   properties: readonly string[],
   budget: CheckBudget,
   preemptionBound: number | null,
+  opts: PorOptions = POR_FULL,
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
   const fp = new Footprints(k);
+  const own = new Ownership(k);
   const ncpu = k.params.cpus;
   const bitOf = (tr: number): number => {
     const kind = trKind(tr);
@@ -498,13 +552,15 @@ export function explorePor(
   const markW = new Int32Array(size);
   const markR = new Int32Array(size);
   let epoch = 0;
-  // Per depth: the state (journal mark, fingerprint words, ticks), the
-  // transitions to explore and the next one, the sleep set (transitions with
-  // a reference to their footprint), and a pool of the footprints of the
-  // transitions explored from this state: [nr, nw, reads..., writes...].
+  // Per depth: the state (journal mark, fingerprint words, visited-set key,
+  // ticks), the transitions to explore and the next one, the sleep set
+  // (transitions with a reference to their footprint), and a pool of the
+  // footprints of the transitions explored from this state: [nr, nw, reads..., writes...].
   const marks: number[] = [];
   const hlo: number[] = [];
   const hhi: number[] = [];
+  const klo: number[] = [];
+  const khi: number[] = [];
   const ticks: number[] = [];
   const todo: Int32Array[] = [];
   const counts: number[] = [];
@@ -524,6 +580,7 @@ export function explorePor(
   let fresh = true;
   let sinceStop = 0; // states entered since the budget's stop() was last asked
   const buf = new Int32Array(MAX_ENABLED);
+  const auditAll = opts.audit && !opts.sleep && !opts.persistent;
 
   const ensure = (d: number) => {
     while (todo.length <= d) {
@@ -538,6 +595,35 @@ export function explorePor(
     }
   };
   const key = (t: number) => k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1));
+  const ticksLeft = (t: number) => preemptionBound === null || t < preemptionBound;
+  /** The CPUs that are silent (Ownership.silent) in the current state, with t ticks taken: a bit each. */
+  const silentMask = (t: number) => {
+    let m = 0;
+    for (let c = 0; c < ncpu && c < 30; c++) if (own.silent(c, ticksLeft(t))) m |= 1 << c;
+    return m;
+  };
+  let silentBefore = 0;
+  /** Before a transition from a state with t ticks taken: what the ownership assertion compares with. */
+  const capture = (t: number) => {
+    own.capture();
+    silentBefore = silentMask(t);
+  };
+  /**
+   * The ownership assertion on the transition just recorded in fp, from the
+   * state captured (ticks `t` after it): no other CPU's words touched, and a
+   * silent CPU stays silent.
+   */
+  const audit = (tr: number, t: number) => {
+    const actor = trKind(tr) === TR_CPU ? trArg(tr) : -1;
+    let msg = own.audit(actor, fp.reads, fp.nr, fp.writes, fp.nw, silentBefore, describeTransition(tr));
+    const lost = silentBefore & ~silentMask(t) & ~(actor >= 0 ? 1 << actor : 0);
+    if (msg === null && lost !== 0)
+      msg = `${describeTransition(tr)} ended the silence of cpu ${31 - Math.clz32(lost)}`;
+    if (msg !== null)
+      throw new Error(
+        `check --por: ownership assertion (a model bug, or a field to take out of engine/ownership.ts): ${msg}, after ${path.length} transitions [${path.map(describeTransition).join(", ")}]`,
+      );
+  };
   /** Footprint at (pool d, offset o) independent of the one just recorded in fp? */
   const independent = (d: number, o: number): boolean => {
     const p = pools[d];
@@ -585,40 +671,123 @@ export function explorePor(
     poolLen[d] = need;
     return o;
   };
+  const C = k.C;
+  /** c has interrupts masked and no NMI can come: it takes no interrupt at its next step whatever others raise, and stays enabled. */
+  const masked = (c: number) =>
+    !k.model.nmi && k.get(C.halted, c) === 0 && (k.get(C.irqs_off, c) !== 0 || k.get(C.irq_depth, c) !== 0);
+  // What `ample` found: the first safe CPU step (-1: none), and whether it leads onto the stack.
+  let ampleTr = -1;
+  let ampleOnStack = false;
   /**
-   * Enter the current state at depth d with the sleep set already in
-   * sleepTr[d]/...; `only` >= 0: explore only the transitions in that mask
-   * (a revisit), else every enabled transition not asleep.
+   * The persistent set of the state at depth d (in memory, its mark taken):
+   * the first CPU step among buf[0..n) that is safe, into ampleTr, run from
+   * here with its footprint recorded and undone.
    */
-  const enter = (d: number, t: number, only: number): number => {
+  const ample = (d: number, n: number) => {
+    ampleTr = -1;
+    ampleOnStack = false;
+    for (let i = 0; i < n; i++) {
+      const tr = buf[i];
+      if (trKind(tr) !== TR_CPU || bitOf(tr) < 0) continue;
+      const c = trArg(tr);
+      const silent = own.silent(c, ticksLeft(ticks[d]));
+      const waived = masked(c) ? C.pending.at + c * C.pending.stride : -1;
+      if (!silent && waived < 0) continue;
+      capture(ticks[d]);
+      fp.begin();
+      const bad = stepFinding(e, tr);
+      fp.end();
+      enablingWords(k, tr, (a) => fp.read(a));
+      if (opts.audit) audit(tr, ticks[d]);
+      const safe = bad === null && own.confined(c, fp.reads, fp.nr, fp.writes, fp.nw, silent, waived);
+      const lo = key(ticks[d]);
+      const hi = k.mem.hashHi();
+      k.mem.undo(marks[d], hlo[d], hhi[d]);
+      k.violations.length = 0;
+      k.violationCount = 0;
+      if (!safe) continue;
+      ampleTr = tr;
+      for (let j = 0; j <= d && !ampleOnStack; j++) ampleOnStack = klo[j] === (lo | 0) && khi[j] === (hi | 0);
+      return;
+    }
+  };
+  /**
+   * Enter the current state at depth d, with the sleep set `mine` (its
+   * transitions already in sleepTr[d]/..., kept there only as far as they
+   * also slept at an earlier visit). `stored`: the SleepMap value of an
+   * earlier visit, -1 when there was none. Sets what to explore and the
+   * state's new SleepMap value; returns how many transitions are enabled.
+   */
+  const enter = (d: number, t: number, stored: number, mine: number): number => {
     marks[d] = k.mem.mark();
     hlo[d] = k.w[0];
     hhi[d] = k.w[1];
+    const lo = key(t);
+    const hi = k.mem.hashHi();
+    klo[d] = lo | 0;
+    khi[d] = hi | 0;
     ticks[d] = t;
     nexts[d] = 0;
     poolLen[d] = 0;
     doneTr[d].length = 0;
     doneFp[d].length = 0;
-    const n = enabled(k, buf);
-    let sleepMask = 0;
-    for (const z of sleepTr[d]) sleepMask |= 1 << bitOf(z);
+    let n = enabled(k, buf);
+    const all = n;
+    if (preemptionBound !== null && t >= preemptionBound) {
+      let j = 0;
+      for (let i = 0; i < n; i++) if (trKind(buf[i]) !== TR_TICK) buf[j++] = buf[i];
+      n = j;
+    }
+    const before = stored >= 0 ? stored & ~REDUCED : 0;
+    // Persistent sets: on a first visit, or when the earlier visit was reduced.
+    let reduced = false;
+    if (opts.persistent && n > 1 && (stored < 0 || (stored & REDUCED) !== 0)) {
+      ample(d, n);
+      if (stored >= 0 && ampleTr < 0)
+        throw new Error("check --por: a state's persistent set changed between visits");
+      reduced = ampleTr >= 0 && !ampleOnStack;
+    }
     let c = 0;
-    const noTick = preemptionBound !== null && t >= preemptionBound;
-    for (let i = 0; i < n; i++) {
-      const tr = buf[i];
-      if (noTick && trKind(tr) === TR_TICK) continue;
-      const b = bitOf(tr);
-      if (only >= 0 ? b >= 0 && (only & (1 << b)) !== 0 : b < 0 || (sleepMask & (1 << b)) === 0)
-        todo[d][c++] = tr;
+    const tdo = todo[d];
+    if (stored >= 0 && (stored & REDUCED) !== 0) {
+      // Explored before: ampleTr unless it slept. Now: ampleTr if it slept
+      // then and does not now, reduced or (the proviso failing) fully.
+      const b = 1 << bitOf(ampleTr);
+      if ((before & b) === 0 || (mine & b) !== 0) visited.set(lo, hi, (before & mine) | REDUCED);
+      else if (reduced) {
+        tdo[c++] = ampleTr;
+        visited.set(lo, hi, (before & mine) | REDUCED);
+      } else {
+        for (let i = 0; i < n; i++)
+          if (bitOf(buf[i]) < 0 || (mine & (1 << bitOf(buf[i]))) === 0) tdo[c++] = buf[i];
+        visited.set(lo, hi, mine);
+      }
+    } else if (stored >= 0) {
+      // Explored before fully: what slept then and does not now.
+      for (let i = 0; i < n; i++) {
+        const b = bitOf(buf[i]);
+        if (b >= 0 && (before & ~mine & (1 << b)) !== 0) tdo[c++] = buf[i];
+      }
+      visited.set(lo, hi, before & mine);
+    } else if (reduced) {
+      if ((mine & (1 << bitOf(ampleTr))) === 0) tdo[c++] = ampleTr;
+      visited.set(lo, hi, mine | REDUCED);
+    } else {
+      for (let i = 0; i < n; i++)
+        if (bitOf(buf[i]) < 0 || (mine & (1 << bitOf(buf[i]))) === 0) tdo[c++] = buf[i];
+      visited.set(lo, hi, mine);
     }
     counts[d] = c;
-    return n;
+    return all;
   };
   const maskOf = (d: number) => {
     let m = 0;
     for (const z of sleepTr[d]) m |= 1 << bitOf(z);
     return m;
   };
+  const kinds = [opts.sleep ? "sleep sets" : "", opts.persistent ? "persistent sets" : ""].filter(
+    (x) => x !== "",
+  );
   const result = (
     verdict: ExploreResult["verdict"],
     finding: Finding | null,
@@ -629,15 +798,14 @@ export function explorePor(
     states,
     transitions,
     maxDepth,
-    coverage: `${preemptionBound === null ? "complete" : `preemption-bound:${preemptionBound}`}, sleep sets`,
+    coverage: `${preemptionBound === null ? "complete" : `preemption-bound:${preemptionBound}`}${kinds.length > 0 ? `, ${kinds.join(" + ")}` : ""}`,
     reason,
     collisionProbability: FingerprintSet.collisionProbability(states),
   });
 
   ensure(0);
-  visited.set(key(0), k.mem.hashHi(), 0);
   states = 1;
-  if (enter(0, 0, -1) === 0) {
+  if (enter(0, 0, -1, 0) === 0) {
     const end = endFinding(e);
     if (end !== null) return result("violation", { ...end, schedule: [] }, null);
   }
@@ -650,18 +818,26 @@ export function explorePor(
     }
     const tr = todo[depth][nexts[depth]++];
     const t = ticks[depth] + (trKind(tr) === TR_TICK ? 1 : 0);
-    if (preemptionBound !== null && t > preemptionBound) continue;
     if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
     fresh = false;
     transitions++;
     // The footprint is needed only to compare tr with what sleeps here, with
-    // what was explored here before it, or with what is still to explore.
+    // what was explored here before it, or with what is still to explore
+    // (and for the ownership assertion on every transition, when nothing is reduced).
     const st = sleepTr[depth];
     const dt = doneTr[depth];
-    const track = st.length > 0 || dt.length > 0 || nexts[depth] < counts[depth];
-    if (track) fp.begin();
+    const track =
+      auditAll || (opts.sleep && (st.length > 0 || dt.length > 0 || nexts[depth] < counts[depth]));
+    if (track) {
+      if (opts.audit) capture(ticks[depth]);
+      fp.begin();
+    }
     const bad = stepFinding(e, tr);
-    if (track) fp.end();
+    if (track) {
+      fp.end();
+      enablingWords(k, tr, (a) => fp.read(a));
+      if (opts.audit) audit(tr, t);
+    }
     if (bad !== null) return result("violation", { ...bad, schedule: [...path, tr] }, null);
     ensure(depth + 1);
     const zt = sleepTr[depth + 1];
@@ -670,8 +846,7 @@ export function explorePor(
     zt.length = 0;
     zf.length = 0;
     zd.length = 0;
-    if (track) {
-      enablingWords(k, tr, (a) => fp.read(a));
+    if (track && opts.sleep) {
       const off = store(depth);
       // The child's sleep set: what sleeps here, and what was explored here
       // before tr, that is independent of tr.
@@ -679,15 +854,12 @@ export function explorePor(
       dt.push(tr);
       doneFp[depth].push(off);
     }
-    // The child: new, or visited with a sleep set that is not a subset of this one.
-    const lo = key(t);
-    const hi = k.mem.hashHi();
-    const stored = visited.get(lo, hi);
+    // The child: new, or visited with a sleep set that is not a subset of
+    // this one (or, when it was reduced, one its persistent step slept in).
+    const stored = visited.get(key(t), k.mem.hashHi());
     const mine = maskOf(depth + 1);
-    let only = -1;
     if (stored >= 0) {
-      if ((stored & ~mine) === 0) continue; // explored before with less asleep
-      only = stored & ~mine;
+      if ((stored & ~REDUCED & ~mine) === 0) continue; // explored before with less asleep
       // Keep asleep only what slept both times.
       let j = 0;
       for (let i = 0; i < zt.length; i++) {
@@ -701,15 +873,13 @@ export function explorePor(
       zt.length = j;
       zf.length = j;
       zd.length = j;
-      visited.set(lo, hi, stored & mine);
     } else {
-      visited.set(lo, hi, mine);
       states++;
     }
     depth++;
     path.push(tr);
     if (depth > maxDepth) maxDepth = depth;
-    const n = enter(depth, t, only);
+    const n = enter(depth, t, stored, mine);
     if (stored < 0 && n === 0) {
       const end = endFinding(e);
       if (end !== null) return result("violation", { ...end, schedule: path.slice() }, null);
