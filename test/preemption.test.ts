@@ -6,10 +6,11 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { explore } from "../src/engine/explore.js";
 import type { SchedulerName } from "../src/engine/session.js";
 import type { Kernel } from "../src/kernel/kernel.js";
-import { P_SCHEDULE } from "../src/kernel/sched.js";
-import { FR_PATH, FR_PC, TASK_DEAD } from "../src/machine/state.js";
+import { P_SCHEDULE, wake_up_process } from "../src/kernel/sched.js";
+import { FR_PATH, FR_PC, TASK_DEAD, TASK_INTERRUPTIBLE } from "../src/machine/state.js";
 import type { CompiledScenario } from "../src/scenario/compile.js";
 import { bootEngine, builtin, drive, Recorder, scenario, taskStack } from "./helpers.js";
 
@@ -258,5 +259,40 @@ describe("preemption only where allowed: regressions of bugs the random schedule
         if (v.property === "kernel-stack") found.push(`seed ${seed}: ${v.message}`);
     }
     assert.deepEqual(found, []);
+  });
+});
+
+describe("p->on_cpu: a wakeup never migrates a task its old CPU is still switching out", () => {
+  test("woken between __switch_to and finish_task_switch, the task is queued on that CPU, not on an idle one", () => {
+    const cs = scenario(
+      "name: t\nmachine: { cpus: 2 }\nprocesses:\n  - { name: a, program: [ { compute: 1000 } ] }\n  - { name: b, program: [ { compute: 1000 } ] }\n",
+    );
+    const { k } = bootEngine(cs);
+    const t = 3; // a's task (slots 1..2 are the idle tasks)
+    const queued = (cpu: number) => k.get(k.C.nr_running, cpu);
+    // CPU 0 has switched from t to b (curr = b) but not run finish_task_switch(t) yet; t went to sleep.
+    k.set(k.T.state, t, TASK_INTERRUPTIBLE);
+    k.set(k.T.on_rq, t, 0);
+    k.set(k.T.cpu, t, 0);
+    k.set(k.C.curr, 0, 4);
+    k.set(k.C.prev_task, 0, t);
+    const before = [queued(0), queued(1)];
+    assert.ok(wake_up_process(k, t, 1));
+    assert.deepEqual(
+      [queued(0) - before[0], queued(1) - before[1]],
+      [1, 0],
+      "queued on CPU 0, where it is still on_cpu",
+    );
+    // Once finish_task_switch() has run (prev_task cleared), a wakeup may pick another CPU again.
+    k.set(k.T.state, t, TASK_INTERRUPTIBLE);
+    k.set(k.T.on_rq, t, 0);
+    k.set(k.C.prev_task, 0, 0);
+    assert.ok(wake_up_process(k, t, 1));
+  });
+
+  test("xstate-lifecycle at bound 1: no CPU frees a task that another CPU runs (the search found one at 60 k states before)", () => {
+    const cs = builtin("xstate-lifecycle");
+    const r = explore(cs.boot, [], { maxStates: 150_000 }, 1);
+    assert.notEqual(r.verdict, "violation", JSON.stringify(r.finding?.message));
   });
 });

@@ -10,7 +10,8 @@
 // With several CPUs: CPU c's own per-CPU fields in the lists below, and the
 // listed task_struct fields of the task current on c, unless some CPU's
 // switch is still finishing with it as prev (finish_task_switch() reads
-// prev's state, and a task woken in that window may run elsewhere already).
+// prev's state, and a wakeup in that window writes it, queueing the task
+// on that CPU: p->on_cpu).
 // Both conditions are words only their CPU writes (curr, prev_task), so
 // nothing but CPU c's steps can change what c owns. With one CPU, every
 // word but the devices', the NMI fields and the WAKE ones is CPU 0's: only
@@ -40,7 +41,6 @@ const CPU_PRIVATE = [
   "in_user",
   "irq_depth",
   "irq_frames",
-  "prev_task",
   "xregs",
   "xmodified",
   "xrstor_task",
@@ -74,6 +74,7 @@ const CPU_OWNER_WRITES = [
   "fi_pages",
   "fi_gen",
   "prev_mm",
+  "prev_task", // try_to_wake_up() reads it (p->on_cpu)
 ] as const;
 
 /** task_struct fields no other actor touches while the task runs (not state, tif, on_rq, rq_next, cpu: wakeups write or read them). */
@@ -107,7 +108,7 @@ const TASK_PRIVATE = [
 const TASK_OWNER_WRITES = ["tgid"] as const;
 
 /** With one CPU: what ticks, timers and devices read (besides their own words), and what they write when they wake or interrupt. */
-const ONE_CPU_OWNER_WRITES = { cpu: ["curr", "idle", "halted"], task: ["cpu"] } as const;
+const ONE_CPU_OWNER_WRITES = { cpu: ["curr", "idle", "halted", "prev_task"], task: ["cpu"] } as const;
 const ONE_CPU_WAKE = {
   cpu: ["pending", "nr_running", "rq_head", "rq_tail"],
   task: ["state", "tif", "on_rq", "rq_next"],

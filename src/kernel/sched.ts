@@ -106,10 +106,13 @@ export function wake_up_process(k: Kernel, t: number, fromCpu: number): boolean 
   k.charge(k.costs.wakeup);
   if (k.get(k.T.on_rq, t) !== 0) return true; // ttwu_runnable(): still queued, just running again
   // p->on_cpu: a task still being switched out (curr of its CPU until
-  // __switch_to) is queued where it runs, never migrated, or two CPUs would
-  // run its one kernel stack (switch_mm_irqs_off's steps widen that window).
+  // __switch_to, then its prev_task until finish_task_switch() clears
+  // on_cpu) is queued where it runs, never migrated (ttwu_queue_wakelist()),
+  // or another CPU would run it while the old one still finishes the switch
+  // with it: and free it there if it had died meanwhile.
   const prevCpu = k.get(k.T.cpu, t);
-  const cpu = k.get(k.C.curr, prevCpu) === t ? prevCpu : select_task_rq(k, t);
+  const onCpu = k.get(k.C.curr, prevCpu) === t || k.get(k.C.prev_task, prevCpu) === t;
+  const cpu = onCpu ? prevCpu : select_task_rq(k, t);
   enqueue_task(k, cpu, t);
   if (k.get(k.C.curr, cpu) === k.get(k.C.idle, cpu)) resched_curr(k, cpu, fromCpu);
   if (k.trace !== null) k.trace.instant(fromCpu, "wakeup", { task: t, cpu });
