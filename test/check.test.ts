@@ -75,6 +75,35 @@ describe("a 4-CPU pair, by random walks (too many states for the exhaustive sear
     const full = explore(builtin("check-user-mask-width").cs.boot, [], { maxStates: 20_000 }, 0);
     assert.equal(full.verdict, "incomplete", "the exhaustive search does not fit a small budget");
   });
+
+  test("the scenario's check.random makes random walks the default; --exhaustive overrides it; not with --random", () => {
+    const dir = mkdtempSync(join(tmpdir(), "asidlab-random-"));
+    try {
+      const out = join(dir, "cex.schedule");
+      const bad = cli(
+        "check",
+        "check-user-mask-width",
+        "--kernel",
+        "user-pcid-mask-u16",
+        "--json",
+        "--out",
+        out,
+      );
+      assert.equal(bad.status, 1, bad.stderr);
+      const j = JSON.parse(bad.stdout);
+      assert.equal(j.verdict, "violation");
+      assert.match(j.coverage, /^random:\d+ walks/);
+      const full = cli("check", "check-user-mask-width", "--exhaustive", "--max-states", "5000", "--json");
+      assert.equal(full.status, 0, full.stderr);
+      assert.equal(JSON.parse(full.stdout).verdict, "incomplete");
+      assert.match(JSON.parse(full.stdout).coverage, /^preemption-bound:0/);
+      const both = cli("check", "check-user-mask-width", "--exhaustive", "--random", "5");
+      assert.equal(both.status, 2);
+      assert.match(both.stderr.trim(), /^asidlab: --exhaustive: not with --random or --pct$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("counterexamples", () => {

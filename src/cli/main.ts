@@ -105,6 +105,7 @@ interface CheckFlags {
   shortest: boolean;
   por?: boolean;
   workers?: number;
+  exhaustive?: boolean;
 }
 
 /** check's budgets of time and memory, and its progress line when stderr is a terminal. */
@@ -138,6 +139,12 @@ function cmdCheck(file: string, o: CheckFlags): number {
     throw new InputError(
       "--workers: the parallel search is the plain exhaustive one; not with --por, --bitstate, --random or --pct",
     );
+  const searchFlag = o.por === true || o.bitstate !== undefined || (o.workers ?? 1) > 1;
+  if (o.exhaustive === true && (o.random !== undefined || o.pct !== undefined))
+    throw new InputError("--exhaustive: not with --random or --pct");
+  // The scenario's check.random chooses random walks unless the command line chose a search.
+  const walks =
+    o.random ?? (o.pct === undefined && (o.exhaustive === true || searchFlag) ? undefined : chk.random);
   const started = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
   const timeLimit = o.time;
@@ -166,9 +173,9 @@ function cmdCheck(file: string, o: CheckFlags): number {
               },
             },
       random:
-        o.random === undefined && o.pct === undefined
+        walks === undefined && o.pct === undefined
           ? null
-          : { walks: o.random ?? 1000, seed: cs.seed, depth: o.depth, pct: o.pct },
+          : { walks: walks ?? 1000, seed: cs.seed, depth: o.depth, pct: o.pct },
     },
     schedulePath,
   );
@@ -523,6 +530,7 @@ function program(): Command {
       "--por",
       "partial-order reduction: sleep sets over read/write footprints (fewer transitions) and persistent sets, one CPU's step alone where it touches only what that CPU owns (fewer states)",
     )
+    .option("--exhaustive", "the exhaustive search, where the scenario's check.random asks for random walks")
     .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")
     .action((file: string, o: CheckFlags) => {
       process.exitCode = cmdCheck(file, o);

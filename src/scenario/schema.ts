@@ -363,6 +363,8 @@ const CheckSchema = strict({
   properties: z.array(z.string()).optional(),
   preemption_bound: int(0, 1000).optional(),
   max_states: int(1, 1e10).optional(),
+  /** Random walks by default (a scenario too big for the exhaustive search); --exhaustive overrides. */
+  random: int(1, 1e9).optional(),
 });
 
 const ScenarioObject = strict({
