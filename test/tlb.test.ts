@@ -727,6 +727,18 @@ describe("reference scenario 19: the width of user_pcid_flush_mask (PTI plus glo
         () => scenario(`name: t\nmachine: { asid_slots: ${n} }\n${proc}`),
         /t\.yaml:2:\d+: machine\.asid_slots/,
       );
+    assert.throws(
+      () =>
+        scenario(
+          `name: t\nmachine: { asid_slots: 2000, global_asids_in_use: 100 }\npolicy: { tlb_shootdown: invlpgb }\n${proc}`,
+        ),
+      /t\.yaml:2:\d+: machine\.global_asids_in_use: 100 is more than the 45 global ASIDs above 2000 dynamic slots/,
+    );
+    // The top of the range runs, global ASIDs or not (none is left above 2046 slots).
+    for (const policy of [[], ["tlb_shootdown=invlpgb"]]) {
+      const r = runScenario(scenario(`name: t\nmachine: { asid_slots: 2046 }\n${proc}`, { policy }));
+      assert.equal(r.violations.length, 0);
+    }
   });
 });
 

@@ -224,9 +224,9 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
       `${ls.locate(["machine", "global_asids_in_use"])}: machine.global_asids_in_use: global ASIDs need policy.tlb_shootdown 'invlpgb'`,
     );
   }
-  if (m.global_asids_in_use > MAX_ASID_AVAILABLE - m.asid_slots - 1) {
+  if (m.global_asids_in_use > 0 && m.global_asids_in_use > MAX_ASID_AVAILABLE - m.asid_slots - 1) {
     throw new InputError(
-      `${ls.locate(["machine", "global_asids_in_use"])}: machine.global_asids_in_use: ${m.global_asids_in_use} is more than the ${MAX_ASID_AVAILABLE - m.asid_slots - 1} global ASIDs above ${m.asid_slots} dynamic slots`,
+      `${ls.locate(["machine", "global_asids_in_use"])}: machine.global_asids_in_use: ${m.global_asids_in_use} is more than the ${Math.max(0, MAX_ASID_AVAILABLE - m.asid_slots - 1)} global ASIDs above ${m.asid_slots} dynamic slots`,
     );
   }
   return {
