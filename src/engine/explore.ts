@@ -381,6 +381,13 @@ class Footprints {
   constructor(private readonly k: Kernel) {
     const raw = k.mem.words;
     this.raw = raw;
+    // k.get(), the model's most common read, records without a proxy trap.
+    // This kernel is the POR search's own, so the override stays for its life.
+    (k as { get: Kernel["get"] }).get = (f, i) => {
+      const a = f.at + i * f.stride;
+      if (this.on) this.read(a);
+      return raw[a];
+    };
     this.seenR = new Int32Array(raw.length);
     this.seenW = new Int32Array(raw.length);
     const fp = this;
@@ -410,21 +417,43 @@ class Footprints {
     });
   }
 
-  /** Record from now on: the kernel's memory is the proxy until `end`. */
+  /** Recording (between `begin` and `end`)? */
+  private on = false;
+
+  /**
+   * Record from now on: the kernel's memory is the proxy until `end`, and
+   * its journaled write records directly (the journal works on the raw
+   * words, not through the proxy): a read of the word, and a write when the
+   * value changes, as the proxy would have seen them.
+   */
   begin(): void {
     this.nr = 0;
     this.nw = 0;
     this.tx++;
-    const k = this.k as { w: Int32Array; mem: { words: Int32Array } };
+    const k = this.k as { w: Int32Array; mem: { words: Int32Array; write: (a: number, v: number) => void } };
+    if (this.journaled === null) this.journaled = k.mem.write;
     k.w = this.proxy;
     k.mem.words = this.proxy;
+    k.mem.write = this.recordingWrite;
+    this.on = true;
   }
 
   end(): void {
-    const k = this.k as { w: Int32Array; mem: { words: Int32Array } };
+    const k = this.k as { w: Int32Array; mem: { words: Int32Array; write: (a: number, v: number) => void } };
     k.w = this.raw;
     k.mem.words = this.raw;
+    if (this.journaled !== null) k.mem.write = this.journaled;
+    this.on = false;
   }
+
+  private journaled: ((a: number, v: number) => void) | null = null;
+  private readonly recordingWrite = (a: number, v: number): void => {
+    if (a >= HEADER_WORDS) {
+      this.read(a);
+      if (this.raw[a] !== v) this.write(a);
+    }
+    this.journaled!.call(this.k.mem, a, v);
+  };
 
   read(a: number): void {
     if (this.seenR[a] === this.tx) return;

@@ -250,9 +250,7 @@ function put_task_struct(k: Kernel, t: number, cpu: number): void {
   if (k.get(T.mm, t) !== 0 || k.get(T.active_mm, t) !== 0 || k.get(T.files, t) !== 0) {
     k.warn("task-leak", `dead task ${t} still holds mm ${k.get(T.mm, t)}/${k.get(T.active_mm, t)}`, cpu);
   }
-  const a = k.L.task.addr(t);
-  const w = k.w;
-  for (let i = 0; i < k.L.task.stride; i++) if (w[a + i] !== 0) k.mem.write(a + i, 0); // most of the slot is 0 already
+  k.mem.zero(k.L.task.addr(t), k.L.task.stride); // most of the slot is 0 already
   k.set(T.state, t, TASK_FREE);
   k.slot_push(k.G.task_free, T.rq_next, t);
   k.charge(k.costs.kfree);

@@ -43,6 +43,12 @@ function finHi(a: number, v: number): number {
 export class Memory {
   readonly words: Int32Array;
   /**
+   * The words themselves, for the journal's own accesses: `words` may be a
+   * recording view of them (check --por's footprints), which the journal's
+   * bookkeeping (old values, fingerprint words) must not go through.
+   */
+  private readonly raw: Int32Array;
+  /**
    * The undo journal (`check`'s backtracking): (address, old value) pairs of
    * every changing write since journaling began; null when off (`run`).
    */
@@ -52,6 +58,7 @@ export class Memory {
   constructor(size: number) {
     if (!(size > HEADER_WORDS && size < 1 << 28)) throw new RangeError(`memory size ${size} out of range`);
     this.words = new Int32Array(size);
+    this.raw = this.words;
     this.rehash();
   }
 
@@ -72,6 +79,18 @@ export class Memory {
     w[HASH_LO] ^= finLo(al, old) ^ finLo(al, v);
     w[HASH_HI] ^= finHi(ah, old) ^ finHi(ah, v);
     w[addr] = v;
+  }
+
+  /**
+   * Write 0 to words [addr, addr + n). Only the nonzero ones change, so only
+   * they are written; while `words` is a recording view (check --por), every
+   * word goes through `write`, which records it as read (a zeroing still
+   * depends on, and conflicts with, another write of the word).
+   */
+  zero(addr: number, n: number): void {
+    const w = this.raw;
+    const all = this.words !== w;
+    for (let a = addr; a < addr + n; a++) if (all || w[a] !== 0) this.write(a, 0);
   }
 
   /** The 64-bit fingerprint as two unsigned 32-bit halves packed in a number-safe string-free form. */
@@ -124,7 +143,7 @@ export class Memory {
 
   /** `write` while journaling: the same, with (address, old value) logged first; one method, no call through. */
   private writeJournaled(addr: number, v: number): void {
-    const w = this.words;
+    const w = this.raw;
     const old = w[addr];
     if (old === v) return;
     let j = this.journal!;
@@ -150,7 +169,7 @@ export class Memory {
   /** Undo every write since `mark`, newest first; the fingerprint is restored as it was. */
   undo(mark: number, hashLo: number, hashHi: number): void {
     const j = this.journal!;
-    const w = this.words;
+    const w = this.raw;
     let n = this.jlen;
     while (n > mark) {
       n -= 2;
