@@ -19,6 +19,7 @@ import {
 } from "../src/engine/explore.js";
 import { Ownership } from "../src/engine/ownership.js";
 import { exploreParallel } from "../src/engine/parallel.js";
+import { FingerprintMap } from "../src/engine/visited.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 import { cli } from "./helpers.js";
@@ -666,5 +667,24 @@ describe("check: bad input", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("FingerprintMap (the --por and shortest-counterexample visited sets)", () => {
+  test("values survive the table's growth, (0, 0) is a key like any other, lower keeps the smallest", () => {
+    const m = new FingerprintMap(2); // grows many times below
+    const n = 5000;
+    const key = (i: number): [number, number] => [Math.imul(i, 0x9e3779b1), i % 7 === 0 ? 0 : i * 31];
+    m.set(0, 0, 77);
+    for (let i = 1; i < n; i++) m.set(...key(i), i);
+    assert.equal(m.size, n);
+    assert.equal(m.get(0, 0), 77);
+    for (let i = 1; i < n; i++) assert.equal(m.get(...key(i)), i, `key ${i}`);
+    assert.equal(m.get(12345, 678), -1);
+    const d = new FingerprintMap(2);
+    for (let i = 1; i < n; i++) assert.equal(d.lower(...key(i), 10), true);
+    assert.equal(d.lower(...key(3), 12), false, "seen shallower");
+    assert.equal(d.lower(...key(3), 4), true, "reached shallower: again");
+    assert.equal(d.get(...key(3)), 4);
   });
 });

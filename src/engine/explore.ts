@@ -36,7 +36,7 @@ import {
 import { CORE_INVARIANTS } from "./invariants.js";
 import { Ownership } from "./ownership.js";
 import { Rng } from "./rng.js";
-import { BitstateSet, DepthMap, FingerprintSet, SleepMap } from "./visited.js";
+import { BitstateSet, FingerprintMap, FingerprintSet } from "./visited.js";
 
 export interface CheckBudget {
   maxStates: number;
@@ -154,6 +154,15 @@ function endFinding(e: Engine): Broken {
 
 const MAX_ENABLED = 4096;
 
+/**
+ * The low half of a state's key in a visited set: the fingerprint, mixed
+ * with the preemptions used to reach it when they are bounded (a state
+ * reached with fewer left is a different one for the search).
+ */
+export function stateKeyLo(k: Kernel, ticks: number, bound: number | null): number {
+  return k.mem.hashLo() ^ (bound === null ? 0 : Math.imul(ticks, 0x9e3779b1));
+}
+
 /** Exhaustive depth-first search. */
 export function explore(
   spec: BootSpec,
@@ -198,8 +207,7 @@ export function explore(
     nexts[depth] = 0;
     ticks[depth] = t;
   };
-  const seen = (t: number) =>
-    visited.add(k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1)), k.mem.hashHi());
+  const seen = (t: number) => visited.add(stateKeyLo(k, t, preemptionBound), k.mem.hashHi());
   seen(0);
   pushState(0, enabledAt(0));
   const result = (
@@ -284,7 +292,7 @@ export function shortestCounterexample(
   preemptionBound: number | null,
 ): ShortestResult {
   const { k, e } = checkMachine(spec, properties);
-  const visited = new DepthMap();
+  const visited = new FingerprintMap();
   k.mem.startJournal();
   let best = found;
   let limit = found.schedule.length - 1; // look for one strictly shorter
@@ -304,8 +312,8 @@ export function shortestCounterexample(
     if (trs.length <= d) trs.push(new Int32Array(MAX_ENABLED));
     return enabled(k, trs[d]);
   };
-  const key = (t: number) => k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1));
-  visited.visit(key(0), k.mem.hashHi(), 0);
+  const key = (t: number) => stateKeyLo(k, t, preemptionBound);
+  visited.lower(key(0), k.mem.hashHi(), 0);
   marks[0] = k.mem.mark();
   hlo[0] = k.w[0];
   hhi[0] = k.w[1];
@@ -333,7 +341,7 @@ export function shortestCounterexample(
       limit = depth; // the next one must be shorter than depth + 1
       continue;
     }
-    if (!visited.visit(key(t), k.mem.hashHi(), depth + 1)) continue;
+    if (!visited.lower(key(t), k.mem.hashHi(), depth + 1)) continue;
     states++;
     const count = enabledAt(depth + 1);
     const end = count === 0 ? endFinding(e) : null;
@@ -505,7 +513,7 @@ export interface PorOptions {
 
 export const POR_FULL: PorOptions = { sleep: true, persistent: true, audit: true };
 
-/** The SleepMap value's flag for a state explored with a persistent set (bits 0..29 are its sleep set). */
+/** The FingerprintMap value's flag for a state explored with a persistent set (bits 0..29 are its sleep set). */
 const REDUCED = 1 << 30;
 
 /**
@@ -550,7 +558,7 @@ const REDUCED = 1 << 30;
  * bound: t is not a tick, so reordering it leaves the ticks of a path as
  * they were, and states are told apart by their ticks as in plain search.
  * Which CPU's step is taken is decided by the state alone (the first safe
- * one), so a state stored as reduced (REDUCED in the SleepMap) and reached
+ * one), so a state stored as reduced (REDUCED in the FingerprintMap) and reached
  * again with a smaller sleep set gets the same t: explored again if t slept
  * before and does not now (fully if the proviso then fails).
  *
@@ -575,7 +583,7 @@ export function explorePor(
       kind === TR_CPU ? arg : kind === TR_TICK ? ncpu + arg : kind === TR_DEVICE ? 2 * ncpu + arg : -1;
     return b >= 0 && b < 30 ? b : -1;
   };
-  const visited = new SleepMap();
+  const visited = new FingerprintMap();
   k.mem.startJournal();
   const size = k.mem.size;
   const markW = new Int32Array(size);
@@ -623,7 +631,7 @@ export function explorePor(
       doneFp.push([]);
     }
   };
-  const key = (t: number) => k.mem.hashLo() ^ (preemptionBound === null ? 0 : Math.imul(t, 0x9e3779b1));
+  const key = (t: number) => stateKeyLo(k, t, preemptionBound);
   const ticksLeft = (t: number) => preemptionBound === null || t < preemptionBound;
   /** The CPUs that are silent (Ownership.silent) in the current state, with t ticks taken: a bit each. */
   const silentMask = (t: number) => {
@@ -743,9 +751,9 @@ export function explorePor(
   /**
    * Enter the current state at depth d, with the sleep set `mine` (its
    * transitions already in sleepTr[d]/..., kept there only as far as they
-   * also slept at an earlier visit). `stored`: the SleepMap value of an
+   * also slept at an earlier visit). `stored`: the FingerprintMap value of an
    * earlier visit, -1 when there was none. Sets what to explore and the
-   * state's new SleepMap value; returns how many transitions are enabled.
+   * state's new FingerprintMap value; returns how many transitions are enabled.
    */
   const enter = (d: number, t: number, stored: number, mine: number): number => {
     marks[d] = k.mem.mark();

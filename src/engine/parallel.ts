@@ -17,7 +17,14 @@ import { isMainThread, Worker, workerData } from "node:worker_threads";
 import { compileScenario, type Overrides } from "../scenario/compile.js";
 import { loadScenarioString } from "../scenario/load.js";
 import { TR_TICK, trKind } from "./engine.js";
-import { type CheckBudget, checkMachine, type ExploreResult, enabled, replaySchedule } from "./explore.js";
+import {
+  type CheckBudget,
+  checkMachine,
+  type ExploreResult,
+  enabled,
+  replaySchedule,
+  stateKeyLo,
+} from "./explore.js";
 import { FingerprintSet } from "./visited.js";
 
 /** What a worker needs to build the machine: the scenario text, not the compiled object. */
@@ -154,7 +161,7 @@ function search(input: WorkerInput, ctl: Int32Array, counts: Float64Array): void
     return total < input.limit;
   };
   const claim = (t: number) => {
-    const r = table.add(k.mem.hashLo() ^ (bound === null ? 0 : Math.imul(t, 0x9e3779b1)), k.mem.hashHi());
+    const r = table.add(stateKeyLo(k, t, bound), k.mem.hashHi());
     if (r === true) unflushed++;
     return r;
   };

@@ -100,12 +100,12 @@ export class BitstateSet {
 }
 
 /**
- * The shortest-counterexample search's visited set: 64-bit fingerprints with
- * the smallest depth each state was reached at (three words a slot). A state
- * reached again at a smaller depth is explored again: that is what makes a
- * depth-bounded depth-first search find the shortest path to a violation.
+ * A visited set with a value per state: 64-bit fingerprints, three words a
+ * slot (lo, hi, value >= 0). The shortest-counterexample search keeps the
+ * smallest depth each state was reached at (`lower`); partial-order
+ * reduction keeps the sleep set each was explored with (`get`/`set`).
  */
-export class DepthMap {
+export class FingerprintMap {
   private table: Int32Array;
   private mask: number;
   size = 0;
@@ -115,104 +115,56 @@ export class DepthMap {
     this.mask = (1 << capacityLog2) - 1;
   }
 
-  /** Record (lo, hi) at `depth`; true when it is new or was only seen deeper. */
-  visit(lo: number, hi: number, depth: number): boolean {
-    if ((lo | hi) === 0) lo = 1;
-    if (this.size * 2 >= this.mask) this.grow();
-    return this.insert(lo | 0, hi | 0, depth);
-  }
-
-  get bytes(): number {
-    return this.table.byteLength;
-  }
-
-  private insert(lo: number, hi: number, depth: number): boolean {
-    const t = this.table;
-    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
-    for (;;) {
-      const a = 3 * i;
-      const l = t[a];
-      const h = t[a + 1];
-      if ((l | h) === 0) {
-        t[a] = lo;
-        t[a + 1] = hi;
-        t[a + 2] = depth;
-        this.size++;
-        return true;
-      }
-      if (l === lo && h === hi) {
-        if (t[a + 2] <= depth) return false;
-        t[a + 2] = depth;
-        return true;
-      }
-      i = (i + 1) & this.mask;
-    }
-  }
-
-  private grow(): void {
-    const old = this.table;
-    this.table = new Int32Array(old.length * 2);
-    this.mask = this.mask * 2 + 1;
-    this.size = 0;
-    for (let a = 0; a < old.length; a += 3)
-      if ((old[a] | old[a + 1]) !== 0) this.insert(old[a], old[a + 1], old[a + 2]);
-  }
-}
-
-/**
- * Partial-order reduction's visited set: 64-bit fingerprints, each with the
- * sleep set (a bit mask of transitions, bits 0..29) it was explored with.
- */
-export class SleepMap {
-  private table: Int32Array;
-  private mask: number;
-  size = 0;
-
-  constructor(capacityLog2 = 16) {
-    this.table = new Int32Array(3 << capacityLog2);
-    this.mask = (1 << capacityLog2) - 1;
-  }
-
-  /** The stored sleep mask of (lo, hi), or -1 when the state was never visited. */
+  /** The stored value of (lo, hi), or -1 when the state was never stored. */
   get(lo: number, hi: number): number {
-    if ((lo | hi) === 0) lo = 1;
+    const a = this.find(lo, hi);
     const t = this.table;
-    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
-    for (;;) {
-      const a = 3 * i;
-      if ((t[a] | t[a + 1]) === 0) return -1;
-      if (t[a] === (lo | 0) && t[a + 1] === (hi | 0)) return t[a + 2];
-      i = (i + 1) & this.mask;
-    }
+    return (t[a] | t[a + 1]) === 0 ? -1 : t[a + 2];
   }
 
-  /** Store (lo, hi) with sleep mask `sleep` (>= 0). */
-  set(lo: number, hi: number, sleep: number): void {
-    if ((lo | hi) === 0) lo = 1;
-    if (this.size * 2 >= this.mask) this.grow();
-    this.insert(lo | 0, hi | 0, sleep);
+  /** Store (lo, hi) with value `v` (>= 0). */
+  set(lo: number, hi: number, v: number): void {
+    const a = this.claim(lo, hi); // first: it may grow the table
+    this.table[a + 2] = v;
+  }
+
+  /** Store `v` when (lo, hi) is new or holds more; whether it stored (a state reached again shallower). */
+  lower(lo: number, hi: number, v: number): boolean {
+    const size = this.size;
+    const a = this.claim(lo, hi);
+    const t = this.table;
+    if (this.size === size && t[a + 2] <= v) return false;
+    t[a + 2] = v;
+    return true;
   }
 
   get bytes(): number {
     return this.table.byteLength;
   }
 
-  private insert(lo: number, hi: number, v: number): void {
+  /** The slot of (lo, hi), taken (with size counted) if it was empty. */
+  private claim(lo: number, hi: number): number {
+    if (this.size * 2 >= this.mask) this.grow();
+    const a = this.find(lo, hi);
+    const t = this.table;
+    if ((t[a] | t[a + 1]) === 0) {
+      t[a] = (lo | hi) === 0 ? 1 : lo;
+      t[a + 1] = hi;
+      this.size++;
+    }
+    return a;
+  }
+
+  /** Where (lo, hi) is, or the empty slot where it would go. (0, 0) is stored as (1, 0). */
+  private find(lo: number, hi: number): number {
+    if ((lo | hi) === 0) lo = 1;
+    lo |= 0;
+    hi |= 0;
     const t = this.table;
     let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
     for (;;) {
       const a = 3 * i;
-      if ((t[a] | t[a + 1]) === 0) {
-        t[a] = lo;
-        t[a + 1] = hi;
-        t[a + 2] = v;
-        this.size++;
-        return;
-      }
-      if (t[a] === lo && t[a + 1] === hi) {
-        t[a + 2] = v;
-        return;
-      }
+      if ((t[a] | t[a + 1]) === 0 || (t[a] === lo && t[a + 1] === hi)) return a;
       i = (i + 1) & this.mask;
     }
   }
@@ -223,6 +175,6 @@ export class SleepMap {
     this.mask = this.mask * 2 + 1;
     this.size = 0;
     for (let a = 0; a < old.length; a += 3)
-      if ((old[a] | old[a + 1]) !== 0) this.insert(old[a], old[a + 1], old[a + 2]);
+      if ((old[a] | old[a + 1]) !== 0) this.set(old[a], old[a + 1], old[a + 2]);
   }
 }

@@ -102,41 +102,37 @@ export function user_pcid_flush_mask_words(t: TlbConfig, variants: ReadonlySet<s
 const TLBSTATE_CTXS_BIT = 80;
 
 /**
- * The word holding bit `kpcid` of the mask (user_mask_bit() gives its bit).
- * Mainline: word kpcid >> 5. Under user-pcid-mask-u16 a bit past the 16
- * lands where the struct puts it: in the low half of a ctxs[] field the
- * model keeps (ctx_id, tlb_gen), else in the mask's own words, standing for
- * cr4, the high halves and what follows the struct (the model reads none of
- * those: a stale bit there costs an extra user flush, never a missed one).
+ * Under user-pcid-mask-u16, where bit `kpcid` lands in ctxs[] (its bit
+ * offset from ctxs[0]) when that is the low half of a ctx_id or tlb_gen the
+ * model keeps; else -1: the bit is in the mask's own words, which stand for
+ * the 16 bits, cr4, the high halves and what follows the struct (the model
+ * reads none of those: a stale bit there costs an extra user flush, never a
+ * missed one).
  */
-function user_mask_word(k: Kernel, cpu: number, kpcid: number): number {
-  const f = k.C.user_pcid_flush_mask;
-  if (kpcid >= USER_MASK_U16_BITS && k.model.variants.has(VARIANT_USER_MASK_U16)) {
-    const rel = kpcid - TLBSTATE_CTXS_BIT;
-    const slot = rel >> 7;
-    if (rel >= 0 && slot < k.model.tlb.asidSlots && (rel & 63) < 32)
-      return (rel & 64) === 0 ? ctxIdAddr(k, cpu, slot) : ctxGenAddr(k, cpu, slot);
-  }
-  return f.at + cpu * f.stride + (kpcid >> 5);
+function ctxs_spill(k: Kernel, kpcid: number): number {
+  if (kpcid < USER_MASK_U16_BITS || !k.model.variants.has(VARIANT_USER_MASK_U16)) return -1;
+  const rel = kpcid - TLBSTATE_CTXS_BIT;
+  return rel >= 0 && rel >> 7 < k.model.tlb.asidSlots && (rel & 63) < 32 ? rel : -1;
 }
 
-function user_mask_bit(k: Kernel, kpcid: number): number {
-  if (kpcid >= USER_MASK_U16_BITS && k.model.variants.has(VARIANT_USER_MASK_U16)) {
-    const rel = kpcid - TLBSTATE_CTXS_BIT;
-    if (rel >= 0 && rel >> 7 < k.model.tlb.asidSlots && (rel & 63) < 32) return 1 << (rel & 31);
-  }
-  return 1 << (kpcid & 31);
+/** The word holding bit `kpcid` of cpu's mask, given ctxs_spill(kpcid); its bit is 1 << ((rel < 0 ? kpcid : rel) & 31). */
+function user_mask_word(k: Kernel, cpu: number, kpcid: number, rel: number): number {
+  if (rel >= 0) return (rel & 64) === 0 ? ctxIdAddr(k, cpu, rel >> 7) : ctxGenAddr(k, cpu, rel >> 7);
+  const f = k.C.user_pcid_flush_mask;
+  return f.at + cpu * f.stride + (kpcid >> 5);
 }
 
 /** `bt kpcid, user_pcid_flush_mask`. */
 export function user_mask_test(k: Kernel, cpu: number, kpcid: number): boolean {
-  return (k.w[user_mask_word(k, cpu, kpcid)] & user_mask_bit(k, kpcid)) !== 0;
+  const rel = ctxs_spill(k, kpcid);
+  return (k.w[user_mask_word(k, cpu, kpcid, rel)] & (1 << ((rel < 0 ? kpcid : rel) & 31))) !== 0;
 }
 
 /** `btr`: clear the bit (a read-modify-write of its cache line). */
 export function user_mask_clear(k: Kernel, cpu: number, kpcid: number): void {
-  const a = user_mask_word(k, cpu, kpcid);
-  k.mem.write(a, k.w[a] & ~user_mask_bit(k, kpcid));
+  const rel = ctxs_spill(k, kpcid);
+  const a = user_mask_word(k, cpu, kpcid, rel);
+  k.mem.write(a, k.w[a] & ~(1 << ((rel < 0 ? kpcid : rel) & 31)));
 }
 
 /** The kernel PCIDs pending in cpu's mask (the variant's spilled bits included where they sit in the mask's words). */
@@ -181,8 +177,9 @@ export function invalidate_user_asid(k: Kernel, cpu: number, asid: number): void
       `cpu ${cpu}: __set_bit(${bit}) past the 16-bit user_pcid_flush_mask writes ${user_mask_spill(k, bit)}`,
       cpu,
     );
-  const a = user_mask_word(k, cpu, bit);
-  k.mem.write(a, k.w[a] | user_mask_bit(k, bit));
+  const rel = ctxs_spill(k, bit);
+  const a = user_mask_word(k, cpu, bit, rel);
+  k.mem.write(a, k.w[a] | (1 << ((rel < 0 ? bit : rel) & 31)));
 }
 
 /** flush_tlb_local(): the kernel PCID now (CR3 reload), the user PCID at exit. */
