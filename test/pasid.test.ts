@@ -8,7 +8,8 @@ import { RandomScheduler } from "../src/engine/random.js";
 import { runScenario } from "../src/engine/session.js";
 import { SimScheduler } from "../src/engine/sim.js";
 import { boot } from "../src/kernel/boot.js";
-import type { Kernel, TraceSink } from "../src/kernel/kernel.js";
+import type { Kernel } from "../src/kernel/kernel.js";
+import type { TraceSink } from "../src/machine/machine.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 

@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { PER_CPU_METRICS } from "../src/engine/metrics.js";
+import { cpu_step } from "../src/engine/cpu.js";
 import { runScenario } from "../src/engine/session.js";
-import { cpu_step } from "../src/hw/cpu.js";
+import { user_access } from "../src/hw/tlb.js";
 import { P_EXIT_TO_USER } from "../src/kernel/entry.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import type { KPath } from "../src/kernel/path.js";
@@ -25,7 +25,7 @@ import {
   tlb_mm_free,
   user_mask_pending,
 } from "../src/kernel/tlb.js";
-import { user_access } from "../src/kernel/tlb_hw.js";
+import { PER_CPU_METRICS } from "../src/machine/metrics.js";
 import { IRQ_CALL_FUNCTION, IRQ_NMI } from "../src/machine/state.js";
 import { runJson } from "../src/report/run-report.js";
 import { compileScenario } from "../src/scenario/compile.js";

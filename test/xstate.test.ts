@@ -11,7 +11,7 @@ import {
   xreg_value as xreg,
   xs_pasid,
   xsave_image,
-} from "../src/kernel/fpu.js";
+} from "../src/hw/xsave.js";
 import {
   buildXstateLayout,
   XFEATURE_MASK_PASID,
@@ -21,7 +21,7 @@ import {
   type XstateLayout,
   xfeature_get_offset,
   xstate_calculate_size,
-} from "../src/kernel/xstate.js";
+} from "../src/hw/xstate.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { InputError } from "../src/scenario/errors.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";

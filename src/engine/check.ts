@@ -2,11 +2,11 @@
 // step by step the way the seed threads read: CPU, task, kernel function,
 // step, and what it wrote. The `--json` shape is DESIGN.md's contract.
 
-import { cpu_peek } from "../hw/cpu.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { HEADER_WORDS } from "../machine/memory.js";
 import { FR_PC } from "../machine/state.js";
 import type { CompiledScenario } from "../scenario/compile.js";
+import { cpu_peek } from "./cpu.js";
 import { TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "./engine.js";
 import {
   type CheckBudget,

@@ -8,12 +8,12 @@
 //   TIMER(t)  - task t's hrtimer expires
 //   DEVICE(d) - device d completes its oldest descriptor
 
-import { cpu_runnable, cpu_step } from "../hw/cpu.js";
 import { idxd_complete } from "../kernel/devfile.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { raise_irq } from "../kernel/sched.js";
 import { hrtimer_wakeup } from "../kernel/sleep.js";
 import { IRQ_NMI, IRQ_TIMER } from "../machine/state.js";
+import { cpu_runnable, cpu_step } from "./cpu.js";
 import type { Invariant } from "./invariants.js";
 
 export const TR_SHIFT = 2 ** 20;

@@ -18,6 +18,7 @@ import type { BootSpec } from "../kernel/boot.js";
 import { boot } from "../kernel/boot.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { HEADER_WORDS } from "../machine/memory.js";
+import { Rng } from "../machine/rng.js";
 import { IRQ_TIMER, TIF_TIMER_ARMED } from "../machine/state.js";
 import {
   Engine,
@@ -35,7 +36,6 @@ import {
 } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
 import { Ownership } from "./ownership.js";
-import { Rng } from "./rng.js";
 import { BitstateSet, FingerprintMap, FingerprintSet } from "./visited.js";
 
 export interface CheckBudget {

@@ -3,7 +3,8 @@
 // the machine is quiescent. Checkers observe; they never change the state.
 // The model's own WARN_ONs report under the same names (kernel.warn).
 
-import { fpregs_state_valid, rdmsr_pasid, TIF_NEED_FPU_LOAD } from "../kernel/fpu.js";
+import { rdmsr_pasid } from "../hw/xsave.js";
+import { fpregs_state_valid, TIF_NEED_FPU_LOAD } from "../kernel/fpu.js";
 import { ida_count } from "../kernel/ida.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { MM_FREE, PF_IDLE, TASK_FREE } from "../machine/state.js";

@@ -3,8 +3,8 @@
 // notion of time decides the order; clocks still advance so costs add up.
 // This is the random walk that `check` builds on.
 
+import { Rng } from "../machine/rng.js";
 import { type Engine, type Scheduler, trCpu, trDevice, trTick, trTimer } from "./engine.js";
-import { Rng } from "./rng.js";
 
 export class RandomScheduler implements Scheduler {
   readonly name = "random";

@@ -2,13 +2,15 @@
 // (or a limit), and gather the result that the CLI prints. Pure: the output
 // depends only on the compiled scenario, the seed and the options.
 
-import { cpu_peek } from "../hw/cpu.js";
 import { boot } from "../kernel/boot.js";
-import type { Kernel, Violation } from "../kernel/kernel.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { cyclesToNs } from "../machine/costs.js";
+import type { Violation } from "../machine/machine.js";
+import { type Metrics, type PerCpuMetricName, perCpuMetrics } from "../machine/metrics.js";
 import { ChromeTrace } from "../report/chrome-trace.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import type { Policy } from "../scenario/schema.js";
-import { cyclesToNs } from "./costs.js";
+import { cpu_peek } from "./cpu.js";
 import {
   Engine,
   type Scheduler,
@@ -20,7 +22,6 @@ import {
   trKind,
 } from "./engine.js";
 import { CORE_INVARIANTS } from "./invariants.js";
-import { type Metrics, type PerCpuMetricName, perCpuMetrics } from "./metrics.js";
 import { RandomScheduler } from "./random.js";
 import { SimScheduler } from "./sim.js";
 

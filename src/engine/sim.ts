@@ -12,7 +12,8 @@
 // yields; events between CPUs are then ordered to within the quantum (default
 // 500 ns, below an IPI's latency). quantumNs = 0 gives exact time order.
 
-import { nsToCycles } from "./costs.js";
+import { nsToCycles } from "../machine/costs.js";
+import { Rng } from "../machine/rng.js";
 import {
   type Engine,
   type Scheduler,
@@ -27,7 +28,6 @@ import {
   trTimer,
 } from "./engine.js";
 import { EventHeap } from "./heap.js";
-import { Rng } from "./rng.js";
 
 export class SimScheduler implements Scheduler {
   readonly name = "sim";

@@ -19,12 +19,12 @@ import { availableParallelism } from "node:os";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
+import { CONTRACT_METRICS, CORE_METRICS } from "../machine/metrics.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, type LoadedScenario, loadScenarioFile } from "../scenario/load.js";
 import type { LoadedSweep } from "../scenario/sweep-spec.js";
 import { checkVaries, crossProduct, type Vary, variedScenario } from "./compare.js";
-import { CONTRACT_METRICS, CORE_METRICS } from "./metrics.js";
 import type { CellOutcome, CellResult, CellTask } from "./sweep-worker.js";
 
 /** Cells per message to a worker, at most. */

@@ -6,8 +6,8 @@
 // moment. DRAIN_PASID waits until the accepted descriptors of one PASID are
 // done.
 
-import type { Kernel } from "../kernel/kernel.js";
 import { DESC_WORDS } from "../machine/state.js";
+import type { Hw } from "./hw.js";
 
 export interface DeviceParams {
   name: string;
@@ -20,12 +20,12 @@ export interface DeviceParams {
   kernelWq: boolean;
 }
 
-function descAddr(k: Kernel, d: number, i: number): number {
+function descAddr(k: Hw, d: number, i: number): number {
   return k.D.wq.at + d * k.D.wq.stride + (i % k.model.devices[d].wqDepth) * DESC_WORDS;
 }
 
 /** ENQCMD's enqueue: false (ZF=1) when the queue is full. */
-export function wq_submit(k: Kernel, d: number, pasid: number, mm: number, task: number): boolean {
+export function wq_submit(k: Hw, d: number, pasid: number, mm: number, task: number): boolean {
   const n = k.get(k.D.wq_count, d);
   if (n >= k.model.devices[d].wqDepth) return false;
   const a = descAddr(k, d, k.get(k.D.wq_head, d) + n);
@@ -38,7 +38,7 @@ export function wq_submit(k: Kernel, d: number, pasid: number, mm: number, task:
 }
 
 /** Accepted descriptors on device `d` with this PASID (and, if mm != 0, from this mm). */
-export function wq_outstanding(k: Kernel, d: number, pasid: number, mm: number): number {
+export function wq_outstanding(k: Hw, d: number, pasid: number, mm: number): number {
   const head = k.get(k.D.wq_head, d);
   const n = k.get(k.D.wq_count, d);
   let c = 0;
@@ -54,10 +54,10 @@ export function wq_outstanding(k: Kernel, d: number, pasid: number, mm: number):
  * (`translate` returns the mm the PASID maps to now, 0 for a fault, which the
  * torn-down entry ignores); then a drain waiting for this PASID may finish.
  */
-export function wq_complete(
-  k: Kernel,
+export function wq_complete<K extends Hw>(
+  k: K,
   d: number,
-  translate: (k: Kernel, d: number, pasid: number) => number,
+  translate: (k: K, d: number, pasid: number) => number,
 ): void {
   const n = k.get(k.D.wq_count, d);
   if (n === 0) return;

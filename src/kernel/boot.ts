@@ -2,8 +2,8 @@
 // give each CPU its idle task, and create the scenario's initial processes
 // as if init had forked them (each starts in ret_from_fork).
 
-import type { CostTable } from "../engine/costs.js";
-import type { Program } from "../hw/program.js";
+import type { CostTable } from "../machine/costs.js";
+import type { MachineParams, Program } from "../machine/machine.js";
 import { defineLayout, type Field, newMemory, PF_IDLE, PF_KTHREAD, TASK_RUNNING } from "../machine/state.js";
 import { files_alloc, P_RET_FROM_FORK } from "./fork.js";
 import {
@@ -16,7 +16,7 @@ import {
 } from "./fpu.js";
 import { ida_words } from "./ida.js";
 import { iommu_alloc_global_pasid } from "./iommu.js";
-import { Kernel, type MachineParams, type ModelConfig } from "./kernel.js";
+import { Kernel, type ModelConfig } from "./kernel.js";
 import { mm_alloc } from "./mm.js";
 import { P_SWITCH_TO_USER_CR3 } from "./pti.js";
 import { enqueue_task, P_IDLE } from "./sched.js";

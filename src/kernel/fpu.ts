@@ -15,15 +15,19 @@
 // bit clear takes #GP; policy `pasid_msr` says how the MSR gets its value:
 // the mainline #GP fixup, or one of the eager schemes of seed 000.
 
-import { PC_IPIS } from "../engine/metrics.js";
-import { IRQ_PASID, PF_KTHREAD, TASK_DEAD, TASK_FREE, XFEATURE_MAX } from "../machine/state.js";
-import { P_EXIT_TO_USER } from "./entry.js";
-import { pasidChange } from "./iommu.js";
-import type { Kernel } from "./kernel.js";
-import { defPath, type KPath } from "./path.js";
-import { P_EXIT } from "./process.js";
-import { switch_to_kernel_cr3 } from "./pti.js";
-import { P_SCHED_YIELD } from "./sleep.js";
+import {
+  lineCost,
+  MSR_IA32_PASID_VALID,
+  PASID_MASK,
+  rdmsr_pasid,
+  write_xreg,
+  xregAddr,
+  xrstors,
+  xs_pasid,
+  xs_value,
+  xsAddr,
+  xsaves,
+} from "../hw/xsave.js";
 import {
   XFEATURE_MASK_PASID,
   XFEATURE_MASK_XTILE_DATA,
@@ -33,10 +37,17 @@ import {
   xfeature_get_offset,
   xfeatureName,
   xstate_calculate_size,
-} from "./xstate.js";
+} from "../hw/xstate.js";
+import { PC_IPIS } from "../machine/metrics.js";
+import { IRQ_PASID, PF_KTHREAD, TASK_DEAD, TASK_FREE, XFEATURE_MAX } from "../machine/state.js";
+import { P_EXIT_TO_USER } from "./entry.js";
+import { pasidChange } from "./iommu.js";
+import type { Kernel } from "./kernel.js";
+import { defPath, type KPath } from "./path.js";
+import { P_EXIT } from "./process.js";
+import { switch_to_kernel_cr3 } from "./pti.js";
+import { P_SCHED_YIELD } from "./sleep.js";
 
-export const MSR_IA32_PASID_VALID = 1 << 31;
-export const PASID_MASK = 0xfffff;
 /** Task flag: the FPU registers must be restored from the task's image before user code runs. */
 export const TIF_NEED_FPU_LOAD = 1 << 5;
 /** Task flag: a PASID update is pending (task_work, or an IPI's update deferred out of an fpregs_lock() section). */
@@ -55,41 +66,6 @@ function userTask(k: Kernel, t: number): boolean {
   return (k.get(k.T.flags, t) & PF_KTHREAD) === 0;
 }
 
-// --- addresses of the per-component words --------------------------------------------------
-
-function xsAddr(k: Kernel, t: number, i: number): number {
-  return k.T.xs.at + t * k.T.xs.stride + i;
-}
-
-function xregAddr(k: Kernel, cpu: number, i: number): number {
-  return k.C.xregs.at + cpu * k.C.xregs.stride + i;
-}
-
-/** RDMSR IA32_PASID: the live register of component 10. */
-export function rdmsr_pasid(k: Kernel, cpu: number): number {
-  return k.w[xregAddr(k, cpu, XFEATURE_PASID)];
-}
-
-/** The PASID component of `t`'s memory image (0 when XSTATE_BV bit 10 is clear). */
-export function xs_pasid(k: Kernel, t: number): number {
-  return xs_value(k, t, XFEATURE_PASID);
-}
-
-/** The value of component `i` in `t`'s memory image (0: init state). */
-export function xs_value(k: Kernel, t: number, i: number): number {
-  return (k.get(k.T.xfeatures, t) & (1 << i)) === 0 ? 0 : k.w[xsAddr(k, t, i)];
-}
-
-/** The live value of component `i` on `cpu`. */
-export function xreg_value(k: Kernel, cpu: number, i: number): number {
-  return k.w[xregAddr(k, cpu, i)];
-}
-
-/** Cycles to move `bytes` through the cache (XSAVES, XRSTORS, memcpy, memset). */
-function lineCost(k: Kernel, bytes: number): number {
-  return ((bytes + 63) >>> 6) * k.costs.xstate_line;
-}
-
 /** fpregs_state_valid(): this CPU's registers still hold exactly `t`'s image. */
 export function fpregs_state_valid(k: Kernel, cpu: number, t: number): boolean {
   return k.get(k.C.fpregs_owner, cpu) === t && k.get(k.T.fpu_last_cpu, t) === cpu;
@@ -100,12 +76,6 @@ function regs_live(k: Kernel, cpu: number, t: number): boolean {
   return k.get(k.C.in_user, cpu) !== 0 || (k.get(k.T.tif, t) & TIF_NEED_FPU_LOAD) === 0;
 }
 
-/** Write a live register (WRMSR, or an XRSTORS of one component from a kernel buffer). */
-function write_xreg(k: Kernel, cpu: number, i: number, v: number): void {
-  k.mem.write(xregAddr(k, cpu, i), v);
-  k.set(k.C.xmodified, cpu, k.get(k.C.xmodified, cpu) | (1 << i));
-}
-
 /** Write one component of `t`'s memory image and invalidate its registers (__fpu_invalidate_fpregs_state). */
 function write_xs(k: Kernel, t: number, i: number, v: number): void {
   const bit = 1 << i;
@@ -114,101 +84,6 @@ function write_xs(k: Kernel, t: number, i: number, v: number): void {
   k.set(k.T.xfeatures, t, v === 0 ? bv & ~bit : bv | bit);
   k.set(k.T.xs_newer, t, k.get(k.T.xs_newer, t) | bit);
   k.set(k.T.fpu_last_cpu, t, -1);
-}
-
-/**
- * `t`'s XSAVES buffer as bytes, compacted format: the header at 512
- * (XSTATE_BV, XCOMP_BV with bit 63) and each component present in
- * XSTATE_BV at xfeature_get_offset(xcomp_bv, i). The model keeps one word
- * per component: it fills the first 4 bytes (the PASID component: the MSR's
- * 8 bytes), the rest stays zero. For tests and `replay`; not the step loop.
- */
-export function xsave_image(k: Kernel, t: number): Uint8Array {
-  const L = k.model.xstate;
-  const xcomp = k.get(k.T.xcomp_bv, t);
-  const bv = k.get(k.T.xfeatures, t);
-  const buf = new Uint8Array(xstate_calculate_size(L, xcomp));
-  const dv = new DataView(buf.buffer);
-  dv.setUint32(XSAVE_HDR_OFFSET, bv >>> 0, true);
-  dv.setUint32(XSAVE_HDR_OFFSET + 8, xcomp >>> 0, true);
-  dv.setUint32(XSAVE_HDR_OFFSET + 12, 0x80000000, true); // XCOMP_BV[63]: compacted
-  for (let i = 0; i < XFEATURE_MAX; i++) {
-    if ((bv & (1 << i)) === 0) continue;
-    dv.setUint32(xfeature_get_offset(L, xcomp, i), k.w[xsAddr(k, t, i)] >>> 0, true);
-  }
-  return buf;
-}
-
-// --- XSAVES / XRSTORS ----------------------------------------------------------------------
-
-/**
- * XSAVES of `cpu`'s registers into `t`'s buffer (os_xsave). Components in
- * their init state only clear their XSTATE_BV bit (init optimisation);
- * components unchanged since the last XRSTORS from this same buffer are
- * skipped (modified optimisation). Overwriting a component the kernel wrote
- * into the image after the registers were loaded loses that write.
- */
-export function xsaves(k: Kernel, cpu: number, t: number): void {
-  const sizes = k.model.xstate.sizes;
-  const xcomp = k.get(k.T.xcomp_bv, t);
-  const mod = k.get(k.C.xmodified, cpu);
-  const sameBuf = k.get(k.C.xrstor_task, cpu) === t;
-  const newer = k.get(k.T.xs_newer, t);
-  let bv = k.get(k.T.xfeatures, t);
-  let bytes = XSAVE_HDR_SIZE;
-  for (let m = xcomp; m !== 0; m &= m - 1) {
-    const bit = m & -m;
-    const i = 31 - Math.clz32(bit);
-    const v = k.w[xregAddr(k, cpu, i)];
-    if (sameBuf && (mod & bit) === 0 && (newer & bit) === 0) continue; // modified optimisation
-    if ((newer & bit) !== 0 && (v !== 0 || (bv & bit) !== 0)) {
-      k.warn(
-        "fpu-lost-update",
-        `XSAVES of task ${t} overwrites the ${xfeatureName(i)} value the kernel wrote into its image`,
-        cpu,
-      );
-    }
-    if (v === 0) {
-      bv &= ~bit; // init optimisation: nothing written
-      continue;
-    }
-    k.mem.write(xsAddr(k, t, i), v);
-    bv |= bit;
-    bytes += sizes[i];
-  }
-  k.set(k.T.xfeatures, t, bv);
-  k.set(k.T.xs_newer, t, 0);
-  k.metrics.xsaves_bytes += bytes;
-  k.charge(k.costs.xsaves + lineCost(k, bytes));
-}
-
-/**
- * XRSTORS of `t`'s buffer into `cpu`'s registers: components with their
- * XSTATE_BV bit set load from memory, the others their init value.
- */
-export function xrstors(k: Kernel, cpu: number, t: number): void {
-  const L = k.model.xstate;
-  const xcomp = k.get(k.T.xcomp_bv, t);
-  const bv = k.get(k.T.xfeatures, t);
-  if ((bv & ~xcomp) !== 0) {
-    k.warn("fpu-state", `task ${t}: XSTATE_BV ${bv.toString(16)} not within XCOMP_BV: XRSTORS #GP`, cpu);
-  }
-  let bytes = XSAVE_HDR_SIZE;
-  for (let m = L.features; m !== 0; m &= m - 1) {
-    const bit = m & -m;
-    const i = 31 - Math.clz32(bit);
-    if ((bv & bit) !== 0) {
-      k.mem.write(xregAddr(k, cpu, i), k.w[xsAddr(k, t, i)]);
-      bytes += L.sizes[i];
-    } else if (k.w[xregAddr(k, cpu, i)] !== 0) {
-      k.mem.write(xregAddr(k, cpu, i), 0);
-    }
-  }
-  k.set(k.C.xmodified, cpu, 0);
-  k.set(k.C.xrstor_task, cpu, t);
-  k.set(k.T.xs_newer, t, 0);
-  k.metrics.xrstors_bytes += bytes;
-  k.charge(k.costs.xrstors + lineCost(k, bytes));
 }
 
 /** save_fpregs_to_fpstate() of the current task, if its registers are live. */

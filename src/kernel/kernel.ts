@@ -1,17 +1,16 @@
-// The kernel's view of the machine: typed access to the flat state, frame
-// push/pop for kernel paths, WARN_ON-style assertions that record findings,
-// metrics and the trace. Everything a step touches goes through here, so a
-// step's effect is exactly its writes to `mem`.
+// The kernel's view of the machine: the Machine (typed access to the flat
+// state, findings, metrics, the trace) plus frame push/pop for kernel paths,
+// the hook points, fault injection and the policies in force. Everything a
+// step touches goes through here, so a step's effect is exactly its writes
+// to `mem`.
 
-import type { CostTable } from "../engine/costs.js";
-import { type Metrics, newMetrics, PER_CPU_METRICS } from "../engine/metrics.js";
-import type { Rng } from "../engine/rng.js";
 import type { DeviceParams } from "../hw/device.js";
-import type { Program } from "../hw/program.js";
+import type { XstateLayout } from "../hw/xstate.js";
+import type { CostTable } from "../machine/costs.js";
+import { Machine, type MachineParams, type Program } from "../machine/machine.js";
 import type { Memory } from "../machine/memory.js";
 import {
   CPU_FRAMES_MAX,
-  type Field,
   FR_A0,
   FR_A1,
   FR_PATH,
@@ -24,37 +23,6 @@ import type { PasidMsrPolicy, XstateHelper } from "./fpu.js";
 import type { Ida } from "./ida.js";
 import type { PasidLifetime } from "./iommu.js";
 import { allPaths, type KPath, pathById } from "./path.js";
-import type { XstateLayout } from "./xstate.js";
-
-export interface MachineParams {
-  cpus: number;
-  cpuMhz: number;
-  tickNs: number;
-  /** Ticks per time slice (>= 1). */
-  sliceTicks: number;
-  /** How far a CPU may run ahead of the others in the simulation (0: exact order). */
-  quantumNs: number;
-  /** Seeded variation of user compute time in the simulation, percent either way. */
-  jitterPct: number;
-}
-
-export interface Violation {
-  property: string;
-  step: number;
-  message: string;
-  cpu: number;
-  path: string;
-}
-
-/** What the engine wants to hear from the model. */
-export interface EngineLink {
-  /** An interrupt was raised on `cpu` (it may be halted and must be woken). */
-  kick(cpu: number): void;
-  /** `task` sleeps; wake it after `ns` (an hrtimer). */
-  armTimer(task: number, ns: number): void;
-  /** Device `d` accepted a descriptor (it has work to complete). */
-  deviceKick(d: number): void;
-}
 
 /** The parts of the scenario the model's paths consult. */
 export interface ModelConfig {
@@ -103,14 +71,6 @@ export interface TlbConfig {
   initialJiffies: number;
 }
 
-/** Receives trace events; null when tracing is off, so the hot loop pays one branch. */
-export interface TraceSink {
-  pathEnter(cpu: number, task: number, path: string): void;
-  pathExit(cpu: number, task: number): void;
-  contextSwitch(cpu: number, prev: number, next: number, nextStack: readonly string[]): void;
-  instant(cpu: number, name: string, args: Record<string, number | string>): void;
-}
-
 /** Named hook points where the model issues plug their paths in. */
 export interface Hooks {
   /** After syscall entry, before the syscall body. */
@@ -129,37 +89,13 @@ export interface Hooks {
   exit: KPath[];
 }
 
-const MAX_VIOLATIONS_KEPT = 100;
-
-export class Kernel {
-  readonly w: Int32Array;
-  readonly T: Layout["task"]["f"];
-  readonly C: Layout["cpu"]["f"];
-  readonly M: Layout["mm"]["f"];
-  readonly F: Layout["files"]["f"];
-  readonly G: Layout["glob"]["f"];
-  readonly D: Layout["dev"]["f"];
-  readonly B: Layout["bond"]["f"];
-  readonly FL: Layout["file"]["f"];
+export class Kernel extends Machine {
   /** The global PASID allocator's place in memory. */
   readonly ida: Ida;
-  readonly metrics: Metrics = newMetrics();
-  /** metrics.per_cpu: PER_CPU_METRICS counters, cpu-major (see pcpu()). */
-  readonly perCpu: Float64Array;
-  readonly violations: Violation[] = [];
   /** Cycles of each step of each path, from the cost table: stepCost[path.id][pc]. */
   readonly stepCost: number[][];
-  violationCount = 0;
-  /** Step number of the step being executed (engine-owned). */
-  stepNo = 0;
-  /** Extra cycles the current step costs beyond its kind's (compute, copies). */
-  extra = 0;
   /** Frames popped so far (a change detector for the step loop; not state). */
   rets = 0;
-  trace: TraceSink | null = null;
-  /** The simulation's source of compute jitter (null: none). */
-  jitter: Rng | null = null;
-  link: EngineLink = { kick() {}, armTimer() {}, deviceKick() {} };
   readonly hooks: Hooks = {
     syscall_enter: [],
     exit_to_user: [],
@@ -171,23 +107,14 @@ export class Kernel {
   };
 
   constructor(
-    readonly mem: Memory,
-    readonly L: Layout,
-    readonly params: MachineParams,
+    mem: Memory,
+    L: Layout,
+    params: MachineParams,
     readonly programs: readonly Program[],
-    readonly costs: CostTable,
+    costs: CostTable,
     readonly model: ModelConfig,
   ) {
-    this.w = mem.words;
-    this.perCpu = new Float64Array(params.cpus * PER_CPU_METRICS.length);
-    this.T = L.task.f;
-    this.C = L.cpu.f;
-    this.M = L.mm.f;
-    this.F = L.files.f;
-    this.G = L.glob.f;
-    this.D = L.dev.f;
-    this.B = L.bond.f;
-    this.FL = L.file.f;
+    super(mem, L, params, costs);
     this.ida = { base: L.ida.f.words.at, bits: model.devices.length > 0 ? model.pasidBits : 1 };
     this.stepCost = allPaths().map((p) => p.steps.map((s) => costs[s.cost]));
     const C = this.C;
@@ -213,44 +140,6 @@ export class Kernel {
   private readonly taskStride: number;
   private readonly offDepth: number;
   private readonly offFrames: number;
-
-  // --- state access -------------------------------------------------------
-
-  get(f: Field, i: number): number {
-    return this.w[f.at + i * f.stride];
-  }
-
-  set(f: Field, i: number, v: number): void {
-    this.mem.write(f.at + i * f.stride, v);
-  }
-
-  add(f: Field, i: number, d: number): number {
-    const a = f.at + i * f.stride;
-    const v = this.w[a] + d;
-    this.mem.write(a, v);
-    return v;
-  }
-
-  curr(cpu: number): number {
-    return this.get(this.C.curr, cpu);
-  }
-
-  // --- free slots ---------------------------------------------------------
-
-  /** Take a slot from the free list at `head` (linked through `next`); 0 when empty. */
-  slot_pop(head: Field, next: Field): number {
-    const s = this.get(head, 0);
-    if (s === 0) return 0;
-    this.set(head, 0, this.get(next, s));
-    this.set(next, s, 0);
-    return s;
-  }
-
-  /** Put slot `s` back on the free list at `head`. */
-  slot_push(head: Field, next: Field, s: number): void {
-    this.set(next, s, this.get(head, 0));
-    this.set(head, 0, s);
-  }
 
   // --- kernel frames ------------------------------------------------------
 
@@ -363,18 +252,12 @@ export class Kernel {
     );
   }
 
-  // --- findings, costs ----------------------------------------------------
+  // --- findings, fault injection -----------------------------------------
 
-  /** WARN_ON: record a broken invariant as a finding; the run goes on. */
-  warn(property: string, message: string, cpu: number): void {
-    this.violationCount++;
-    if (this.violations.length >= MAX_VIOLATIONS_KEPT) return;
-    let path = "user";
-    if (cpu >= 0) {
-      const fr = this.topFrame(cpu);
-      if (fr >= 0) path = this.pathNameAt(fr);
-    }
-    this.violations.push({ property, step: this.stepNo, message, cpu, path });
+  /** A finding names the path on top of the stack `cpu` runs ("user" in user mode). */
+  protected override where(cpu: number): string {
+    const fr = this.topFrame(cpu);
+    return fr >= 0 ? this.pathNameAt(fr) : "user";
   }
 
   pathNameAt(fr: number): string {
@@ -394,32 +277,5 @@ export class Kernel {
     const fail = f.every ? n >= f.nth : n === f.nth;
     if (fail && this.trace !== null) this.trace.instant(-1, "fault injected", { site, run: n });
     return fail;
-  }
-
-  /** Count one event of per-CPU metric `m` (a PC_* index) on `cpu` (the global count is the caller's). */
-  pcpu(cpu: number, m: number): void {
-    if (cpu >= 0) this.perCpu[cpu * PER_CPU_METRICS.length + m]++;
-  }
-
-  /** Add cycles to the current step beyond its kind's base cost. */
-  charge(cycles: number): void {
-    this.extra += cycles;
-  }
-
-  nsToCycles(ns: number): number {
-    return Math.floor((ns * this.params.cpuMhz) / 1000);
-  }
-
-  /**
-   * Cycles of `ns` of user work. In the simulation it varies by up to
-   * jitterPct either way, drawn from the run's seed (real work is never the
-   * same twice); the draw changes clocks only, never the state.
-   */
-  userCycles(ns: number): number {
-    const c = this.nsToCycles(ns);
-    const j = this.jitter;
-    if (j === null || c === 0) return c;
-    const bp = this.params.jitterPct * 100;
-    return c + Math.floor((c * j.int(-bp, bp)) / 10000);
   }
 }

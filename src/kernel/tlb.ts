@@ -7,7 +7,17 @@
 // Kernel variant `fea4e317f9e7`: should_flush_tlb() without the SWITCHING
 // test (the skipped-IPI window that commit closed).
 
-import { PC_ASID_SWITCHES, PC_IPIS, PC_TLB_FLUSHES_RANGE } from "../engine/metrics.js";
+import {
+  ctx_id,
+  invlpg,
+  invpcid_flush_one,
+  invpcid_flush_single_context,
+  kern_pcid,
+  reload_cr3,
+  user_pcid,
+  write_cr3,
+} from "../hw/tlb.js";
+import { PC_ASID_SWITCHES, PC_IPIS, PC_TLB_FLUSHES_RANGE } from "../machine/metrics.js";
 import {
   IRQ_CALL_FUNCTION,
   MAX_ASID_AVAILABLE,
@@ -19,16 +29,6 @@ import type { Kernel, TlbConfig } from "./kernel.js";
 import { mmdropHooks } from "./mm.js";
 import { defPath } from "./path.js";
 import { raise_irq } from "./sched.js";
-import {
-  ctx_id,
-  invlpg,
-  invpcid_flush_one,
-  invpcid_flush_single_context,
-  kern_pcid,
-  reload_cr3,
-  user_pcid,
-  write_cr3,
-} from "./tlb_hw.js";
 
 /** cpu_tlbstate.loaded_mm while switch_mm_irqs_off() is between mms ((mm*)1 in the kernel). */
 export const LOADED_MM_SWITCHING = -1;

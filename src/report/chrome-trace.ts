@@ -6,7 +6,8 @@
 // slices and reopens the incoming task's from its saved kernel stack.
 // Timestamps are simulated microseconds of the CPU's own clock.
 
-import type { Kernel, TraceSink } from "../kernel/kernel.js";
+import type { Kernel } from "../kernel/kernel.js";
+import type { TraceSink } from "../machine/machine.js";
 
 interface TraceEvent {
   name: string;

@@ -4,7 +4,7 @@
 
 import Table from "cli-table3";
 import type { CompareRow } from "../engine/compare.js";
-import { CONTRACT_METRICS } from "../engine/metrics.js";
+import { CONTRACT_METRICS } from "../machine/metrics.js";
 import { InputError } from "../scenario/errors.js";
 
 /** The metrics to show: those asked for, or every contract metric that is not zero in some row. */

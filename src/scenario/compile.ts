@@ -3,11 +3,20 @@
 // cost table), applying command-line overrides. Everything the file got wrong
 // that the schema could not see is reported here, located.
 
-import { type CostTable, costTable } from "../engine/costs.js";
 import { CORE_INVARIANTS } from "../engine/invariants.js";
 import type { DeviceParams } from "../hw/device.js";
 import {
-  type Program,
+  buildXstateLayout,
+  XFEATURE_MASK_XTILE_DATA,
+  type XstateLayout,
+  xfeatureNumbers,
+} from "../hw/xstate.js";
+import type { BootSpec } from "../kernel/boot.js";
+import { OPEN_PRIVATE } from "../kernel/devfile.js";
+import { type CostTable, costTable } from "../machine/costs.js";
+import type { Program } from "../machine/machine.js";
+import { LOOP_DEPTH_MAX, MAX_ASID_AVAILABLE } from "../machine/state.js";
+import {
   U_ARG,
   U_BIND,
   U_CLONE_THREAD,
@@ -37,16 +46,7 @@ import {
   U_XCOMP_PERM,
   U_XSTATE_WRITE,
   U_YIELD,
-} from "../hw/program.js";
-import type { BootSpec } from "../kernel/boot.js";
-import { OPEN_PRIVATE } from "../kernel/devfile.js";
-import {
-  buildXstateLayout,
-  XFEATURE_MASK_XTILE_DATA,
-  type XstateLayout,
-  xfeatureNumbers,
-} from "../kernel/xstate.js";
-import { LOOP_DEPTH_MAX, MAX_ASID_AVAILABLE } from "../machine/state.js";
+} from "../user/program.js";
 import { InputError } from "./errors.js";
 import type { LoadedScenario } from "./load.js";
 import {

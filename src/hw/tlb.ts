@@ -13,9 +13,9 @@
 // completed flush of the page (the `tlb-stale` property: between a flush
 // request and its completion the kernel lets other CPUs use the old entry).
 
-import { PC_CR3_WRITES, PC_TLB_FLUSHES_FULL, PC_USER_ASID_FLUSHES } from "../engine/metrics.js";
+import { PC_CR3_WRITES, PC_TLB_FLUSHES_FULL, PC_USER_ASID_FLUSHES } from "../machine/metrics.js";
 import { TLB_ENTRIES, TLB_PAGES, TLBE_WORDS } from "../machine/state.js";
-import type { Kernel } from "./kernel.js";
+import type { Hw } from "./hw.js";
 
 export const CR3_PCID_MASK = 0xfff;
 export const PTI_USER_PCID_BIT = 0x800; // X86_CR3_PTI_PCID_USER_BIT (11)
@@ -25,25 +25,25 @@ export const KERN_PCID_MASK = 0x7ff;
 export const INIT_MM_CTX_ID = 1;
 
 /** ctx_id of an mm slot (0 = init_mm). mm.gen is the allocation counter, unique per allocation. */
-export function ctx_id(k: Kernel, mm: number): number {
+export function ctx_id(k: Hw, mm: number): number {
   return mm === 0 ? INIT_MM_CTX_ID : k.get(k.M.gen, mm) + 1;
 }
 
 /** kern_pcid(asid) = asid + 1 (PCID 0 is left to PCID-unaware code); 0 without the PCID feature. */
-export function kern_pcid(k: Kernel, asid: number): number {
+export function kern_pcid(k: Hw, asid: number): number {
   return k.model.tlb.pcid ? asid + 1 : 0;
 }
 
-export function user_pcid(k: Kernel, asid: number): number {
+export function user_pcid(k: Hw, asid: number): number {
   return kern_pcid(k, asid) | PTI_USER_PCID_BIT;
 }
 
-function tlbBase(k: Kernel, cpu: number): number {
+function tlbBase(k: Hw, cpu: number): number {
   const f = k.C.tlb;
   return f.at + cpu * f.stride;
 }
 
-function countFlush(k: Kernel, cpu: number, pcid: number, user: boolean): void {
+function countFlush(k: Hw, cpu: number, pcid: number, user: boolean): void {
   k.metrics.tlb_flushes_full++;
   k.pcpu(cpu, PC_TLB_FLUSHES_FULL);
   if (user) {
@@ -54,7 +54,7 @@ function countFlush(k: Kernel, cpu: number, pcid: number, user: boolean): void {
 }
 
 /** Remove every entry of PCID `pcid` (CR3 write without NOFLUSH, INVPCID type 1). */
-function tlb_flush_pcid(k: Kernel, cpu: number, pcid: number): void {
+function tlb_flush_pcid(k: Hw, cpu: number, pcid: number): void {
   const b = tlbBase(k, cpu);
   const w = k.w;
   for (let i = 0; i < TLB_ENTRIES; i++) {
@@ -64,7 +64,7 @@ function tlb_flush_pcid(k: Kernel, cpu: number, pcid: number): void {
 }
 
 /** Remove the entry for (`pcid`, `page`) (INVLPG in the current PCID, INVPCID type 0). */
-function tlb_flush_one(k: Kernel, cpu: number, pcid: number, page: number): void {
+function tlb_flush_one(k: Hw, cpu: number, pcid: number, page: number): void {
   if (page >= TLB_PAGES) return; // the model keeps no entries for untracked pages
   const b = tlbBase(k, cpu);
   const w = k.w;
@@ -79,7 +79,7 @@ function tlb_flush_one(k: Kernel, cpu: number, pcid: number, page: number): void
  * does: a WARN here). Counts the write, and the flush when it is one.
  */
 export function write_cr3(
-  k: Kernel,
+  k: Hw,
   cpu: number,
   mm: number,
   pcid: number,
@@ -104,25 +104,25 @@ export function write_cr3(
 }
 
 /** write_cr3(__read_cr3()): CR3[63] reads as 0, so this flushes the current PCID. */
-export function reload_cr3(k: Kernel, cpu: number): void {
+export function reload_cr3(k: Hw, cpu: number): void {
   const C = k.C;
   write_cr3(k, cpu, k.get(C.cr3_mm, cpu), k.get(C.cr3_pcid, cpu), k.get(C.cr3_user, cpu) !== 0, false);
 }
 
 /** INVLPG: the address in the current PCID. */
-export function invlpg(k: Kernel, cpu: number, page: number): void {
+export function invlpg(k: Hw, cpu: number, page: number): void {
   k.charge(k.costs.invlpg);
   tlb_flush_one(k, cpu, k.get(k.C.cr3_pcid, cpu), page);
 }
 
 /** INVPCID type 0: one address in `pcid`. */
-export function invpcid_flush_one(k: Kernel, cpu: number, pcid: number, page: number): void {
+export function invpcid_flush_one(k: Hw, cpu: number, pcid: number, page: number): void {
   k.charge(k.costs.invpcid);
   tlb_flush_one(k, cpu, pcid, page);
 }
 
 /** INVPCID type 1: every entry of `pcid`. */
-export function invpcid_flush_single_context(k: Kernel, cpu: number, pcid: number): void {
+export function invpcid_flush_single_context(k: Hw, cpu: number, pcid: number): void {
   k.charge(k.costs.invpcid);
   tlb_flush_pcid(k, cpu, pcid);
   countFlush(k, cpu, pcid, (pcid & PTI_USER_PCID_BIT) !== 0);
@@ -134,7 +134,7 @@ export function invpcid_flush_single_context(k: Kernel, cpu: number, pcid: numbe
  * completed flush of the page (`tlb-stale`); a miss walks the page table (CR3's)
  * and fills an entry, evicting round-robin (eviction is always allowed).
  */
-export function user_access(k: Kernel, cpu: number, mm: number, page: number): void {
+export function user_access(k: Hw, cpu: number, mm: number, page: number): void {
   const C = k.C;
   const pcid = k.get(C.cr3_pcid, cpu);
   if (k.get(C.cr3_mm, cpu) !== mm) {

@@ -1,8 +1,11 @@
-// One transition of a CPU, as the hardware sees it: take a pending interrupt
-// if IF allows, else execute the next step of the kernel path on top of the
-// current stack, else (user mode) the next op of the task's program. This is
-// the hot loop: no allocation, plain array reads.
+// User mode: the next op of the current task's program, as the CPU runs it.
+// Most ops are a syscall (entry into the kernel with the op's arguments);
+// compute, loops, ENQCMD, polling, touches and FPU use run in user mode.
 
+import { wq_outstanding, wq_submit } from "../hw/device.js";
+import { ENQCMD_GP, ENQCMD_RETRY, enqcmd } from "../hw/enqcmd.js";
+import { user_access } from "../hw/tlb.js";
+import { PASID_MASK, rdmsr_pasid } from "../hw/xsave.js";
 import { fd_of_dev } from "../kernel/devfile.js";
 import {
   enter_irq,
@@ -26,15 +29,13 @@ import {
   SYS_XSTATE_WRITE,
 } from "../kernel/entry.js";
 import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kernel/fork.js";
-import { MSR_IA32_PASID_VALID, PASID_MASK, raise_gp, rdmsr_pasid, user_fpu_touch } from "../kernel/fpu.js";
+import { raise_gp, user_fpu_touch } from "../kernel/fpu.js";
 import { pasid_get } from "../kernel/iommu.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";
 import { P_EXIT } from "../kernel/process.js";
 import { enter_nmi } from "../kernel/pti.js";
-import { user_access } from "../kernel/tlb_hw.js";
 import { FR_PATH, FR_PC, IRQ_NMI, LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
-import { wq_outstanding, wq_submit } from "./device.js";
 import {
   OPCODE_NAMES,
   U_BIND,
@@ -67,99 +68,14 @@ import {
   U_YIELD,
 } from "./program.js";
 
-/** Can `cpu` make progress? A halted CPU waits for an interrupt. */
-export function cpu_runnable(k: Kernel, cpu: number): boolean {
-  if (k.get(k.C.halted, cpu) === 0) return true;
-  return k.get(k.C.pending, cpu) !== 0;
-}
-
 /**
- * Run one transition on `cpu`; returns its cost in cycles. Compute ops run in
- * chunks of at most `chunkNs`, so that interrupts land between chunks.
+ * ENQCMD to device `d`'s portal (hw/enqcmd.ts). No portal (no open file on
+ * the device) is a fault on the portal page: SIGSEGV. #GP enters the kernel's
+ * handler, whose fixup may write the MSR; the instruction is then executed
+ * again. Returns true when the op is done (accepted, or the task is leaving
+ * user mode), false for ZF=1 or #GP (the op runs again).
  */
-export function cpu_step(k: Kernel, cpu: number, chunkNs: number): number {
-  k.extra = 0;
-  const C = k.C;
-  const w = k.w;
-  const cb = C.curr.base + cpu * C.curr.stride;
-  // The APIC: an interrupt is taken at an instruction boundary when IF is
-  // set; an NMI whatever IF says, but not inside another NMI.
-  const pending = w[cb + C.pending.off];
-  if (pending !== 0) {
-    if ((pending & IRQ_NMI) !== 0 && w[cb + C.in_nmi.off] === 0) {
-      enter_nmi(k, cpu);
-      return k.costs.irq_entry + k.extra;
-    }
-    if (w[cb + C.irqs_off.off] === 0 && w[cb + C.irq_depth.off] === 0 && pending !== IRQ_NMI) {
-      enter_irq(k, cpu);
-      return k.costs.irq_entry + k.extra;
-    }
-  }
-  const paths = allPaths();
-  const fr = k.topFrame(cpu);
-  if (fr >= 0) {
-    const p = paths[w[fr + FR_PATH]];
-    const pc = w[fr + FR_PC];
-    const s = p.steps[pc];
-    k.mem.write(fr + FR_PC, pc + 1);
-    const rets = k.rets;
-    s.fn(k, cpu, fr);
-    // Only a path's last step, or a step that returned, can leave a finished
-    // frame on top (frames it pushed are fresh, and a switched-to stack never
-    // holds one).
-    if (pc + 1 >= p.steps.length || k.rets !== rets) pop_finished(k, cpu);
-    return k.stepCost[p.id][pc] + k.extra;
-  }
-  if (w[cb + C.in_user.off] === 0) {
-    k.warn("kernel-stack", `cpu ${cpu}: no kernel frame and not in user mode`, cpu);
-    k.set(C.in_user, cpu, 1);
-  }
-  user_step(k, cpu, chunkNs);
-  return k.costs.user_op + k.extra;
-}
-
-/** What `cpu_step` would do next on `cpu`, in words (for traces; not the hot loop). */
-export function cpu_peek(k: Kernel, cpu: number): string {
-  const C = k.C;
-  const pending = k.get(C.pending, cpu);
-  if ((pending & IRQ_NMI) !== 0 && k.get(C.in_nmi, cpu) === 0) return "NMI entry";
-  if (pending !== 0 && pending !== IRQ_NMI && k.get(C.irqs_off, cpu) === 0 && k.get(C.irq_depth, cpu) === 0) {
-    return "interrupt entry";
-  }
-  const paths = allPaths();
-  const fr = k.topFrame(cpu);
-  if (fr >= 0) {
-    const p = paths[k.w[fr + FR_PATH]];
-    return `${p.name}: ${p.steps[k.w[fr + FR_PC]].name}`;
-  }
-  const t = k.curr(cpu);
-  const code = k.programs[k.get(k.T.prog, t)].code;
-  return `user: ${OPCODE_NAMES[code[k.get(k.T.upc, t) * 2]] ?? "?"}`;
-}
-
-/**
- * Returning is part of the step that finishes a path: pop every frame that
- * has run off its end, so that no step boundary (where interrupts and
- * preemption may come in) ever sees a finished frame on a stack.
- */
-function pop_finished(k: Kernel, cpu: number): void {
-  const paths = allPaths();
-  const w = k.w;
-  for (;;) {
-    const fr = k.topFrame(cpu);
-    if (fr < 0 || w[fr + FR_PC] < paths[w[fr + FR_PATH]].steps.length) return;
-    k.ret(cpu);
-  }
-}
-
-/**
- * ENQCMD to device `d`'s portal. The descriptor's PASID is IA32_PASID[19:0];
- * with the MSR's valid bit clear, #GP (whose fixup may write the MSR; the
- * instruction is then executed again). No portal (no open file on the device)
- * is a fault on the portal page: SIGSEGV. Returns true when the op is done
- * (accepted, or the task is leaving user mode), false for ZF=1 (retry).
- */
-function enqcmd(k: Kernel, cpu: number, t: number, d: number): boolean {
+function enqcmd_op(k: Kernel, cpu: number, t: number, d: number): boolean {
   k.charge(k.costs.enqcmd);
   const mm = k.get(k.T.mm, t);
   if (fd_of_dev(k, k.get(k.T.files, t), d) < 0) {
@@ -169,19 +85,20 @@ function enqcmd(k: Kernel, cpu: number, t: number, d: number): boolean {
     k.call(cpu, P_EXIT, 128 + 11);
     return true;
   }
-  const msr = rdmsr_pasid(k, cpu);
-  if ((msr & MSR_IA32_PASID_VALID) === 0) {
+  const r = enqcmd(k, cpu, d, mm, t);
+  if (r === ENQCMD_GP) {
     raise_gp(k, cpu); // the upc stays: after a fixup the ENQCMD runs again
     return false;
   }
-  if ((msr & PASID_MASK) !== k.get(k.M.pasid, mm)) {
+  const pasid = rdmsr_pasid(k, cpu) & PASID_MASK;
+  if (pasid !== k.get(k.M.pasid, mm)) {
     k.warn(
       "enqcmd-pasid",
-      `task ${t}'s descriptor carries PASID ${msr & PASID_MASK}, its mm's is ${k.get(k.M.pasid, mm)}`,
+      `task ${t}'s descriptor carries PASID ${pasid}, its mm's is ${k.get(k.M.pasid, mm)}`,
       cpu,
     );
   }
-  if (!wq_submit(k, d, msr & PASID_MASK, mm, t)) {
+  if (r === ENQCMD_RETRY) {
     k.metrics.enqcmd_retries++; // ZF=1: the queue is full; the program tries again
     return false;
   }
@@ -198,7 +115,7 @@ const CLONE_PTHREAD = (CLONE_VM | CLONE_FILES | CLONE_THREAD) >>> CLONE_FLAGS_SH
 const CLONE_VM_ONLY = CLONE_VM >>> CLONE_FLAGS_SHIFT;
 
 /** Execute the next op of the current task's program, in user mode. */
-function user_step(k: Kernel, cpu: number, chunkNs: number): void {
+export function user_step(k: Kernel, cpu: number, chunkNs: number): void {
   const T = k.T;
   const t = k.curr(cpu);
   const code = k.programs[k.get(T.prog, t)].code;
@@ -275,7 +192,7 @@ function user_step(k: Kernel, cpu: number, chunkNs: number): void {
       enter_syscall(k, cpu, SYS_CLOSE, arg);
       break;
     case U_ENQCMD:
-      if (enqcmd(k, cpu, t, arg)) k.set(T.upc, t, upc + 1);
+      if (enqcmd_op(k, cpu, t, arg)) k.set(T.upc, t, upc + 1);
       break;
     case U_WAIT:
       // Poll the completion records (UMWAIT): done when none is outstanding.

@@ -64,9 +64,3 @@ export const OPCODE_NAMES = [
   "sigreturn",
   "set_fixmap",
 ] as const;
-
-export interface Program {
-  readonly name: string;
-  /** [opcode, arg] pairs. */
-  readonly code: Int32Array;
-}
