@@ -32,11 +32,8 @@ import {
   XFEATURE_MASK_PASID,
   XFEATURE_MASK_XTILE_DATA,
   XFEATURE_PASID,
-  XSAVE_HDR_OFFSET,
   XSAVE_HDR_SIZE,
-  xfeature_get_offset,
   xfeatureName,
-  xstate_calculate_size,
 } from "../hw/xstate.js";
 import { PC_IPIS } from "../machine/metrics.js";
 import { IRQ_PASID, PF_KTHREAD, TASK_DEAD, TASK_FREE, XFEATURE_MAX } from "../machine/state.js";

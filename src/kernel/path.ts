@@ -84,7 +84,8 @@ export function defPath(name: string, defs: readonly StepDef[]): KPath {
     pc[s.name] = i;
   });
   const id = PATH_IDS.indexOf(name);
-  if (id < 0) throw new Error(`kernel path ${name} has no id: add it at the end of PATH_IDS in kernel/path.ts`);
+  if (id < 0)
+    throw new Error(`kernel path ${name} has no id: add it at the end of PATH_IDS in kernel/path.ts`);
   const path: KPath = { id, name, steps, pc };
   registry[id] = path;
   return path;

@@ -2,13 +2,12 @@
 // Most ops are a syscall (entry into the kernel with the op's arguments);
 // compute, loops, ENQCMD, polling, touches and FPU use run in user mode.
 
-import { wq_outstanding, wq_submit } from "../hw/device.js";
+import { wq_outstanding } from "../hw/device.js";
 import { ENQCMD_GP, ENQCMD_RETRY, enqcmd } from "../hw/enqcmd.js";
 import { user_access } from "../hw/tlb.js";
 import { PASID_MASK, rdmsr_pasid } from "../hw/xsave.js";
 import { fd_of_dev } from "../kernel/devfile.js";
 import {
-  enter_irq,
   enter_syscall,
   SYS_ARCH_PRCTL,
   SYS_CLONE,
@@ -32,12 +31,9 @@ import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kerne
 import { raise_gp, user_fpu_touch } from "../kernel/fpu.js";
 import { pasid_get } from "../kernel/iommu.js";
 import type { Kernel } from "../kernel/kernel.js";
-import { allPaths } from "../kernel/path.js";
 import { P_EXIT } from "../kernel/process.js";
-import { enter_nmi } from "../kernel/pti.js";
-import { FR_PATH, FR_PC, IRQ_NMI, LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
+import { LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
 import {
-  OPCODE_NAMES,
   U_BIND,
   U_CLONE_THREAD,
   U_CLONE_VM,
