@@ -11,20 +11,13 @@ import { cpu_step } from "../src/engine/cpu.js";
 import { runScenario } from "../src/engine/session.js";
 import { user_access } from "../src/hw/tlb.js";
 import { P_EXIT_TO_USER } from "../src/kernel/entry.js";
+import { allocate_global_asid } from "../src/kernel/global_asid.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import type { KPath } from "../src/kernel/path.js";
 import { P_SWITCH_TO_USER_CR3, switch_to_kernel_cr3 } from "../src/kernel/pti.js";
-import {
-  allocate_global_asid,
-  cpumask_test,
-  enter_lazy_tlb,
-  flush_tlb_func,
-  flush_tlb_one_kernel,
-  P_FLUSH_TLB_MM_RANGE,
-  P_SWITCH_MM,
-  tlb_mm_free,
-  user_mask_pending,
-} from "../src/kernel/tlb.js";
+import { enter_lazy_tlb, P_SWITCH_MM, tlb_mm_free } from "../src/kernel/tlb.js";
+import { flush_tlb_func, P_FLUSH_TLB_MM_RANGE } from "../src/kernel/tlb_flush.js";
+import { cpumask_test, flush_tlb_one_kernel, user_mask_pending } from "../src/kernel/tlbstate.js";
 import { PER_CPU_METRICS } from "../src/machine/metrics.js";
 import { IRQ_CALL_FUNCTION, IRQ_NMI } from "../src/machine/state.js";
 import { runJson } from "../src/report/run-report.js";

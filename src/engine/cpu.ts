@@ -3,7 +3,7 @@
 // current stack, else (user mode) the next op of the task's program. This is
 // the hot loop: no allocation, plain array reads.
 
-import { enter_irq } from "../kernel/entry.js";
+import { enter_irq } from "../kernel/irq.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { allPaths } from "../kernel/path.js";
 import { enter_nmi } from "../kernel/pti.js";

@@ -8,9 +8,9 @@
 //   TIMER(t)  - task t's hrtimer expires
 //   DEVICE(d) - device d completes its oldest descriptor
 
+import { raise_irq } from "../hw/apic.js";
 import { idxd_complete } from "../kernel/devfile.js";
 import type { Kernel } from "../kernel/kernel.js";
-import { raise_irq } from "../kernel/sched.js";
 import { hrtimer_wakeup } from "../kernel/sleep.js";
 import { IRQ_NMI, IRQ_TIMER } from "../machine/state.js";
 import { cpu_runnable, cpu_step } from "./cpu.js";

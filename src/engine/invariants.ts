@@ -4,10 +4,10 @@
 // The model's own WARN_ONs report under the same names (kernel.warn).
 
 import { rdmsr_pasid } from "../hw/xsave.js";
-import { fpregs_state_valid, TIF_NEED_FPU_LOAD } from "../kernel/fpu.js";
+import { fpregs_state_valid } from "../kernel/fpregs.js";
 import { ida_count } from "../kernel/ida.js";
 import type { Kernel } from "../kernel/kernel.js";
-import { MM_FREE, PF_IDLE, TASK_FREE } from "../machine/state.js";
+import { MM_FREE, PF_IDLE, TASK_FREE, TIF_NEED_FPU_LOAD } from "../machine/state.js";
 
 export interface Invariant {
   readonly name: string;

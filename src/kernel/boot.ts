@@ -6,21 +6,16 @@ import type { CostTable } from "../machine/costs.js";
 import type { MachineParams, Program } from "../machine/machine.js";
 import { defineLayout, type Field, newMemory, PF_IDLE, PF_KTHREAD, TASK_RUNNING } from "../machine/state.js";
 import { files_alloc, P_RET_FROM_FORK } from "./fork.js";
-import {
-  fpu_init_task,
-  P_FPU_CLONE,
-  P_FPU_FLUSH_THREAD,
-  P_FPU_RESTORE,
-  P_PASID_TASK_WORK,
-  P_SWITCH_FPU,
-} from "./fpu.js";
+import { fpu_init_task, P_FPU_CLONE, P_FPU_FLUSH_THREAD, P_FPU_RESTORE, P_SWITCH_FPU } from "./fpu.js";
 import { ida_words } from "./ida.js";
 import { iommu_alloc_global_pasid } from "./iommu.js";
 import { Kernel, type ModelConfig } from "./kernel.js";
 import { mm_alloc } from "./mm.js";
+import { P_PASID_TASK_WORK } from "./pasid_msr.js";
 import { P_SWITCH_TO_USER_CR3 } from "./pti.js";
 import { enqueue_task, P_IDLE } from "./sched.js";
-import { P_SWITCH_MM, tlb_boot_cpu, tlb_boot_global, user_pcid_flush_mask_words } from "./tlb.js";
+import { P_SWITCH_MM, tlb_boot_cpu, tlb_boot_global } from "./tlb.js";
+import { user_pcid_flush_mask_words } from "./tlbstate.js";
 
 export interface InitialProcess {
   prog: number;

@@ -12,9 +12,9 @@
 // iommu_sva_lock is a mutex; a task that finds it taken yields and tries
 // again (the model's stand-in for sleeping on the mutex).
 
+import { raise_irq } from "../hw/apic.js";
 import { wq_complete, wq_outstanding } from "../hw/device.js";
 import { DRAIN_WAITERS_MAX, FD_MAX, IRQ_DEVICE, TASK_INTERRUPTIBLE } from "../machine/state.js";
-import { files_free } from "./fork.js";
 import {
   EMFILE,
   ENOSPC,
@@ -32,7 +32,7 @@ import {
 import type { Kernel } from "./kernel.js";
 import { mmdrop, mmgrab } from "./mm.js";
 import { defPath } from "./path.js";
-import { P_SCHEDULE, raise_irq, SM_NONE, wake_up_process } from "./sched.js";
+import { P_SCHEDULE, SM_NONE, wake_up_process } from "./sched.js";
 import { P_SCHED_YIELD } from "./sleep.js";
 
 /** open() flags of the model: a private PASID (SVM_FLAG_PRIVATE_PASID), not the mm's. */
@@ -357,6 +357,22 @@ export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
     },
   ],
 ]);
+
+/** put_files_struct(): drop a reference; at zero, close every file, then free it. */
+export function put_files_struct(k: Kernel, f: number, cpu: number): void {
+  k.metrics.refcount_ops++;
+  k.charge(k.costs.atomic);
+  const count = k.add(k.F.count, f, -1);
+  if (count < 0) k.warn("files-refcount", `files ${f}: count went negative`, cpu);
+  if (count === 0) k.call(cpu, P_CLOSE_FILES, f);
+}
+
+/** The files_struct itself goes back (the last step of close_files). */
+export function files_free(k: Kernel, f: number): void {
+  k.slot_push(k.G.files_free, k.F.next_free, f);
+  k.add(k.G.nr_files, 0, -1);
+  k.charge(k.costs.kfree);
+}
 
 /** put_files_struct() at zero: close every open file (a0 = the files_struct), then free it. */
 export const P_CLOSE_FILES = defPath("close_files", [

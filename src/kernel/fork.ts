@@ -4,7 +4,7 @@
 // can interleave other CPUs between them.
 
 import { TASK_FREE, TASK_NEW } from "../machine/state.js";
-import { dup_fd, P_CLOSE_FILES } from "./devfile.js";
+import { dup_fd } from "./devfile.js";
 import { P_EXIT_TO_USER } from "./entry.js";
 import type { Kernel } from "./kernel.js";
 import { mm_alloc, mmget } from "./mm.js";
@@ -121,20 +121,4 @@ export function files_alloc(k: Kernel, cpu: number): number {
   k.add(k.G.nr_files, 0, 1);
   k.charge(k.costs.kmalloc);
   return f;
-}
-
-/** put_files_struct(): drop a reference; at zero, close every file, then free it. */
-export function put_files_struct(k: Kernel, f: number, cpu: number): void {
-  k.metrics.refcount_ops++;
-  k.charge(k.costs.atomic);
-  const count = k.add(k.F.count, f, -1);
-  if (count < 0) k.warn("files-refcount", `files ${f}: count went negative`, cpu);
-  if (count === 0) k.call(cpu, P_CLOSE_FILES, f);
-}
-
-/** The files_struct itself goes back (the last step of close_files). */
-export function files_free(k: Kernel, f: number): void {
-  k.slot_push(k.G.files_free, k.F.next_free, f);
-  k.add(k.G.nr_files, 0, -1);
-  k.charge(k.costs.kfree);
 }

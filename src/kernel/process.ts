@@ -9,10 +9,8 @@
 // exec: a new mm (bprm_mm_init), exec_mmap() swaps it in and activates it,
 // then mmput()s the old one; de_thread() kills the other threads.
 
-import { PF_EXITING, TASK_DEAD, TASK_INTERRUPTIBLE } from "../machine/state.js";
-import { sva_lock, sva_unlock } from "./devfile.js";
-import { TIF_KILLED } from "./entry.js";
-import { put_files_struct } from "./fork.js";
+import { PF_EXITING, TASK_DEAD, TASK_INTERRUPTIBLE, TIF_KILLED } from "../machine/state.js";
+import { put_files_struct, sva_lock, sva_unlock } from "./devfile.js";
 import { pasid_put } from "./iommu.js";
 import { mm_alloc, mmgrab, P_MMPUT } from "./mm.js";
 import { defPath } from "./path.js";

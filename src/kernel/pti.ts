@@ -11,7 +11,7 @@ import { KERN_PCID_MASK, PTI_USER_PCID_BIT, user_pcid, write_cr3 } from "../hw/t
 import { IRQ_NMI } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
-import { user_mask_clear, user_mask_test } from "./tlb.js";
+import { user_mask_clear, user_mask_test } from "./tlbstate.js";
 
 /** SWITCH_TO_KERNEL_CR3: clear bits 11 and 12, NOFLUSH when PCID is on. Part of the entry instruction's step. */
 export function switch_to_kernel_cr3(k: Kernel, cpu: number): void {

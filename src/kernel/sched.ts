@@ -6,6 +6,7 @@
 // Simplified: no priorities or CFS vruntime, no load balancing beyond the
 // placement choice at fork and wake-up (docs/model-vs-kernel.md).
 
+import { raise_irq } from "../hw/apic.js";
 import {
   IRQ_RESCHED,
   PF_IDLE,
@@ -76,12 +77,6 @@ export function select_task_rq(k: Kernel, t: number): number {
     }
   }
   return best;
-}
-
-/** Raise an interrupt on a CPU (the APIC delivers it when IF allows). */
-export function raise_irq(k: Kernel, cpu: number, bit: number): void {
-  k.set(k.C.pending, cpu, k.get(k.C.pending, cpu) | bit);
-  k.link.kick(cpu);
 }
 
 /** resched_curr(): mark the CPU's current task; a remote CPU gets a reschedule IPI. */

@@ -1,9 +1,10 @@
 // Voluntary scheduling: sched_yield() and nanosleep() with its hrtimer.
 
+import { raise_irq } from "../hw/apic.js";
 import { IRQ_HRTIMER, TASK_INTERRUPTIBLE, TIF_TIMER_ARMED } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
-import { P_SCHEDULE, raise_irq, SM_NONE, wake_up_process } from "./sched.js";
+import { P_SCHEDULE, SM_NONE, wake_up_process } from "./sched.js";
 
 /** do_sched_yield(): to the back of the queue. */
 export const P_SCHED_YIELD = defPath("do_sched_yield", [

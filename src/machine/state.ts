@@ -30,9 +30,17 @@ export const PF_KTHREAD = 1 << 0;
 export const PF_IDLE = 1 << 1;
 export const PF_EXITING = 1 << 2;
 
-// task thread-info flags
+// task thread-info flags (task.tif), all of them here; bits 2 and 3 are free
 export const TIF_NEED_RESCHED = 1 << 0;
 export const TIF_TIMER_ARMED = 1 << 1; // an hrtimer will wake this sleeper
+/** Killed by de_thread() (exec in another thread); dies on its way to user. */
+export const TIF_KILLED = 1 << 4;
+/** The FPU registers must be restored from the task's image before user code runs. */
+export const TIF_NEED_FPU_LOAD = 1 << 5;
+/** A PASID update is pending (task_work, or an IPI's update deferred out of an fpregs_lock() section). */
+export const TIF_PASID_SYNC = 1 << 6;
+/** A signal with a handler is pending (the model's signals return from the handler at once). */
+export const TIF_SIGPENDING = 1 << 7;
 
 // cpu.pending: interrupts raised and not yet taken
 export const IRQ_TIMER = 1 << 0; // the scheduler tick

@@ -7,6 +7,10 @@ import { ENQCMD_GP, ENQCMD_RETRY, enqcmd } from "../hw/enqcmd.js";
 import { user_access } from "../hw/tlb.js";
 import { PASID_MASK, rdmsr_pasid } from "../hw/xsave.js";
 import { fd_of_dev } from "../kernel/devfile.js";
+import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kernel/fork.js";
+import { pasid_get } from "../kernel/iommu.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { P_EXIT } from "../kernel/process.js";
 import {
   enter_syscall,
   SYS_ARCH_PRCTL,
@@ -26,12 +30,8 @@ import {
   SYS_SET_FIXMAP,
   SYS_WORK,
   SYS_XSTATE_WRITE,
-} from "../kernel/entry.js";
-import { CLONE_FILES, CLONE_FLAGS_SHIFT, CLONE_THREAD, CLONE_VM } from "../kernel/fork.js";
-import { raise_gp, user_fpu_touch } from "../kernel/fpu.js";
-import { pasid_get } from "../kernel/iommu.js";
-import type { Kernel } from "../kernel/kernel.js";
-import { P_EXIT } from "../kernel/process.js";
+} from "../kernel/syscall.js";
+import { raise_gp, user_fpu_touch } from "../kernel/traps.js";
 import { LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
 import {
   U_BIND,

@@ -1,0 +1,119 @@
+// System calls (arch/x86/entry/syscall_64.c, common.c): the SYSCALL
+// instruction's entry and do_syscall_64's table. The model's syscalls are
+// numbered here; a user op (src/user) enters one with its argument.
+
+import { TIF_SIGPENDING } from "../machine/state.js";
+import { P_CLOSE, P_DEV_OPEN } from "./devfile.js";
+import { P_EXIT_TO_USER } from "./entry.js";
+import { P_CLONE } from "./fork.js";
+import { arch_req_xcomp_perm, P_KERNEL_FPU, P_XSTATE_WRITE } from "./fpu.js";
+import type { Kernel } from "./kernel.js";
+import { defPath } from "./path.js";
+import { P_EXECVE, P_EXIT } from "./process.js";
+import { switch_to_kernel_cr3 } from "./pti.js";
+import { P_SIGRETURN } from "./signal.js";
+import { P_NANOSLEEP, P_SCHED_YIELD } from "./sleep.js";
+import { P_MEMOP, P_SET_FIXMAP } from "./tlb_flush.js";
+
+export const SYS_WORK = 0; // a generic syscall that spends a1 ns in the kernel
+export const SYS_CLONE = 1;
+export const SYS_EXECVE = 2;
+export const SYS_EXIT = 3;
+export const SYS_SCHED_YIELD = 4;
+export const SYS_NANOSLEEP = 5;
+export const SYS_OPEN = 6; // a1: device | OPEN_PRIVATE
+export const SYS_CLOSE = 7; // a1: device (the model closes that device's newest fd)
+export const SYS_MMAP = 8; // a1: pages (fresh mappings: nothing to flush)
+export const SYS_MUNMAP = 9; // a1: pages of [0, pages); a0 >> 8: how many times in this one syscall
+export const SYS_MPROTECT = 10; // as munmap
+export const SYS_KERNEL_FPU = 11; // a syscall whose body uses the FPU (kernel_fpu_begin/end)
+export const SYS_XSTATE_WRITE = 12; // a1: mask of components to change in the caller's xstate
+export const SYS_ARCH_PRCTL = 13; // ARCH_REQ_XCOMP_PERM for AMX TILEDATA
+export const SYS_KILL_SELF = 14; // kill(getpid(), SIGUSR1): a signal with a handler
+export const SYS_RT_SIGRETURN = 15; // the handler returns
+export const SYS_SET_FIXMAP = 16; // a1: kernel fixmap pages a driver remaps on this CPU
+
+/** do_syscall_64(): a0 = nr | flags << 8, a1 = argument. Entered from user by SYSCALL. */
+export const P_SYSCALL = defPath("do_syscall_64", [
+  [
+    "syscall_enter_from_user_mode",
+    (k, cpu) => {
+      k.metrics.syscalls++;
+      k.callHooks(cpu, k.hooks.syscall_enter);
+    },
+    "syscall_entry",
+  ],
+  [
+    "syscall_body",
+    (k, cpu, fr) => {
+      const a0 = k.arg0(fr);
+      const arg = k.arg1(fr);
+      switch (a0 & 0xff) {
+        case SYS_WORK:
+          k.charge(k.nsToCycles(arg));
+          return;
+        case SYS_CLONE:
+          k.call(cpu, P_CLONE, a0 >>> 8, arg);
+          return;
+        case SYS_EXECVE:
+          k.call(cpu, P_EXECVE, arg);
+          return;
+        case SYS_EXIT:
+          k.call(cpu, P_EXIT, arg);
+          return;
+        case SYS_SCHED_YIELD:
+          k.call(cpu, P_SCHED_YIELD);
+          return;
+        case SYS_NANOSLEEP:
+          k.call(cpu, P_NANOSLEEP, arg);
+          return;
+        case SYS_OPEN:
+          k.call(cpu, P_DEV_OPEN, arg);
+          return;
+        case SYS_CLOSE:
+          k.call(cpu, P_CLOSE, arg);
+          return;
+        case SYS_MMAP:
+          return; // new VMAs have no TLB entries to shoot down
+        case SYS_MUNMAP:
+        case SYS_MPROTECT:
+          k.call(cpu, P_MEMOP, arg, ((a0 >>> 8) << 2) | ((a0 & 0xff) === SYS_MUNMAP ? 1 : 2));
+          return;
+        case SYS_SET_FIXMAP:
+          k.call(cpu, P_SET_FIXMAP, arg);
+          return;
+        case SYS_KERNEL_FPU:
+          k.call(cpu, P_KERNEL_FPU);
+          return;
+        case SYS_XSTATE_WRITE:
+          k.call(cpu, P_XSTATE_WRITE, arg);
+          return;
+        case SYS_ARCH_PRCTL:
+          arch_req_xcomp_perm(k, cpu);
+          return;
+        case SYS_KILL_SELF:
+          k.set(k.T.tif, k.curr(cpu), k.get(k.T.tif, k.curr(cpu)) | TIF_SIGPENDING);
+          return;
+        case SYS_RT_SIGRETURN:
+          k.call(cpu, P_SIGRETURN);
+          return;
+        default:
+          k.warn("syscall", `unknown syscall ${a0 & 0xff}`, cpu);
+      }
+    },
+  ],
+  [
+    "syscall_exit_to_user_mode",
+    (k, cpu) => {
+      k.ret(cpu); // a tail call: nothing of the syscall is left on the stack
+      k.call(cpu, P_EXIT_TO_USER);
+    },
+  ],
+]);
+
+/** The SYSCALL instruction: from user mode into do_syscall_64. */
+export function enter_syscall(k: Kernel, cpu: number, nr: number, arg: number): void {
+  if (k.model.tlb.pti) switch_to_kernel_cr3(k, cpu); // entry_SYSCALL_64, before anything else
+  k.set(k.C.in_user, cpu, 0);
+  k.call(cpu, P_SYSCALL, nr, arg);
+}
