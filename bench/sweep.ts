@@ -1,4 +1,4 @@
-// A 1,000-cell sweep (src/engine/sweep.ts) on 1 and on 2 worker threads:
+// A 1,000-cell sweep (src/run/sweep.ts) on 1 and on 2 worker threads:
 // wall time, cells per second and the speedup. The cells are small on
 // purpose (one process binding, submitting and unbinding a few times on one
 // CPU: about a millisecond of simulation each), so the figure shows what the
@@ -15,7 +15,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { planSweep, runSweep, type SweepPlan } from "../src/engine/sweep.js";
+import { planSweep, runSweep, type SweepPlan } from "../src/run/sweep.js";
 import { loadSweepFile } from "../src/scenario/sweep-spec.js";
 import { median, nowNs } from "./timing.js";
 

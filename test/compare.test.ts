@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { compare, meanCi, parseVary, t975 } from "../src/engine/compare.js";
+import { compare, meanCi, parseVary, t975 } from "../src/run/compare.js";
 import { compareCsv, compareMarkdown } from "../src/report/compare-report.js";
 import { InputError } from "../src/scenario/errors.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";

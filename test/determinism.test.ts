@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { runScenario, type SchedulerName } from "../src/engine/session.js";
+import { runScenario, type SchedulerName } from "../src/run/session.js";
 import { runJson } from "../src/report/run-report.js";
 import { bootEngine, builtin, cli, drive, Recorder } from "./helpers.js";
 

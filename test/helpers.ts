@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { Engine, TR_CPU, trArg, trKind } from "../src/engine/engine.js";
 import { CORE_INVARIANTS } from "../src/engine/invariants.js";
 import { RandomScheduler } from "../src/engine/random.js";
-import type { SchedulerName } from "../src/engine/session.js";
+import type { SchedulerName } from "../src/run/session.js";
 import { SimScheduler } from "../src/engine/sim.js";
 import { boot } from "../src/kernel/boot.js";
 import type { Kernel } from "../src/kernel/kernel.js";

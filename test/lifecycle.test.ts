@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Engine } from "../src/engine/engine.js";
-import type { SchedulerName } from "../src/engine/session.js";
+import type { SchedulerName } from "../src/run/session.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import { mmdropHooks } from "../src/kernel/mm.js";
 import { MM_FREE, MM_LIVE, MM_ZOMBIE, PF_IDLE, TASK_FREE } from "../src/machine/state.js";

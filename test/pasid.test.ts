@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { Engine } from "../src/engine/engine.js";
 import { CORE_INVARIANTS } from "../src/engine/invariants.js";
 import { RandomScheduler } from "../src/engine/random.js";
-import { runScenario } from "../src/engine/session.js";
+import { runScenario } from "../src/run/session.js";
 import { SimScheduler } from "../src/engine/sim.js";
 import { boot } from "../src/kernel/boot.js";
 import type { Kernel } from "../src/kernel/kernel.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { chromium } from "playwright-core";
-import { compare, parseVary } from "../src/engine/compare.js";
+import { compare, parseVary } from "../src/run/compare.js";
 import { contrast, DEMO_SECTIONS, writeDemo } from "../src/report/demo.js";
 import { renderHtml } from "../src/report/html.js";
 import { barSpec, comparePlots, lineSpec, renderSvg } from "../src/report/plot.js";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { mergeResults, parseShard, planSweep, runSweep, type SweepPlan } from "../src/engine/sweep.js";
+import { mergeResults, parseShard, planSweep, runSweep, type SweepPlan } from "../src/run/sweep.js";
 import { InputError } from "../src/scenario/errors.js";
 import { loadSweepString } from "../src/scenario/sweep-spec.js";
 import { type CliResult, REPO_ROOT } from "./helpers.js";

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { cpu_step } from "../src/engine/cpu.js";
-import { runScenario } from "../src/engine/session.js";
+import { runScenario } from "../src/run/session.js";
 import { user_access } from "../src/hw/tlb.js";
 import { P_EXIT_TO_USER } from "../src/kernel/entry.js";
 import { allocate_global_asid } from "../src/kernel/global_asid.js";

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { runScenario } from "../src/engine/session.js";
+import { runScenario } from "../src/run/session.js";
 import {
   MSR_IA32_PASID_VALID,
   rdmsr_pasid,

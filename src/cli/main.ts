@@ -8,14 +8,14 @@ import { dirname, join } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { checkScenario, describeSchedule } from "../engine/check.js";
-import { compare, parseVary } from "../engine/compare.js";
+import { compare, parseVary } from "../run/compare.js";
 import type { Progress } from "../engine/explore.js";
 import { describeTransition, replaySchedule } from "../engine/explore.js";
 import { formatSchedule, parseSchedule, stampOf } from "../engine/schedule.js";
-import { runScenario, SCHEDULERS, type SchedulerName } from "../engine/session.js";
-import { mergeResults, parseShard, planSweep, runSweep } from "../engine/sweep.js";
+import { runScenario, SCHEDULERS, type SchedulerName } from "../run/session.js";
+import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { checkJson, checkTable } from "../report/check-report.js";
-import { ChromeTrace } from "../report/chrome-trace.js";
+import { ChromeTrace } from "../engine/chrome-trace.js";
 import {
   chooseMetrics,
   compareCsv,

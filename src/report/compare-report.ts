@@ -3,7 +3,7 @@
 // row. As a terminal table, JSON (the DESIGN contract), CSV or Markdown.
 
 import Table from "cli-table3";
-import type { CompareRow } from "../engine/compare.js";
+import type { CompareRow } from "../run/compare.js";
 import { CONTRACT_METRICS } from "../machine/metrics.js";
 import { InputError } from "../scenario/errors.js";
 

@@ -6,8 +6,8 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { type CompareRow, compare, parseVary } from "../engine/compare.js";
-import { runScenario } from "../engine/session.js";
+import { type CompareRow, compare, parseVary } from "../run/compare.js";
+import { runScenario } from "../run/session.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import * as vl from "vega-lite";
-import type { CompareRow } from "../engine/compare.js";
+import type { CompareRow } from "../run/compare.js";
 import { InputError } from "../scenario/errors.js";
 
 /** A Vega-Lite spec, as JSON. */

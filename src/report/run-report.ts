@@ -2,7 +2,7 @@
 // contract) for scripts.
 
 import Table from "cli-table3";
-import type { RunResult } from "../engine/session.js";
+import type { RunResult } from "../run/session.js";
 import { CONTRACT_METRICS, PER_CPU_METRICS } from "../machine/metrics.js";
 
 /** The `--json` object: contract keys first, then the extras. */

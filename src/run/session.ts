@@ -7,10 +7,10 @@ import type { Kernel } from "../kernel/kernel.js";
 import { cyclesToNs } from "../machine/costs.js";
 import type { Violation } from "../machine/machine.js";
 import { type Metrics, type PerCpuMetricName, perCpuMetrics } from "../machine/metrics.js";
-import { ChromeTrace } from "../report/chrome-trace.js";
+import { ChromeTrace } from "../engine/chrome-trace.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import type { Policy } from "../scenario/schema.js";
-import { cpu_peek } from "./cpu.js";
+import { cpu_peek } from "../engine/cpu.js";
 import {
   Engine,
   type Scheduler,
@@ -20,10 +20,10 @@ import {
   TR_TICK,
   trArg,
   trKind,
-} from "./engine.js";
-import { CORE_INVARIANTS } from "./invariants.js";
-import { RandomScheduler } from "./random.js";
-import { SimScheduler } from "./sim.js";
+} from "../engine/engine.js";
+import { CORE_INVARIANTS } from "../engine/invariants.js";
+import { RandomScheduler } from "../engine/random.js";
+import { SimScheduler } from "../engine/sim.js";
 
 export type SchedulerName = "sim" | "random";
 export const SCHEDULERS: readonly SchedulerName[] = ["sim", "random"];
