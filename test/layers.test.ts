@@ -4,56 +4,17 @@
 // `import type`) form no cycle.
 
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join, normalize, relative } from "node:path";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { folderOf as folder, LAYERS, readImports } from "../bench/layers.js";
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), "..", "src");
-const LAYERS: readonly (readonly string[])[] = [
-  ["machine"],
-  ["hw"],
-  ["kernel"],
-  ["user"],
-  ["engine"],
-  ["scenario"],
-  ["search", "run"],
-  ["report"],
-  ["cli"],
-];
 const level = new Map(LAYERS.flatMap((names, i) => names.map((n) => [n, i] as const)));
-
-interface Import {
-  from: string;
-  to: string;
-  typeOnly: boolean;
-}
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
-  );
-}
-
-function imports(): Import[] {
-  const out: Import[] = [];
-  const re = /^(?:import|export)\s+(type\s+)?(?:[^"';]*?\s+from\s+)?"(\.[^"]+)";/gms;
-  for (const file of sourceFiles(SRC)) {
-    const text = readFileSync(file, "utf8");
-    for (const m of text.matchAll(re)) {
-      const to = normalize(join(dirname(file), m[2].replace(/\.js$/, ".ts")));
-      out.push({ from: relative(SRC, file), to: relative(SRC, to), typeOnly: m[1] !== undefined });
-    }
-  }
-  return out;
-}
-
-const folder = (f: string) => f.split("/")[0];
+const imports = () => readImports(SRC).imports;
 
 test("every source file sits in a known layer", () => {
-  const unknown = sourceFiles(SRC)
-    .map((f) => relative(SRC, f))
-    .filter((f) => !level.has(folder(f)));
+  const unknown = readImports(SRC).files.filter((f) => !level.has(folder(f)));
   assert.deepEqual(unknown, []);
 });
 
