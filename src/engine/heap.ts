@@ -33,18 +33,13 @@ export class EventHeap {
     const s = this.nextSeq++;
     const T = this.time;
     const S = this.seq;
-    const I = this.item;
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (T[p] < time || (T[p] === time && S[p] < s)) break;
-      T[i] = T[p];
-      S[i] = S[p];
-      I[i] = I[p];
+      this.move(i, p);
       i = p;
     }
-    T[i] = time;
-    S[i] = s;
-    I[i] = item;
+    this.put(i, time, s, item);
   }
 
   /**
@@ -75,7 +70,6 @@ export class EventHeap {
   private siftDown(time: number, s: number, item: number): void {
     const T = this.time;
     const S = this.seq;
-    const I = this.item;
     const n = this.n;
     let i = 0;
     for (;;) {
@@ -84,14 +78,23 @@ export class EventHeap {
       const r = c + 1;
       if (r < n && (T[r] < T[c] || (T[r] === T[c] && S[r] < S[c]))) c = r;
       if (time < T[c] || (time === T[c] && s < S[c])) break;
-      T[i] = T[c];
-      S[i] = S[c];
-      I[i] = I[c];
+      this.move(i, c);
       i = c;
     }
-    T[i] = time;
-    S[i] = s;
-    I[i] = item;
+    this.put(i, time, s, item);
+  }
+
+  /** Slot i takes slot j's event. */
+  private move(i: number, j: number): void {
+    this.time[i] = this.time[j];
+    this.seq[i] = this.seq[j];
+    this.item[i] = this.item[j];
+  }
+
+  private put(i: number, time: number, s: number, item: number): void {
+    this.time[i] = time;
+    this.seq[i] = s;
+    this.item[i] = item;
   }
 
   private grow(): void {
