@@ -9,7 +9,7 @@ import type { Violation } from "../machine/machine.js";
 import { type Metrics, type PerCpuMetricName, perCpuMetrics } from "../machine/metrics.js";
 import { ChromeTrace } from "../report/chrome-trace.js";
 import type { CompiledScenario } from "../scenario/compile.js";
-import type { Policy } from "../scenario/schema.js";
+import type { Policies } from "../scenario/schema.js";
 import { cpu_peek } from "./cpu.js";
 import {
   Engine,
@@ -39,7 +39,7 @@ export interface RunOptions {
 export interface RunResult {
   scenario: string;
   seed: number;
-  policy: Policy;
+  policy: Policies;
   scheduler: string;
   /** True when the run ended because nothing was left to do, not at a limit. */
   complete: boolean;

@@ -13,12 +13,6 @@ const _SIGILL = 4;
 const _SIGSEGV = 11;
 const _EINVAL = 22;
 
-export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
-export const VARIANT_IPI_IN_BH = "ipi-in-bh";
-
-export type PasidMsrPolicy = "gp-fixup" | "ipi" | "task-work" | "ctxsw-resync";
-export type XstateHelper = "lock-and-load" | "update" | "replace";
-
 // --- signals ---------------------------------------------------------------------------
 
 function frameAddr(k: Kernel, t: number, i: number): number {
