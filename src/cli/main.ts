@@ -8,14 +8,12 @@ import { dirname, join } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { checkScenario, describeSchedule } from "../engine/check.js";
-import { compare, parseVary } from "../run/compare.js";
+import { ChromeTrace } from "../engine/chrome-trace.js";
 import type { Progress } from "../engine/explore.js";
 import { describeTransition, replaySchedule } from "../engine/explore.js";
 import { formatSchedule, parseSchedule, stampOf } from "../engine/schedule.js";
-import { runScenario, SCHEDULERS, type SchedulerName } from "../run/session.js";
-import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
+import { KERNEL_VARIANT_NAMES, POLICIES } from "../kernel/policy.js";
 import { checkJson, checkTable } from "../report/check-report.js";
-import { ChromeTrace } from "../engine/chrome-trace.js";
 import {
   chooseMetrics,
   compareCsv,
@@ -25,6 +23,9 @@ import {
 } from "../report/compare-report.js";
 import { itfDocument, itfState } from "../report/itf.js";
 import { runJson, runTable } from "../report/run-report.js";
+import { compare, parseVary } from "../run/compare.js";
+import { runScenario, SCHEDULERS, type SchedulerName } from "../run/session.js";
+import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
@@ -41,6 +42,9 @@ function intArg(name: string, min: number, max: number) {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+// From the one table of policies and variants (kernel/policy.ts); the values are checked by compileScenario.
+const POLICY_HELP = `override a policy (repeatable; keys: ${Object.keys(POLICIES).join(", ")})`;
+const KERNEL_HELP = `add a kernel variant: historical or proposed code (repeatable; one of: ${KERNEL_VARIANT_NAMES.join(", ")})`;
 
 /** A path, or the name of a built-in scenario (`thread-pool` -> scenarios/thread-pool.yaml). */
 export function resolveScenario(arg: string): string {
@@ -407,13 +411,8 @@ function program(): Command {
     .argument("<scenario>", "a scenario file (.yaml/.json) or a built-in scenario's name")
     .option("--json", "one JSON object on stdout")
     .option("--seed <n>", "override the scenario's seed", intArg("--seed", 0, 2 ** 32 - 1))
-    .option("--policy <key=value>", "override a policy (repeatable)", collect, [])
-    .option(
-      "--kernel <variant>",
-      "add a kernel variant: historical or proposed code (repeatable)",
-      collect,
-      [],
-    )
+    .option("--policy <key=value>", POLICY_HELP, collect, [])
+    .option("--kernel <variant>", KERNEL_HELP, collect, [])
     .option("--trace <file>", "write a Chrome Trace Event JSON (Perfetto) of the run")
     .addOption(new Option("--scheduler <name>", "who picks the next step").choices(SCHEDULERS).default("sim"))
     .option(
@@ -497,8 +496,8 @@ function program(): Command {
     .argument("<scenario>", "a scenario file (.yaml/.json) or a built-in scenario's name")
     .option("--json", "one JSON object on stdout")
     .option("--seed <n>", "override the scenario's seed (random walks)", intArg("--seed", 0, 2 ** 32 - 1))
-    .option("--policy <key=value>", "override a policy (repeatable)", collect, [])
-    .option("--kernel <variant>", "add a kernel variant (repeatable)", collect, [])
+    .option("--policy <key=value>", POLICY_HELP, collect, [])
+    .option("--kernel <variant>", KERNEL_HELP, collect, [])
     .option("--max-states <n>", "state budget", intArg("--max-states", 1, 1e10))
     .option("--time <seconds>", "time budget", intArg("--time", 1, 1e6))
     .option("--memory <MiB>", "memory budget (resident set)", intArg("--memory", 16, 1e7))

@@ -12,16 +12,6 @@ import { XFEATURE_PASID, xfeatureName } from "../hw/xstate.js";
 import { PF_KTHREAD, TIF_NEED_FPU_LOAD } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 
-const _SIGILL = 4;
-const _SIGSEGV = 11;
-const _EINVAL = 22;
-
-export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
-export const VARIANT_IPI_IN_BH = "ipi-in-bh";
-
-export type PasidMsrPolicy = "gp-fixup" | "ipi" | "task-work" | "ctxsw-resync";
-export type XstateHelper = "lock-and-load" | "update" | "replace";
-
 export function userTask(k: Kernel, t: number): boolean {
   return (k.get(k.T.flags, t) & PF_KTHREAD) === 0;
 }

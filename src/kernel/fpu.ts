@@ -26,15 +26,7 @@ import { pasid_sync } from "./pasid_msr.js";
 import { defPath, type KPath } from "./path.js";
 import { P_SCHED_YIELD } from "./sleep.js";
 
-const _SIGILL = 4;
-const _SIGSEGV = 11;
 const EINVAL = 22;
-
-export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
-export const VARIANT_IPI_IN_BH = "ipi-in-bh";
-
-export type PasidMsrPolicy = "gp-fixup" | "ipi" | "task-work" | "ctxsw-resync";
-export type XstateHelper = "lock-and-load" | "update" | "replace";
 
 // --- context switch and the way out to user --------------------------------------------------
 

@@ -18,8 +18,6 @@ import { DESC_WORDS, PT_WORDS } from "../machine/state.js";
 import { ida_alloc_range, ida_count, ida_free } from "./ida.js";
 import type { Kernel } from "./kernel.js";
 
-export type PasidLifetime = "mm" | "unbind" | "task-refcount" | "static";
-
 export const ENOSPC = 28;
 export const EOVERFLOW = 75;
 export const EMFILE = 24;

@@ -19,18 +19,17 @@ import {
   type Layout,
   TASK_FRAMES_MAX,
 } from "../machine/state.js";
-import type { PasidMsrPolicy, XstateHelper } from "./fpu.js";
 import type { Ida } from "./ida.js";
-import type { PasidLifetime } from "./iommu.js";
 import { allPaths, type KPath, pathById } from "./path.js";
+import type { KernelVariant, Policy } from "./policy.js";
 
 /** The parts of the scenario the model's paths consult. */
 export interface ModelConfig {
   devices: readonly DeviceParams[];
   pasidBits: number;
-  lifetime: PasidLifetime;
+  lifetime: Policy<"pasid_lifetime">;
   /** Kernel variants in force (historical or proposed code). */
-  variants: ReadonlySet<string>;
+  variants: ReadonlySet<KernelVariant>;
   /** Injected failures per fault site (index into FAULT_SITES): fail on run `nth`, or every run from it. */
   faults: readonly ({ nth: number; every: boolean } | null)[];
   /** The TLB model's machine switches and policies (machine.pti/pcid/invpcid/asid_slots, policy.*). */
@@ -38,9 +37,9 @@ export interface ModelConfig {
   /** The XSTATE layout from machine.xfeatures and machine.cpuid_xstate. */
   xstate: XstateLayout;
   /** policy.pasid_msr: how a task's IA32_PASID gets its mm's PASID. */
-  pasidMsr: PasidMsrPolicy;
+  pasidMsr: Policy<"pasid_msr">;
   /** policy.xstate_helper: how the kernel changes one component of a task's xstate (seed 004). */
-  xstateHelper: XstateHelper;
+  xstateHelper: Policy<"xstate_helper">;
   /** policy.xstate_check: the helpers' debug copy and checks. */
   xstateCheck: boolean;
   /** machine.nmi: a perf NMI comes with every tick, taken at the next step boundary whatever IF says. */
@@ -57,12 +56,12 @@ export interface TlbConfig {
   invpcid: boolean;
   /** TLB_NR_DYN_ASIDS. */
   asidSlots: number;
-  userAsidFlush: "deferred" | "immediate";
-  userFlushTest: "bt-btr" | "btr";
+  userAsidFlush: Policy<"user_asid_flush">;
+  userFlushTest: Policy<"user_flush_test">;
   /** policy.nmi_restore_cr3: `paranoid` (6.9's PARANOID_RESTORE_CR3) or `always` (RESTORE_CR3 before it). */
-  nmiRestoreCr3: "paranoid" | "always";
+  nmiRestoreCr3: Policy<"nmi_restore_cr3">;
   /** policy.lazy_tlb: `lazy` (mainline: a kernel thread keeps the mm loaded) or `init-mm` (4.15-4.18 with PCID: switch to init_mm at once). */
-  lazyTlb: "lazy" | "init-mm";
+  lazyTlb: Policy<"lazy_tlb">;
   /** policy.tlb_shootdown = invlpgb: 6.15's global ASIDs with broadcast invalidation (X86_FEATURE_INVLPGB). */
   invlpgb: boolean;
   /** machine.global_asids_in_use: global ASIDs held at boot by mms outside the scenario. */

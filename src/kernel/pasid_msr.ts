@@ -14,16 +14,6 @@ import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 import { cpumask_test } from "./tlbstate.js";
 
-const _SIGILL = 4;
-const _SIGSEGV = 11;
-const _EINVAL = 22;
-
-export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
-export const VARIANT_IPI_IN_BH = "ipi-in-bh";
-
-export type PasidMsrPolicy = "gp-fixup" | "ipi" | "task-work" | "ctxsw-resync";
-export type XstateHelper = "lock-and-load" | "update" | "replace";
-
 // --- pasid_msr: how a task's IA32_PASID gets its mm's PASID -----------------------------------
 
 /** The task's PASID state from its mm: PASID | valid, or 0. */
@@ -106,7 +96,7 @@ export function pasid_ipi(k: Kernel, cpu: number): void {
   if (k.model.pasidMsr !== "ipi") return;
   const t = k.curr(cpu);
   if (k.get(k.T.mm, t) === 0) return;
-  if (k.get(k.C.fpregs_locked, cpu) !== 0 && !k.model.variants.has(VARIANT_IPI_IN_BH)) {
+  if (k.get(k.C.fpregs_locked, cpu) !== 0 && !k.model.variants.has("ipi-in-bh")) {
     k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_PASID_SYNC);
     return;
   }

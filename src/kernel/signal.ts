@@ -9,16 +9,6 @@ import { fpregs_mark_activate, fpregs_restore_userregs, fpregs_state_valid } fro
 import type { Kernel } from "./kernel.js";
 import { defPath } from "./path.js";
 
-const _SIGILL = 4;
-const _SIGSEGV = 11;
-const _EINVAL = 22;
-
-export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
-export const VARIANT_IPI_IN_BH = "ipi-in-bh";
-
-export type PasidMsrPolicy = "gp-fixup" | "ipi" | "task-work" | "ctxsw-resync";
-export type XstateHelper = "lock-and-load" | "update" | "replace";
-
 // --- signals ---------------------------------------------------------------------------
 
 function frameAddr(k: Kernel, t: number, i: number): number {

@@ -28,7 +28,6 @@ import {
   SW_ASID,
   SW_FLUSH,
   SW_IRQS_ON,
-  VARIANT_STORE_BUFFERING,
 } from "./tlbstate.js";
 
 // --- choose_new_asid / switch_mm_irqs_off -----------------------------------------
@@ -112,7 +111,7 @@ function switch_mm_enter(k: Kernel, cpu: number, next: number): void {
   if (next !== 0 && !cpumask_test(k, next, cpu)) {
     k.set(k.C.loaded_mm, cpu, LOADED_MM_SWITCHING);
     cpumask_set(k, next, cpu); // LOCK BTS: a full barrier
-  } else if (k.model.variants.has(VARIANT_STORE_BUFFERING) && next !== 0) {
+  } else if (k.model.variants.has("83b0177a6c48") && next !== 0) {
     k.set(k.C.sb_loaded_mm, cpu, LOADED_MM_SWITCHING + 2);
   } else {
     k.set(k.C.loaded_mm, cpu, LOADED_MM_SWITCHING); // then smp_mb()

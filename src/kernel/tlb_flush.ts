@@ -28,7 +28,6 @@ import {
   mark_pages,
   PTRS_PER_PTE,
   TLB_SINGLE_PAGE_FLUSH_CEILING,
-  VARIANT_SKIPPED_IPI,
 } from "./tlbstate.js";
 
 // --- flush_tlb_func -------------------------------------------------------------
@@ -79,7 +78,7 @@ export function flush_tlb_func(k: Kernel, cpu: number, initiator: number): void 
 function should_flush_tlb(k: Kernel, cpu: number, mm: number): boolean {
   if (k.get(k.C.is_lazy, cpu) !== 0) return false;
   const loaded = k.get(k.C.loaded_mm, cpu);
-  if (loaded === LOADED_MM_SWITCHING) return !k.model.variants.has(VARIANT_SKIPPED_IPI);
+  if (loaded === LOADED_MM_SWITCHING) return !k.model.variants.has("fea4e317f9e7");
   return loaded === mm;
 }
 

@@ -13,6 +13,7 @@ import {
 } from "../hw/tlb.js";
 import { MAX_ASID_AVAILABLE, TLB_PAGES } from "../machine/state.js";
 import type { Kernel, TlbConfig } from "./kernel.js";
+import type { KernelVariant } from "./policy.js";
 
 /** cpu_tlbstate.loaded_mm while switch_mm_irqs_off() is between mms ((mm*)1 in the kernel). */
 export const LOADED_MM_SWITCHING = -1;
@@ -20,17 +21,13 @@ export const LOADED_MM_SWITCHING = -1;
 export const TLB_SINGLE_PAGE_FLUSH_CEILING = 33;
 /** A munmap of at least this many pages frees a page table (freed_tables: IPIs go to lazy CPUs too). */
 export const PTRS_PER_PTE = 512;
-export const VARIANT_SKIPPED_IPI = "fea4e317f9e7";
-/** Kernel variant: switch_mm_irqs_off() without the smp_mb() of 83b0177a6c48 (store buffering). */
-export const VARIANT_STORE_BUFFERING = "83b0177a6c48";
-/**
- * Kernel variant: user_pcid_flush_mask as the `unsigned short` of v6.15.
- * Under PTI a global ASID's kernel PCID (7 .. 2046) is a bit index past its
- * 16 bits: __set_bit() and the exit path's `bt`/`btr` on a register offset
- * reach the rest of struct tlb_state (fixed by "x86/mm: Fix potential
- * overflow in user_pcid_flush_mask", Rik van Riel, posted June 2025).
+/*
+ * Kernel variant `user-pcid-mask-u16`: user_pcid_flush_mask as the `unsigned
+ * short` of v6.15. Under PTI a global ASID's kernel PCID (7 .. 2046) is a bit
+ * index past its 16 bits: __set_bit() and the exit path's `bt`/`btr` on a
+ * register offset reach the rest of struct tlb_state (fixed by "x86/mm: Fix
+ * potential overflow in user_pcid_flush_mask", Rik van Riel, posted June 2025).
  */
-export const VARIANT_USER_MASK_U16 = "user-pcid-mask-u16";
 /** Bits of the v6.15 mask. */
 const USER_MASK_U16_BITS = 16;
 
@@ -75,8 +72,8 @@ export function ctxIdAddr(k: Kernel, cpu: number, asid: number): number {
  * v6.15 variant keeps 16 bits and 2048 of the memory after them, where its
  * out-of-range bits land (see user_mask_word()).
  */
-export function user_pcid_flush_mask_words(t: TlbConfig, variants: ReadonlySet<string>): number {
-  if (variants.has(VARIANT_USER_MASK_U16)) return Math.ceil((MAX_ASID_AVAILABLE + 1) / 32);
+export function user_pcid_flush_mask_words(t: TlbConfig, variants: ReadonlySet<KernelVariant>): number {
+  if (variants.has("user-pcid-mask-u16")) return Math.ceil((MAX_ASID_AVAILABLE + 1) / 32);
   return Math.ceil(((t.invlpgb ? MAX_ASID_AVAILABLE : t.asidSlots) + 1) / 32);
 }
 
@@ -94,7 +91,7 @@ const TLBSTATE_CTXS_BIT = 80;
  * missed one).
  */
 function ctxs_spill(k: Kernel, kpcid: number): number {
-  if (kpcid < USER_MASK_U16_BITS || !k.model.variants.has(VARIANT_USER_MASK_U16)) return -1;
+  if (kpcid < USER_MASK_U16_BITS || !k.model.variants.has("user-pcid-mask-u16")) return -1;
   const rel = kpcid - TLBSTATE_CTXS_BIT;
   return rel >= 0 && rel >> 7 < k.model.tlb.asidSlots && (rel & 63) < 32 ? rel : -1;
 }
@@ -155,7 +152,7 @@ export function invalidate_user_asid(k: Kernel, cpu: number, asid: number): void
   const bit = kern_pcid(k, asid);
   if (asid >= (is_global_asid(k, asid) ? MAX_ASID_AVAILABLE : t.asidSlots))
     k.warn("user-mask", `cpu ${cpu}: user_pcid_flush_mask bit ${bit} names no ASID`, cpu);
-  else if (bit >= USER_MASK_U16_BITS && k.model.variants.has(VARIANT_USER_MASK_U16))
+  else if (bit >= USER_MASK_U16_BITS && k.model.variants.has("user-pcid-mask-u16"))
     k.warn(
       "user-mask",
       `cpu ${cpu}: __set_bit(${bit}) past the 16-bit user_pcid_flush_mask writes ${user_mask_spill(k, bit)}`,

@@ -15,13 +15,6 @@ import { switch_to_kernel_cr3 } from "./pti.js";
 
 const SIGILL = 4;
 const SIGSEGV = 11;
-const _EINVAL = 22;
-
-export const VARIANT_GP_IRQS_ON = "gp-fixup-irqs-on";
-export const VARIANT_IPI_IN_BH = "ipi-in-bh";
-
-export type PasidMsrPolicy = "gp-fixup" | "ipi" | "task-work" | "ctxsw-resync";
-export type XstateHelper = "lock-and-load" | "update" | "replace";
 
 // --- user code touching its registers; XFD and AMX permission -----------------------------
 
@@ -107,13 +100,13 @@ export const P_EXC_GP = defPath("exc_general_protection", [
   [
     "cond_local_irq_enable",
     (k, cpu) => {
-      if (k.model.variants.has(VARIANT_GP_IRQS_ON)) k.set(k.C.irqs_off, cpu, 0);
+      if (k.model.variants.has("gp-fixup-irqs-on")) k.set(k.C.irqs_off, cpu, 0);
     },
   ],
   [
     "try_fixup_enqcmd_gp",
     (k, cpu, fr) => {
-      const mainline = !k.model.variants.has(VARIANT_GP_IRQS_ON);
+      const mainline = !k.model.variants.has("gp-fixup-irqs-on");
       if (mainline && k.get(k.C.irqs_off, cpu) === 0) k.warn("sched-atomic", "#GP fixup with IRQs on", cpu);
       const t = k.curr(cpu);
       const pasid = k.get(k.M.pasid, k.get(k.T.mm, t));
@@ -142,7 +135,7 @@ export const P_EXC_GP = defPath("exc_general_protection", [
   [
     "wrmsrl",
     (k, cpu, fr) => {
-      if (k.model.variants.has(VARIANT_GP_IRQS_ON)) wrmsr_pasid(k, cpu, k.curr(cpu), k.arg0(fr));
+      if (k.model.variants.has("gp-fixup-irqs-on")) wrmsr_pasid(k, cpu, k.curr(cpu), k.arg0(fr));
     },
   ],
   [

@@ -13,6 +13,7 @@ import {
 } from "../hw/xstate.js";
 import type { BootSpec } from "../kernel/boot.js";
 import { OPEN_PRIVATE } from "../kernel/devfile.js";
+import { isKernelVariant, KERNEL_VARIANT_NAMES, type KernelVariant, variantNeeds } from "../kernel/policy.js";
 import { type CostTable, costTable } from "../machine/costs.js";
 import type { Program } from "../machine/machine.js";
 import { LOOP_DEPTH_MAX, MAX_ASID_AVAILABLE } from "../machine/state.js";
@@ -56,26 +57,9 @@ import {
   type NProgram,
   normalizeProgram,
   POLICY_VALUES,
-  type Policy,
+  type Policies,
   type PolicyKey,
 } from "./schema.js";
-
-/** Kernel variants the model knows: historical or proposed code, each from a thread or commit. */
-export const KERNEL_VARIANTS: Readonly<Record<string, string>> = {
-  "free-at-mmput":
-    "5.18-rc1: mm_pasid_drop() in __mmput(), before exit_files() drained the device (fixed by 2667ed10d9f0)",
-  "no-drain": "file release unbinds without DRAIN_PASID on the device",
-  "gp-fixup-irqs-on":
-    "seed 000: the #GP fixup's checks and MSR write run with interrupts and preemption enabled ('preemption or BH here: kaboom')",
-  "ipi-in-bh":
-    "5.10: the PASID IPI's update_pasid() lands inside an fpregs_lock() section (kernel_fpu_begin) and is overwritten by its XSAVES: a lost update, why ENQCMD was force-disabled in 5.13 (9bfecd058339)",
-  "83b0177a6c48":
-    "6.14-6.15: switch_mm_irqs_off() stores loaded_mm and loads tlb_gen with no barrier when its mm_cpumask bit is already set; under x86-TSO the flusher and the switcher can both miss each other's store (fixed by 83b0177a6c48)",
-  "user-pcid-mask-u16":
-    "6.15: user_pcid_flush_mask is an unsigned short; under PTI a global ASID's kernel PCID (7-2046) sets and tests bits past it, in the rest of struct tlb_state (fixed by the posted 'x86/mm: Fix potential overflow in user_pcid_flush_mask', June 2025)",
-  fea4e317f9e7:
-    "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",
-};
 
 /** Ops whose `count` happens inside one syscall (many TLB flushes without a return to user). */
 const COUNT_IN_SYSCALL: ReadonlySet<NOp["kind"]> = new Set(["munmap", "mprotect"]);
@@ -98,9 +82,9 @@ export interface Overrides {
 export interface CompiledScenario {
   name: string;
   seed: number;
-  policy: Policy;
+  policy: Policies;
   /** Kernel variants in force, file's and command line's. */
-  variants: string[];
+  variants: KernelVariant[];
   boot: BootSpec;
 }
 
@@ -119,32 +103,24 @@ interface Ctx {
   xstate: XstateLayout;
 }
 
-/** Variants of the PASID/device model: meaningless in a scenario without devices. */
-const DEVICE_VARIANTS = new Set(["free-at-mmput", "no-drain", "gp-fixup-irqs-on", "ipi-in-bh"]);
-/** Variants of one `pasid_msr` policy's code. */
-const MSR_POLICY_VARIANTS: Readonly<Record<string, string>> = {
-  "gp-fixup-irqs-on": "gp-fixup",
-  "ipi-in-bh": "ipi",
-};
-
 function variantOutOfModel(
-  v: string,
+  v: KernelVariant,
   devices: number,
-  policy: Policy,
+  policy: Policies,
   m: { pti: boolean; pcid: boolean },
 ): string | null {
-  if (DEVICE_VARIANTS.has(v) && devices === 0)
+  const needs = variantNeeds(v);
+  if (needs.devices && devices === 0)
     return `kernel variant '${v}' changes the PASID/device model, and the scenario declares no devices`;
-  if (v === "user-pcid-mask-u16" && !(m.pti && m.pcid && policy.user_asid_flush === "deferred"))
+  if (needs.deferredUserFlush && !(m.pti && m.pcid && policy.user_asid_flush === "deferred"))
     return `kernel variant '${v}' changes the deferred user-PCID flush mask, which needs machine.pti, machine.pcid and policy.user_asid_flush 'deferred'`;
-  const needs = MSR_POLICY_VARIANTS[v];
-  if (needs !== undefined && policy.pasid_msr !== needs)
-    return `kernel variant '${v}' changes the '${needs}' code of policy.pasid_msr, which is '${policy.pasid_msr}' here`;
+  if (needs.pasidMsr !== undefined && policy.pasid_msr !== needs.pasidMsr)
+    return `kernel variant '${v}' changes the '${needs.pasidMsr}' code of policy.pasid_msr, which is '${policy.pasid_msr}' here`;
   return null;
 }
 
 function unknownVariant(v: string): string {
-  return `unknown kernel variant '${v}' (known: ${Object.keys(KERNEL_VARIANTS).join(", ")})`;
+  return `unknown kernel variant '${v}' (known: ${KERNEL_VARIANT_NAMES.join(", ")})`;
 }
 
 export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): CompiledScenario {
@@ -178,21 +154,25 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
     const prog = compileProgram(ctx, normalizeProgram(p.program, path), p.name);
     return { prog, count: p.count, threads: p.threads };
   });
-  sc.kernel.forEach((v, i) => {
-    if (!(v in KERNEL_VARIANTS))
+  const fileVariants = sc.kernel.map((v, i) => {
+    if (!isKernelVariant(v))
       throw new InputError(`${ls.locate(["kernel", i])}: kernel[${i}]: ${unknownVariant(v)}`);
+    return v;
   });
-  for (const v of ov.kernel ?? [])
-    if (!(v in KERNEL_VARIANTS)) throw new InputError(`--kernel ${v}: ${unknownVariant(v)}`);
+  const flagVariants = (ov.kernel ?? []).map((v) => {
+    if (!isKernelVariant(v)) throw new InputError(`--kernel ${v}: ${unknownVariant(v)}`);
+    return v;
+  });
   const policy = applyPolicy(sc.policy, ov.policy ?? []);
-  sc.kernel.forEach((v, i) => {
+  fileVariants.forEach((v, i) => {
     const why = variantOutOfModel(v, devices.length, policy, m);
     if (why !== null) throw new InputError(`${ls.locate(["kernel", i])}: kernel[${i}]: ${why}`);
   });
-  for (const v of ov.kernel ?? []) {
+  for (const v of flagVariants) {
     const why = variantOutOfModel(v, devices.length, policy, m);
     if (why !== null) throw new InputError(`--kernel ${v}: ${why}`);
   }
+  const variants = [...new Set([...fileVariants, ...flagVariants])];
   const props = sc.check?.properties ?? [];
   props.forEach((name, i) => {
     if (!CORE_INVARIANTS.some((inv) => inv.name === name)) {
@@ -233,13 +213,13 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
     name: sc.name,
     seed,
     policy,
-    variants: [...new Set([...sc.kernel, ...(ov.kernel ?? [])])],
+    variants,
     boot: {
       model: {
         devices,
         pasidBits: m.pasid_bits,
         lifetime: policy.pasid_lifetime,
-        variants: new Set([...sc.kernel, ...(ov.kernel ?? [])]),
+        variants: new Set(variants),
         tlb: {
           pti: m.pti,
           pcid: m.pcid,
@@ -287,7 +267,7 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
 }
 
 /** `--policy key=value` over the file's policy; a bad key or value is a usage error. */
-export function applyPolicy(base: Policy, kvs: readonly string[]): Policy {
+export function applyPolicy(base: Policies, kvs: readonly string[]): Policies {
   const p: Record<string, string> = { ...base };
   for (const kv of kvs) {
     const eq = kv.indexOf("=");
@@ -306,7 +286,7 @@ export function applyPolicy(base: Policy, kvs: readonly string[]): Policy {
     }
     p[key] = value;
   }
-  return p as Policy;
+  return p as Policies;
 }
 
 /** Compile one program (and, recursively, its children); returns its id. */

@@ -5,6 +5,7 @@
  * Every object is strict, so a misspelt key is an error rather than silently ignored.
  */
 import { z } from "zod";
+import { POLICIES, type Policies, type Policy, type PolicyKey } from "../kernel/policy.js";
 import { MAX_ASID_AVAILABLE } from "../machine/state.js";
 
 /** Where a node sits in the scenario document: mapping keys and list indices, from the top. */
@@ -106,35 +107,18 @@ const DeviceSchema = strict({
 });
 export type DeviceConfig = z.output<typeof DeviceSchema>;
 
-/** The policies and their values; the first value of each is the default (mainline behaviour). */
-const POLICIES = {
-  pasid_lifetime: ["mm", "unbind", "task-refcount", "static"],
-  pasid_msr: ["gp-fixup", "ipi", "task-work", "ctxsw-resync"],
-  user_asid_flush: ["deferred", "immediate"],
-  tlb_shootdown: ["ipi", "invlpgb"],
-  user_flush_test: ["bt-btr", "btr"],
-  xstate_helper: ["lock-and-load", "update", "replace"],
-  xstate_check: ["off", "on"],
-  nmi_restore_cr3: ["paranoid", "always"],
-  lazy_tlb: ["lazy", "init-mm"],
-} as const;
+/** One zod enum per policy, from the kernel's table (kernel/policy.ts); the first value is the default. */
+type PolicyShape = { [K in PolicyKey]: z.ZodDefault<z.ZodEnum<{ [V in Policy<K>]: V }>> };
+const PolicySchema = strict(
+  Object.fromEntries(
+    Object.entries(POLICIES).map(([key, values]) => [key, z.enum(values).default(values[0])]),
+  ) as unknown as PolicyShape,
+);
 
-const PolicySchema = strict({
-  pasid_lifetime: z.enum(POLICIES.pasid_lifetime).default(POLICIES.pasid_lifetime[0]),
-  pasid_msr: z.enum(POLICIES.pasid_msr).default(POLICIES.pasid_msr[0]),
-  user_asid_flush: z.enum(POLICIES.user_asid_flush).default(POLICIES.user_asid_flush[0]),
-  tlb_shootdown: z.enum(POLICIES.tlb_shootdown).default(POLICIES.tlb_shootdown[0]),
-  user_flush_test: z.enum(POLICIES.user_flush_test).default(POLICIES.user_flush_test[0]),
-  xstate_helper: z.enum(POLICIES.xstate_helper).default(POLICIES.xstate_helper[0]),
-  xstate_check: z.enum(POLICIES.xstate_check).default(POLICIES.xstate_check[0]),
-  nmi_restore_cr3: z.enum(POLICIES.nmi_restore_cr3).default(POLICIES.nmi_restore_cr3[0]),
-  lazy_tlb: z.enum(POLICIES.lazy_tlb).default(POLICIES.lazy_tlb[0]),
-});
-export type Policy = z.output<typeof PolicySchema>;
-export type PolicyKey = keyof Policy;
+export type { Policies, PolicyKey };
 
 /** Allowed values per policy key (for validating `--policy key=value`); the first is the default. */
-export const POLICY_VALUES: Record<PolicyKey, readonly string[]> = POLICIES;
+export const POLICY_VALUES: Readonly<Record<PolicyKey, readonly string[]>> = POLICIES;
 
 // ---------------------------------------------------------------------------------------------
 // programs and ops
