@@ -17,7 +17,6 @@ import { PC_CR3_WRITES, PC_TLB_FLUSHES_FULL, PC_USER_ASID_FLUSHES } from "../mac
 import { TLB_ENTRIES, TLB_PAGES, TLBE_WORDS } from "../machine/state.js";
 import type { Hw } from "./hw.js";
 
-export const CR3_PCID_MASK = 0xfff;
 export const PTI_USER_PCID_BIT = 0x800; // X86_CR3_PTI_PCID_USER_BIT (11)
 /** The kernel-PCID part of CR3 that the entry code uses as a bit index (`andq $0x7FF`). */
 export const KERN_PCID_MASK = 0x7ff;

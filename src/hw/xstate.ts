@@ -22,7 +22,6 @@ export const XFEATURE_XTILE_DATA = 18;
 
 export const XFEATURE_MASK_PASID = 1 << XFEATURE_PASID;
 export const XFEATURE_MASK_XTILE_DATA = 1 << XFEATURE_XTILE_DATA;
-export const XFEATURE_MASK_XTILE = (1 << XFEATURE_XTILE_CFG) | XFEATURE_MASK_XTILE_DATA;
 
 /** The legacy region (x87 + SSE, 512 bytes) and the XSAVE header (64 bytes). */
 export const XSAVE_LEGACY_SIZE = 512;
@@ -312,11 +311,4 @@ export function xstate_calculate_size(L: XstateLayout, xcomp: number): number {
     offs += L.sizes[i];
   }
   return offs;
-}
-
-/** Bytes of the components in `mask` (what XSAVES/XRSTORS move for them). */
-export function xstate_bytes(L: XstateLayout, mask: number): number {
-  let n = 0;
-  for (let i = 0; i < XFEATURE_MAX; i++) if ((mask & (1 << i)) !== 0) n += L.sizes[i];
-  return n;
 }

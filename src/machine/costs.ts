@@ -46,7 +46,6 @@ export const DEFAULT_COSTS = {
 } as const;
 
 export type CostKind = keyof typeof DEFAULT_COSTS;
-export const COST_KINDS = Object.keys(DEFAULT_COSTS) as CostKind[];
 
 export type CostTable = Record<CostKind, number>;
 
