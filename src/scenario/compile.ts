@@ -17,37 +17,7 @@ import { isKernelVariant, KERNEL_VARIANT_NAMES, type KernelVariant, variantNeeds
 import { type CostTable, costTable } from "../machine/costs.js";
 import type { Program } from "../machine/machine.js";
 import { LOOP_DEPTH_MAX, MAX_ASID_AVAILABLE } from "../machine/state.js";
-import {
-  U_ARG,
-  U_BIND,
-  U_CLONE_THREAD,
-  U_CLONE_VM,
-  U_COMPUTE,
-  U_END,
-  U_ENDLOOP,
-  U_ENQCMD,
-  U_EXEC,
-  U_EXIT,
-  U_FORK,
-  U_FPU,
-  U_GP,
-  U_KERNEL_FPU,
-  U_LOOP,
-  U_MMAP,
-  U_MPROTECT,
-  U_MUNMAP,
-  U_SET_FIXMAP,
-  U_SIGNAL,
-  U_SIGRETURN,
-  U_SLEEP,
-  U_SYSCALL,
-  U_TOUCH,
-  U_UNBIND,
-  U_WAIT,
-  U_XCOMP_PERM,
-  U_XSTATE_WRITE,
-  U_YIELD,
-} from "../user/program.js";
+import { OPCODE } from "../user/program.js";
 import { InputError } from "./errors.js";
 import type { LoadedScenario } from "./load.js";
 import {
@@ -295,7 +265,7 @@ function compileProgram(ctx: Ctx, np: NProgram, name: string): number {
   ctx.out.push({ name, code: new Int32Array(0) }); // reserve the id; children come after
   const code: number[] = [];
   emitBlock(ctx, np, name, code, 0);
-  code.push(U_END, 0);
+  code.push(OPCODE.end, 0);
   ctx.out[id] = { name, code: Int32Array.from(code) };
   return id;
 }
@@ -305,10 +275,10 @@ function emitLoop(code: number[], n: number, depth: number, body: (depth: number
     body(depth);
     return;
   }
-  code.push(U_LOOP, n);
+  code.push(OPCODE.loop, n);
   const start = code.length / 2;
   body(depth + 1);
-  code.push(U_ENDLOOP, start);
+  code.push(OPCODE.endloop, start);
 }
 
 function emitBlock(ctx: Ctx, np: NProgram, name: string, code: number[], depth: number): void {
@@ -334,73 +304,67 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
   };
   switch (op.kind) {
     case "compute":
-      code.push(U_COMPUTE, ns(op.ns));
+      code.push(OPCODE.compute, ns(op.ns));
       return;
     case "syscall":
-      code.push(U_SYSCALL, ns(op.ns));
+      code.push(OPCODE.syscall, ns(op.ns));
       return;
     case "sleep":
-      code.push(U_SLEEP, ns(op.ns));
+      code.push(OPCODE.sleep, ns(op.ns));
       return;
     case "yield":
-      code.push(U_YIELD, 0);
+      code.push(OPCODE.yield, 0);
       return;
     case "mmap":
-      code.push(U_MMAP, op.pages);
+      code.push(OPCODE.mmap, op.pages);
       return;
     case "munmap":
     case "mprotect":
-      code.push(op.kind === "munmap" ? U_MUNMAP : U_MPROTECT, op.pages, U_ARG, op.count);
+      code.push(OPCODE[op.kind], op.pages, OPCODE.arg, op.count);
       return;
     case "set_fixmap":
-      code.push(U_SET_FIXMAP, op.pages);
+      code.push(OPCODE.set_fixmap, op.pages);
       return;
     case "touch":
-      code.push(U_TOUCH, op.pages);
+      code.push(OPCODE.touch, op.pages);
       return;
     case "exit":
-      code.push(U_EXIT, op.code);
+      code.push(OPCODE.exit, op.code);
       return;
     case "fpu":
     case "xstate_write":
-      code.push(
-        op.kind === "fpu" ? U_FPU : U_XSTATE_WRITE,
-        componentMask(ctx, op.kind, op.components, where),
-      );
+      code.push(OPCODE[op.kind], componentMask(ctx, op.kind, op.components, where));
       return;
     case "kernel_fpu":
-      code.push(U_KERNEL_FPU, 0);
+      code.push(OPCODE.kernel_fpu, 0);
       return;
     case "req_xcomp_perm":
-      code.push(U_XCOMP_PERM, 0);
+      code.push(OPCODE.req_xcomp_perm, 0);
       return;
     case "gp_fault":
-      code.push(U_GP, 0);
+      code.push(OPCODE.gp_fault, 0);
       return;
     case "signal":
-      code.push(U_SIGNAL, 0, U_SIGRETURN, 0);
+      code.push(OPCODE.signal, 0, OPCODE.sigreturn, 0);
       return;
     case "bind":
-      code.push(U_BIND, ctx.devIndex(op.device) | (op.private ? OPEN_PRIVATE : 0));
+      code.push(OPCODE.bind, ctx.devIndex(op.device) | (op.private ? OPEN_PRIVATE : 0));
       return;
     case "unbind":
-      code.push(U_UNBIND, ctx.devIndex(op.device));
+      code.push(OPCODE.unbind, ctx.devIndex(op.device));
       return;
     case "enqcmd":
-      code.push(U_ENQCMD, ctx.devIndex(op.device));
+      code.push(OPCODE.enqcmd, ctx.devIndex(op.device));
       return;
     case "wait":
-      code.push(U_WAIT, ctx.devIndex(op.device));
+      code.push(OPCODE.wait, ctx.devIndex(op.device));
       return;
     case "fork":
     case "clone_thread":
     case "clone_vm":
     case "exec": {
-      const opcode = { fork: U_FORK, clone_thread: U_CLONE_THREAD, clone_vm: U_CLONE_VM, exec: U_EXEC }[
-        op.kind
-      ];
       if (op.kind !== "exec") ctx.spawnSites++;
-      code.push(opcode, compileProgram(ctx, op.program, `${name}/${op.kind}`));
+      code.push(OPCODE[op.kind], compileProgram(ctx, op.program, `${name}/${op.kind}`));
       return;
     }
     case "repeat":

@@ -33,36 +33,6 @@ import {
 } from "../kernel/syscall.js";
 import { raise_gp, user_fpu_touch } from "../kernel/traps.js";
 import { LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
-import {
-  U_BIND,
-  U_CLONE_THREAD,
-  U_CLONE_VM,
-  U_COMPUTE,
-  U_END,
-  U_ENDLOOP,
-  U_ENQCMD,
-  U_EXEC,
-  U_EXIT,
-  U_FORK,
-  U_FPU,
-  U_GP,
-  U_KERNEL_FPU,
-  U_LOOP,
-  U_MMAP,
-  U_MPROTECT,
-  U_MUNMAP,
-  U_SET_FIXMAP,
-  U_SIGNAL,
-  U_SIGRETURN,
-  U_SLEEP,
-  U_SYSCALL,
-  U_TOUCH,
-  U_UNBIND,
-  U_WAIT,
-  U_XCOMP_PERM,
-  U_XSTATE_WRITE,
-  U_YIELD,
-} from "./program.js";
 
 /**
  * ENQCMD to device `d`'s portal (hw/enqcmd.ts). No portal (no open file on
@@ -110,140 +80,226 @@ const CLONE_FORK = 0;
 const CLONE_PTHREAD = (CLONE_VM | CLONE_FILES | CLONE_THREAD) >>> CLONE_FLAGS_SHIFT;
 const CLONE_VM_ONLY = CLONE_VM >>> CLONE_FLAGS_SHIFT;
 
-/** Execute the next op of the current task's program, in user mode. */
-export function user_step(k: Kernel, cpu: number, chunkNs: number): void {
-  const T = k.T;
-  const t = k.curr(cpu);
-  const code = k.programs[k.get(T.prog, t)].code;
-  const upc = k.get(T.upc, t);
-  const op = code[upc * 2];
-  const arg = code[upc * 2 + 1];
-  k.metrics.user_ops++;
-  switch (op) {
-    case U_LOOP: {
-      const sp = k.get(T.lsp, t);
+/**
+ * One op's user-mode step: `upc` is its index in the program, `arg` its
+ * operand. It advances the task's upc (or not, to run again) and may enter
+ * the kernel.
+ */
+export type UserStep = (
+  k: Kernel,
+  cpu: number,
+  t: number,
+  upc: number,
+  arg: number,
+  chunkNs: number,
+  code: Int32Array,
+) => void;
+
+/** An op that is one syscall: upc moves past it, then the kernel runs `nr` with the op's operand. */
+function syscallOp(nr: number, withArg = true): UserStep {
+  return (k, cpu, t, upc, arg) => {
+    k.set(k.T.upc, t, upc + 1);
+    enter_syscall(k, cpu, nr, withArg ? arg : 0);
+  };
+}
+
+/** munmap/mprotect: the U_ARG pair after the op holds the count (the flushes happen in one syscall). */
+function rangeOp(nr: number): UserStep {
+  return (k, cpu, t, upc, arg, _chunkNs, code) => {
+    k.set(k.T.upc, t, upc + 2);
+    enter_syscall(k, cpu, nr | (code[upc * 2 + 3] << 8), arg);
+  };
+}
+
+/** The `arg` pseudo-op: an operand of the op before it, never executed. */
+const ARG_OPCODE = 20;
+
+function unknownOp(k: Kernel, cpu: number, op: number): void {
+  k.warn("user-program", `unknown opcode ${op}`, cpu);
+  enter_syscall(k, cpu, SYS_EXIT, 127);
+}
+
+/** The loop counters' word for nesting level `sp` of task `t`. */
+function loopAddr(k: Kernel, t: number, sp: number): number {
+  return k.T.loops.base + t * k.T.loops.stride + k.T.loops.off + sp;
+}
+
+export interface UserOpDef {
+  /** The opcode in program text (code[2 * upc]); fixed: programs are compiled against these numbers. */
+  readonly opcode: number;
+  /** What the operand (code[2 * upc + 1]) means. */
+  readonly arg: string;
+  readonly step: UserStep;
+}
+
+/**
+ * Every op of program text, once: its name (the key, shown in traces), its
+ * opcode and its user-mode step. OPCODE and OPCODE_NAMES (program.ts) and
+ * user_step's dispatch are derived from this table.
+ */
+export const USER_OPS = {
+  end: {
+    opcode: 0,
+    arg: "none: falls off the end, exit(0)",
+    step: (k, cpu) => enter_syscall(k, cpu, SYS_EXIT, 0),
+  },
+  loop: {
+    opcode: 1,
+    arg: "iterations; pushes a loop counter",
+    step: (k, cpu, t, upc, arg) => {
+      const sp = k.get(k.T.lsp, t);
       if (sp >= LOOP_DEPTH_MAX) {
         k.warn("user-program", `loop nesting beyond ${LOOP_DEPTH_MAX}`, cpu);
-        break;
+        return;
       }
-      k.mem.write(T.loops.base + t * T.loops.stride + T.loops.off + sp, arg);
-      k.set(T.lsp, t, sp + 1);
-      k.set(T.upc, t, upc + 1);
-      break;
-    }
-    case U_ENDLOOP: {
-      const sp = k.get(T.lsp, t) - 1;
-      const a = T.loops.base + t * T.loops.stride + T.loops.off + sp;
+      k.mem.write(loopAddr(k, t, sp), arg);
+      k.set(k.T.lsp, t, sp + 1);
+      k.set(k.T.upc, t, upc + 1);
+    },
+  },
+  endloop: {
+    opcode: 2,
+    arg: "pc of the loop body",
+    step: (k, _cpu, t, upc, arg) => {
+      const sp = k.get(k.T.lsp, t) - 1;
+      const a = loopAddr(k, t, sp);
       const left = k.w[a] - 1;
       if (left > 0) {
         k.mem.write(a, left);
-        k.set(T.upc, t, arg);
+        k.set(k.T.upc, t, arg);
       } else {
         k.mem.write(a, 0);
-        k.set(T.lsp, t, sp);
-        k.set(T.upc, t, upc + 1);
+        k.set(k.T.lsp, t, sp);
+        k.set(k.T.upc, t, upc + 1);
       }
-      break;
-    }
-    case U_COMPUTE: {
-      let rem = k.get(T.urem, t);
+    },
+  },
+  compute: {
+    opcode: 3,
+    arg: "ns of user work",
+    step: (k, _cpu, t, upc, arg, chunkNs) => {
+      let rem = k.get(k.T.urem, t);
       if (rem === 0) rem = arg;
       const chunk = Math.min(rem, chunkNs);
       k.charge(k.userCycles(chunk));
       rem -= chunk;
-      k.set(T.urem, t, rem);
-      if (rem === 0) k.set(T.upc, t, upc + 1);
-      break;
-    }
-    case U_SYSCALL:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_WORK, arg);
-      break;
-    case U_YIELD:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_SCHED_YIELD, 0);
-      break;
-    case U_SLEEP:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_NANOSLEEP, arg);
-      break;
-    case U_FORK:
-    case U_CLONE_THREAD:
-    case U_CLONE_VM: {
-      const flags = op === U_FORK ? CLONE_FORK : op === U_CLONE_THREAD ? CLONE_PTHREAD : CLONE_VM_ONLY;
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_CLONE | (flags << 8), arg);
-      break;
-    }
-    case U_EXEC:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_EXECVE, arg);
-      break;
-    case U_BIND:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_OPEN, arg);
-      break;
-    case U_UNBIND:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_CLOSE, arg);
-      break;
-    case U_ENQCMD:
-      if (enqcmd_op(k, cpu, t, arg)) k.set(T.upc, t, upc + 1);
-      break;
-    case U_WAIT:
+      k.set(k.T.urem, t, rem);
+      if (rem === 0) k.set(k.T.upc, t, upc + 1);
+    },
+  },
+  syscall: { opcode: 4, arg: "ns in the kernel", step: syscallOp(SYS_WORK) },
+  yield: { opcode: 5, arg: "none", step: syscallOp(SYS_SCHED_YIELD, false) },
+  sleep: { opcode: 6, arg: "ns", step: syscallOp(SYS_NANOSLEEP) },
+  fork: { opcode: 7, arg: "child program id", step: syscallOp(SYS_CLONE | (CLONE_FORK << 8)) },
+  clone_thread: { opcode: 8, arg: "child program id", step: syscallOp(SYS_CLONE | (CLONE_PTHREAD << 8)) },
+  clone_vm: { opcode: 9, arg: "child program id", step: syscallOp(SYS_CLONE | (CLONE_VM_ONLY << 8)) },
+  exec: { opcode: 10, arg: "program id", step: syscallOp(SYS_EXECVE) },
+  exit: {
+    opcode: 11,
+    arg: "exit code",
+    step: (k, cpu, _t, _upc, arg) => enter_syscall(k, cpu, SYS_EXIT, arg),
+  },
+  bind: { opcode: 12, arg: "device | OPEN_PRIVATE (open the device's file)", step: syscallOp(SYS_OPEN) },
+  unbind: { opcode: 13, arg: "device (close its newest open file)", step: syscallOp(SYS_CLOSE) },
+  enqcmd: {
+    opcode: 14,
+    arg: "device",
+    step: (k, cpu, t, upc, arg) => {
+      if (enqcmd_op(k, cpu, t, arg)) k.set(k.T.upc, t, upc + 1);
+    },
+  },
+  wait: {
+    opcode: 15,
+    arg: "device (poll until this mm's descriptors completed)",
+    step: (k, _cpu, t, upc, arg) => {
       // Poll the completion records (UMWAIT): done when none is outstanding.
       k.charge(k.costs.umwait_poll);
-      if (wq_outstanding(k, arg, 0, k.get(T.mm, t)) === 0) k.set(T.upc, t, upc + 1);
-      break;
-    case U_MMAP:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_MMAP, arg);
-      break;
-    case U_MUNMAP:
-    case U_MPROTECT:
-      k.set(T.upc, t, upc + 2); // the U_ARG pair after it holds the count
-      enter_syscall(k, cpu, (op === U_MUNMAP ? SYS_MUNMAP : SYS_MPROTECT) | (code[upc * 2 + 3] << 8), arg);
-      break;
-    case U_SET_FIXMAP:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_SET_FIXMAP, arg);
-      break;
-    case U_TOUCH: {
-      const mm = k.get(T.mm, t);
+      if (wq_outstanding(k, arg, 0, k.get(k.T.mm, t)) === 0) k.set(k.T.upc, t, upc + 1);
+    },
+  },
+  mmap: { opcode: 16, arg: "pages", step: syscallOp(SYS_MMAP) },
+  munmap: { opcode: 17, arg: "pages; the next pair is `arg` with the count", step: rangeOp(SYS_MUNMAP) },
+  mprotect: { opcode: 18, arg: "as munmap", step: rangeOp(SYS_MPROTECT) },
+  touch: {
+    opcode: 19,
+    arg: "pages: a user access to each of pages 0 .. min(arg, TLB_PAGES)-1",
+    step: (k, cpu, t, upc, arg) => {
+      const mm = k.get(k.T.mm, t);
       const n = Math.min(arg, TLB_PAGES);
       for (let p = 0; p < n; p++) user_access(k, cpu, mm, p);
-      k.set(T.upc, t, upc + 1);
-      break;
-    }
-    case U_FPU:
-      if (user_fpu_touch(k, cpu, t, arg)) k.set(T.upc, t, upc + 1);
-      break;
-    case U_XSTATE_WRITE:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_XSTATE_WRITE, arg);
-      break;
-    case U_KERNEL_FPU:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_KERNEL_FPU, 0);
-      break;
-    case U_SIGNAL:
-    case U_SIGRETURN:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, op === U_SIGNAL ? SYS_KILL_SELF : SYS_RT_SIGRETURN, 0);
-      break;
-    case U_GP:
-      raise_gp(k, cpu); // the upc stays: a replay after the fixup faults again
-      break;
-    case U_XCOMP_PERM:
-      k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_ARCH_PRCTL, 0);
-      break;
-    case U_EXIT:
-    case U_END:
-      enter_syscall(k, cpu, SYS_EXIT, op === U_EXIT ? arg : 0);
-      break;
-    default:
-      k.warn("user-program", `unknown opcode ${op}`, cpu);
-      enter_syscall(k, cpu, SYS_EXIT, 127);
+      k.set(k.T.upc, t, upc + 1);
+    },
+  },
+  arg: {
+    opcode: ARG_OPCODE,
+    arg: "an extra operand of the op before it (never executed)",
+    step: (k, cpu) => unknownOp(k, cpu, ARG_OPCODE),
+  },
+  fpu: {
+    opcode: 21,
+    arg: "mask of XSTATE components user code writes",
+    step: (k, cpu, t, upc, arg) => {
+      if (user_fpu_touch(k, cpu, t, arg)) k.set(k.T.upc, t, upc + 1);
+    },
+  },
+  xstate_write: {
+    opcode: 22,
+    arg: "mask of components a syscall changes in the caller's xstate",
+    step: syscallOp(SYS_XSTATE_WRITE),
+  },
+  kernel_fpu: {
+    opcode: 23,
+    arg: "none: a syscall that uses the FPU in the kernel",
+    step: syscallOp(SYS_KERNEL_FPU, false),
+  },
+  req_xcomp_perm: {
+    opcode: 24,
+    arg: "none: arch_prctl(ARCH_REQ_XCOMP_PERM, XTILE_DATA)",
+    step: syscallOp(SYS_ARCH_PRCTL, false),
+  },
+  gp_fault: {
+    opcode: 25,
+    arg: "none: an instruction that takes #GP whatever IA32_PASID holds (a privileged one)",
+    step: (k, cpu) => raise_gp(k, cpu), // the upc stays: a replay after the fixup faults again
+  },
+  signal: {
+    opcode: 26,
+    arg: "none: kill(getpid(), sig); the handler's frame is set up on the way back",
+    step: syscallOp(SYS_KILL_SELF, false),
+  },
+  sigreturn: {
+    opcode: 27,
+    arg: "none: the handler returns, rt_sigreturn",
+    step: syscallOp(SYS_RT_SIGRETURN, false),
+  },
+  set_fixmap: {
+    opcode: 28,
+    arg: "pages: a syscall whose driver remaps that many kernel fixmap pages",
+    step: syscallOp(SYS_SET_FIXMAP),
+  },
+} as const satisfies Record<string, UserOpDef>;
+
+export type UserOpName = keyof typeof USER_OPS;
+
+/** Steps indexed by opcode (dense: checked when the module loads); an opcode past the end has none. */
+const STEPS: readonly UserStep[] = (() => {
+  const steps: UserStep[] = [];
+  for (const [name, def] of Object.entries(USER_OPS) as [string, UserOpDef][]) {
+    if (steps[def.opcode] !== undefined) throw new Error(`user op ${name}: opcode ${def.opcode} taken twice`);
+    steps[def.opcode] = def.step;
   }
+  if (steps.length !== Object.keys(USER_OPS).length) throw new Error("user op opcodes are not dense");
+  return steps;
+})();
+
+/** Execute the next op of the current task's program, in user mode. */
+export function user_step(k: Kernel, cpu: number, chunkNs: number): void {
+  const t = k.curr(cpu);
+  const code = k.programs[k.get(k.T.prog, t)].code;
+  const upc = k.get(k.T.upc, t);
+  const op = code[upc * 2];
+  k.metrics.user_ops++;
+  const step = STEPS[op];
+  if (step === undefined) unknownOp(k, cpu, op);
+  else step(k, cpu, t, upc, code[upc * 2 + 1], chunkNs, code);
 }
