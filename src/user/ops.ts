@@ -172,7 +172,7 @@ export function user_step(k: Kernel, cpu: number, chunkNs: number): void {
     case U_CLONE_VM: {
       const flags = op === U_FORK ? CLONE_FORK : op === U_CLONE_THREAD ? CLONE_PTHREAD : CLONE_VM_ONLY;
       k.set(T.upc, t, upc + 1);
-      enter_syscall(k, cpu, SYS_CLONE | (flags << 8), arg);
+      enter_syscall(k, cpu, SYS_CLONE, arg, flags);
       break;
     }
     case U_EXEC:
@@ -202,7 +202,7 @@ export function user_step(k: Kernel, cpu: number, chunkNs: number): void {
     case U_MUNMAP:
     case U_MPROTECT:
       k.set(T.upc, t, upc + 2); // the U_ARG pair after it holds the count
-      enter_syscall(k, cpu, (op === U_MUNMAP ? SYS_MUNMAP : SYS_MPROTECT) | (code[upc * 2 + 3] << 8), arg);
+      enter_syscall(k, cpu, op === U_MUNMAP ? SYS_MUNMAP : SYS_MPROTECT, arg, code[upc * 2 + 3]);
       break;
     case U_SET_FIXMAP:
       k.set(T.upc, t, upc + 1);
