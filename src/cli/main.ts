@@ -8,14 +8,11 @@ import { dirname, join } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { checkScenario, describeSchedule } from "../engine/check.js";
-import { compare, parseVary } from "../run/compare.js";
+import { ChromeTrace } from "../engine/chrome-trace.js";
 import type { Progress } from "../engine/explore.js";
 import { describeTransition, replaySchedule } from "../engine/explore.js";
 import { formatSchedule, parseSchedule, stampOf } from "../engine/schedule.js";
-import { runScenario, SCHEDULERS, type SchedulerName } from "../run/session.js";
-import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { checkJson, checkTable } from "../report/check-report.js";
-import { ChromeTrace } from "../engine/chrome-trace.js";
 import {
   chooseMetrics,
   compareCsv,
@@ -25,6 +22,9 @@ import {
 } from "../report/compare-report.js";
 import { itfDocument, itfState } from "../report/itf.js";
 import { runJson, runTable } from "../report/run-report.js";
+import { compare, parseVary } from "../run/compare.js";
+import { runScenario, SCHEDULERS, type SchedulerName } from "../run/session.js";
+import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";

@@ -3,8 +3,8 @@
 // row. As a terminal table, JSON (the DESIGN contract), CSV or Markdown.
 
 import Table from "cli-table3";
-import type { CompareRow } from "../run/compare.js";
 import { CONTRACT_METRICS } from "../machine/metrics.js";
+import type { CompareRow } from "../run/compare.js";
 import { InputError } from "../scenario/errors.js";
 
 /** The metrics to show: those asked for, or every contract metric that is not zero in some row. */

@@ -11,8 +11,8 @@
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
-import { type CompareRow, type RunGroup, summarise } from "../run/compare.js";
 import { CONTRACT_METRICS } from "../machine/metrics.js";
+import { type CompareRow, type RunGroup, summarise } from "../run/compare.js";
 import { InputError } from "../scenario/errors.js";
 import { chooseMetrics } from "./compare-report.js";
 

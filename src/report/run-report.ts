@@ -2,8 +2,8 @@
 // contract) for scripts.
 
 import Table from "cli-table3";
-import type { RunResult } from "../run/session.js";
 import { CONTRACT_METRICS, PER_CPU_METRICS } from "../machine/metrics.js";
+import type { RunResult } from "../run/session.js";
 
 /** The `--json` object: contract keys first, then the extras. */
 export function runJson(r: RunResult): string {

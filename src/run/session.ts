@@ -2,14 +2,7 @@
 // (or a limit), and gather the result that the CLI prints. Pure: the output
 // depends only on the compiled scenario, the seed and the options.
 
-import { boot } from "../kernel/boot.js";
-import type { Kernel } from "../kernel/kernel.js";
-import { cyclesToNs } from "../machine/costs.js";
-import type { Violation } from "../machine/machine.js";
-import { type Metrics, type PerCpuMetricName, perCpuMetrics } from "../machine/metrics.js";
 import { ChromeTrace } from "../engine/chrome-trace.js";
-import type { CompiledScenario } from "../scenario/compile.js";
-import type { Policy } from "../scenario/schema.js";
 import { cpu_peek } from "../engine/cpu.js";
 import {
   Engine,
@@ -24,6 +17,13 @@ import {
 import { CORE_INVARIANTS } from "../engine/invariants.js";
 import { RandomScheduler } from "../engine/random.js";
 import { SimScheduler } from "../engine/sim.js";
+import { boot } from "../kernel/boot.js";
+import type { Kernel } from "../kernel/kernel.js";
+import { cyclesToNs } from "../machine/costs.js";
+import type { Violation } from "../machine/machine.js";
+import { type Metrics, type PerCpuMetricName, perCpuMetrics } from "../machine/metrics.js";
+import type { CompiledScenario } from "../scenario/compile.js";
+import type { Policy } from "../scenario/schema.js";
 
 export type SchedulerName = "sim" | "random";
 export const SCHEDULERS: readonly SchedulerName[] = ["sim", "random"];
