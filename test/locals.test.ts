@@ -9,7 +9,10 @@ import { FR_A0, FR_A1 } from "../src/machine/state.js";
 
 function fakeKernel(): Kernel {
   const w = new Int32Array(8);
-  return { w, mem: { write: (a: number, v: number) => void (w[a] = v) } } as unknown as Kernel;
+  const write = (a: number, v: number): void => {
+    w[a] = v;
+  };
+  return { w, mem: { write } } as unknown as Kernel;
 }
 
 const L = frameLocals({ dev: [0, 0, 8], priv: [0, 8, 1], fd: [0, 16, 16], file: [1], count: [1, 2, 30] });
