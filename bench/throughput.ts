@@ -5,8 +5,8 @@
 
 import { Engine } from "../src/engine/engine.js";
 import { CORE_INVARIANTS } from "../src/engine/invariants.js";
-import { DEFAULT_MAX_STEPS, makeScheduler, runScenario, type SchedulerName } from "../src/run/session.js";
 import { boot } from "../src/kernel/boot.js";
+import { DEFAULT_MAX_STEPS, makeScheduler, runScenario, type SchedulerName } from "../src/run/session.js";
 import { type CompiledScenario, compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile } from "../src/scenario/load.js";
 import { median, nowNs } from "./timing.js";

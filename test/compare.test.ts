@@ -2,8 +2,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { compare, meanCi, parseVary, t975 } from "../src/run/compare.js";
 import { compareCsv, compareMarkdown } from "../src/report/compare-report.js";
+import { compare, meanCi, parseVary, t975 } from "../src/run/compare.js";
 import { InputError } from "../src/scenario/errors.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 import { cli } from "./helpers.js";

@@ -4,8 +4,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { runScenario, type SchedulerName } from "../src/run/session.js";
 import { runJson } from "../src/report/run-report.js";
+import { runScenario, type SchedulerName } from "../src/run/session.js";
 import { bootEngine, builtin, cli, drive, Recorder } from "./helpers.js";
 
 /** The order of context switches of a run: who ran after whom on which CPU. */

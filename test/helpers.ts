@@ -8,13 +8,13 @@ import { fileURLToPath } from "node:url";
 import { Engine, TR_CPU, trArg, trKind } from "../src/engine/engine.js";
 import { CORE_INVARIANTS } from "../src/engine/invariants.js";
 import { RandomScheduler } from "../src/engine/random.js";
-import type { SchedulerName } from "../src/run/session.js";
 import { SimScheduler } from "../src/engine/sim.js";
 import { boot } from "../src/kernel/boot.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import { pathById } from "../src/kernel/path.js";
 import type { TraceSink } from "../src/machine/machine.js";
 import { FR_PATH, FR_PC } from "../src/machine/state.js";
+import type { SchedulerName } from "../src/run/session.js";
 import { type CompiledScenario, compileScenario, type Overrides } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 

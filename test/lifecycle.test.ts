@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Engine } from "../src/engine/engine.js";
-import type { SchedulerName } from "../src/run/session.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import { mmdropHooks } from "../src/kernel/mm.js";
 import { MM_FREE, MM_LIVE, MM_ZOMBIE, PF_IDLE, TASK_FREE } from "../src/machine/state.js";
+import type { SchedulerName } from "../src/run/session.js";
 import type { CompiledScenario } from "../src/scenario/compile.js";
 import { bootEngine, builtin, drive, Recorder, type StepInfo, scenario } from "./helpers.js";
 

@@ -5,11 +5,11 @@ import { describe, test } from "node:test";
 import { Engine } from "../src/engine/engine.js";
 import { CORE_INVARIANTS } from "../src/engine/invariants.js";
 import { RandomScheduler } from "../src/engine/random.js";
-import { runScenario } from "../src/run/session.js";
 import { SimScheduler } from "../src/engine/sim.js";
 import { boot } from "../src/kernel/boot.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import type { TraceSink } from "../src/machine/machine.js";
+import { runScenario } from "../src/run/session.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 

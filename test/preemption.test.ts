@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { explore } from "../src/engine/explore.js";
-import type { SchedulerName } from "../src/run/session.js";
 import type { Kernel } from "../src/kernel/kernel.js";
-import { P_SCHEDULE, wake_up_process } from "../src/kernel/sched.js";
+import { P_SCHEDULE, SCHEDULE, SM_PREEMPT, wake_up_process } from "../src/kernel/sched.js";
 import { FR_PATH, FR_PC, TASK_DEAD, TASK_INTERRUPTIBLE } from "../src/machine/state.js";
+import type { SchedulerName } from "../src/run/session.js";
 import type { CompiledScenario } from "../src/scenario/compile.js";
 import { bootEngine, builtin, drive, Recorder, scenario, taskStack } from "./helpers.js";
 
@@ -95,7 +95,7 @@ function observe(cs: CompiledScenario, sched: SchedulerName, seed: number, maxTr
     },
     pathEnter(cpu, _task, path) {
       // A preemption is schedule() entered with SM_PREEMPT (a0 = 1), from preempt_schedule_irq.
-      if (path !== "schedule" || k.arg0(k.topFrame(cpu)) !== 1) return;
+      if (path !== "schedule" || SCHEDULE.mode.get(k, k.topFrame(cpu)) !== SM_PREEMPT) return;
       const t = k.curr(cpu);
       preempts.push({
         cpu,

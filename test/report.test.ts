@@ -9,10 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { chromium } from "playwright-core";
-import { compare, parseVary } from "../src/run/compare.js";
 import { contrast, DEMO_SECTIONS, writeDemo } from "../src/report/demo.js";
 import { renderHtml } from "../src/report/html.js";
 import { barSpec, comparePlots, lineSpec, renderSvg } from "../src/report/plot.js";
+import { compare, parseVary } from "../src/run/compare.js";
 import { loadScenarioFile } from "../src/scenario/load.js";
 import { REPO_ROOT } from "./helpers.js";
 

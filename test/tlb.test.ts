@@ -8,7 +8,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { cpu_step } from "../src/engine/cpu.js";
-import { runScenario } from "../src/run/session.js";
 import { user_access } from "../src/hw/tlb.js";
 import { P_EXIT_TO_USER } from "../src/kernel/entry.js";
 import { allocate_global_asid } from "../src/kernel/global_asid.js";
@@ -21,6 +20,7 @@ import { cpumask_test, flush_tlb_one_kernel, user_mask_pending } from "../src/ke
 import { PER_CPU_METRICS } from "../src/machine/metrics.js";
 import { IRQ_CALL_FUNCTION, IRQ_NMI } from "../src/machine/state.js";
 import { runJson } from "../src/report/run-report.js";
+import { runScenario } from "../src/run/session.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile } from "../src/scenario/load.js";
 import { bootEngine, drive, REPO_ROOT, scenario } from "./helpers.js";

@@ -4,7 +4,6 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { runScenario } from "../src/run/session.js";
 import {
   MSR_IA32_PASID_VALID,
   rdmsr_pasid,
@@ -22,6 +21,7 @@ import {
   xfeature_get_offset,
   xstate_calculate_size,
 } from "../src/hw/xstate.js";
+import { runScenario } from "../src/run/session.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { InputError } from "../src/scenario/errors.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";

@@ -31,21 +31,23 @@ import {
 } from "./iommu.js";
 import type { Kernel } from "./kernel.js";
 import { mmdrop, mmgrab } from "./mm.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { P_SCHEDULE, SM_NONE, wake_up_process } from "./sched.js";
 import { P_SCHED_YIELD } from "./sleep.js";
 
+/**
+ * open(dev)'s locals: a0 = the device, the open flags and (set by the first
+ * step) the fd reserved for it; a1 = the new file.
+ */
+const OPEN = frameLocals({ dev: [0, 0, 8], priv: [0, 8, 1], fd: [0, 16, 16], file: [1] });
 /** open() flags of the model: a private PASID (SVM_FLAG_PRIVATE_PASID), not the mm's. */
-export const OPEN_PRIVATE = 1 << 8;
+export const OPEN_PRIVATE = OPEN.priv.put(1);
 /** Fault-injection sites, in the order of FAULT_SITES in the scenario schema. */
 const FAULT_ALLOC_FILE = 0;
 const FAULT_ALLOC_MM_DATA = 1;
 const FAULT_BIND_DEVICE = 2;
 const FAULT_ATTACH = 3;
 const ENOMEM = 12;
-
-/** The fd an open reserved rides in a0 above the device and flags. */
-const FD_SHIFT = 16;
 /** An fd reserved by get_unused_fd_flags() but not yet installed: close() and fork do not see it. */
 const FD_RESERVED = -1;
 
@@ -102,10 +104,10 @@ function bond_find(k: Kernel, d: number, mm: number): number {
 // --- open --------------------------------------------------------------------
 
 /**
- * open(dev): a0 = device | OPEN_PRIVATE (| the reserved fd << 16, set by the
- * first step), a1 = the new file. The fd is reserved first and installed
- * only when the bind succeeded, so another thread sharing the fd table never
- * sees a half-opened file.
+ * open(dev), its locals in OPEN: the device and OPEN_PRIVATE as user space
+ * passed them (a0 = device | OPEN_PRIVATE), the fd and the file. The fd is
+ * reserved first and installed only when the bind succeeded, so another
+ * thread sharing the fd table never sees a half-opened file.
  */
 export const P_DEV_OPEN = defPath("idxd_cdev_open", [
   [
@@ -118,24 +120,24 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       const f = free < 0 ? 0 : k.slot_pop(k.G.file_free, k.FL.next_free);
       if (f === 0) return open_fail(k, cpu, EMFILE);
       k.set(k.FL.count, f, 1);
-      k.set(k.FL.dev, f, (k.arg0(fr) & 0xff) + 1);
+      k.set(k.FL.dev, f, OPEN.dev.get(k, fr) + 1);
       k.set(k.FL.opener, f, k.get(k.T.mm, k.curr(cpu)));
       k.mem.write(fd_addr(k, files, free), FD_RESERVED); // get_unused_fd_flags()
       k.add(k.G.nr_open_files, 0, 1);
-      k.setArg0(fr, k.arg0(fr) | (free << FD_SHIFT));
-      k.setArg1(fr, f);
+      OPEN.fd.set(k, fr, free);
+      OPEN.file.set(k, fr, f);
     },
   ],
   ["mutex_lock", (k, cpu, fr) => void sva_lock(k, cpu, fr, 1)],
   [
     "iommu_alloc_mm_data",
     (k, cpu, fr) => {
-      const d = k.arg0(fr) & 0xff;
+      const d = OPEN.dev.get(k, fr);
       const mm = k.get(k.T.mm, k.curr(cpu));
-      const f = k.arg1(fr);
+      const f = OPEN.file.get(k, fr);
       if (k.should_fail(FAULT_ALLOC_MM_DATA)) return open_unwind(k, cpu, fr, ENOMEM);
       const pasid =
-        (k.arg0(fr) & OPEN_PRIVATE) !== 0
+        OPEN.priv.get(k, fr) !== 0
           ? iommu_alloc_global_pasid(k, k.model.devices[d].maxPasids, cpu) || -ENOSPC
           : iommu_alloc_mm_data(k, d, mm, cpu);
       if (pasid < 0) return open_unwind(k, cpu, fr, -pasid);
@@ -145,10 +147,10 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
   [
     "iommu_sva_bind_device",
     (k, cpu, fr) => {
-      const d = k.arg0(fr) & 0xff;
-      const f = k.arg1(fr);
+      const d = OPEN.dev.get(k, fr);
+      const f = OPEN.file.get(k, fr);
       const mm = k.get(k.T.mm, k.curr(cpu));
-      const shared = (k.arg0(fr) & OPEN_PRIVATE) === 0 ? bond_find(k, d, mm) : 0;
+      const shared = OPEN.priv.get(k, fr) === 0 ? bond_find(k, d, mm) : 0;
       if (shared !== 0) {
         // Since 6.8-rc6: a second open of the device by the mm shares the handle.
         k.add(k.B.refs, shared, 1);
@@ -162,7 +164,7 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       k.set(k.B.dev, b, d + 1);
       k.set(k.B.mm, b, mm);
       k.set(k.B.pasid, b, k.get(k.FL.pasid, f));
-      k.set(k.B.priv, b, (k.arg0(fr) & OPEN_PRIVATE) !== 0 ? 1 : 0);
+      k.set(k.B.priv, b, OPEN.priv.get(k, fr) !== 0 ? 1 : 0);
       k.set(k.B.refs, b, 1);
       k.set(k.FL.bond, f, b);
       k.add(k.G.nr_bonds, 0, 1);
@@ -172,8 +174,8 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
   [
     "iommu_attach_device_pasid",
     (k, cpu, fr) => {
-      const d = k.arg0(fr) & 0xff;
-      const f = k.arg1(fr);
+      const d = OPEN.dev.get(k, fr);
+      const f = OPEN.file.get(k, fr);
       const b = k.get(k.FL.bond, f);
       if (k.should_fail(FAULT_ATTACH) || !pt_set(k, d, k.get(k.B.pasid, b), k.get(k.B.mm, b))) {
         return open_unwind(k, cpu, fr, ENOSPC);
@@ -188,8 +190,8 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
     "mutex_unlock",
     (k, cpu, fr) => {
       sva_unlock(k, cpu);
-      const f = k.arg1(fr);
-      k.mem.write(fd_addr(k, k.get(k.T.files, k.curr(cpu)), k.arg0(fr) >>> FD_SHIFT), f); // fd_install()
+      const f = OPEN.file.get(k, fr);
+      k.mem.write(fd_addr(k, k.get(k.T.files, k.curr(cpu)), OPEN.fd.get(k, fr)), f); // fd_install()
       if (k.trace !== null) k.trace.instant(cpu, "bind", { file: f, pasid: k.get(k.FL.pasid, f) });
     },
   ],
@@ -201,16 +203,16 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
  * it is freed with the mm); a private one is freed.
  */
 function open_unwind(k: Kernel, cpu: number, fr: number, errno: number): void {
-  const f = k.arg1(fr);
+  const f = OPEN.file.get(k, fr);
   const b = k.get(k.FL.bond, f);
   if (b !== 0 && k.get(k.B.refs, b) === 1 && k.get(k.B.dev, b) !== 0) {
     k.set(k.FL.bond, f, 0);
     bond_release(k, b, cpu);
-  } else if ((k.arg0(fr) & OPEN_PRIVATE) !== 0 && k.get(k.FL.pasid, f) !== 0) {
+  } else if (OPEN.priv.get(k, fr) !== 0 && k.get(k.FL.pasid, f) !== 0) {
     iommu_free_global_pasid(k, k.get(k.FL.pasid, f), cpu);
   }
   sva_unlock(k, cpu);
-  k.mem.write(fd_addr(k, k.get(k.T.files, k.curr(cpu)), k.arg0(fr) >>> FD_SHIFT), 0); // put_unused_fd()
+  k.mem.write(fd_addr(k, k.get(k.T.files, k.curr(cpu)), OPEN.fd.get(k, fr)), 0); // put_unused_fd()
   file_free(k, f);
   open_fail(k, cpu, errno);
 }
@@ -250,8 +252,10 @@ function bond_release(k: Kernel, b: number, cpu: number): void {
 
 // --- close and release -----------------------------------------------------
 
+const CLOSE = frameLocals({ dev: [0] });
+
 /**
- * close(): a0 = the device; the model closes the newest open file of that
+ * close(): a0 = the device (CLOSE.dev); the model closes the newest open file of that
  * device in the fd table. Lookup and removal are one step, as close_fd()
  * does them under files->file_lock: two threads never take the same fd.
  * fput(); the last reference releases the file. No such file: EBADF, a
@@ -262,10 +266,10 @@ export const P_CLOSE = defPath("close_fd", [
     "close_fd",
     (k, cpu, fr) => {
       const files = k.get(k.T.files, k.curr(cpu));
-      const fd = fd_of_dev(k, files, k.arg0(fr));
+      const fd = fd_of_dev(k, files, CLOSE.dev.get(k, fr));
       if (fd < 0) {
         k.metrics.ebadf++;
-        if (k.trace !== null) k.trace.instant(cpu, "close: EBADF", { device: k.arg0(fr) });
+        if (k.trace !== null) k.trace.instant(cpu, "close: EBADF", { device: CLOSE.dev.get(k, fr) });
         return;
       }
       const a = fd_addr(k, files, fd);
@@ -281,21 +285,24 @@ function fput(k: Kernel, cpu: number, f: number): void {
   k.charge(k.costs.atomic);
   const n = k.add(k.FL.count, f, -1);
   if (n < 0) k.warn("files-refcount", `file ${f}: f_count went negative`, cpu);
-  if (n === 0) k.call(cpu, P_FILE_RELEASE, f);
+  if (n === 0) k.call(cpu, P_FILE_RELEASE, RELEASE.file.put(f));
 }
+
+const RELEASE = frameLocals({ file: [0], drained: [1] });
 
 /** idxd_file_dev_release(file): a0 = the file; a1 = 1 once the drain was issued. */
 export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
   [
     "idxd_device_drain_pasid",
     (k, cpu, fr) => {
-      const f = k.arg0(fr);
+      const f = RELEASE.file.get(k, fr);
       const d = k.get(k.FL.dev, f) - 1;
       const pasid = k.get(k.FL.pasid, f);
-      if (k.arg1(fr) === 0 && k.trace !== null) k.trace.instant(cpu, "release", { file: f, pasid });
+      if (RELEASE.drained.get(k, fr) === 0 && k.trace !== null)
+        k.trace.instant(cpu, "release", { file: f, pasid });
       if (k.model.variants.has("no-drain")) return;
-      if (k.arg1(fr) === 0) {
-        k.setArg1(fr, 1);
+      if (RELEASE.drained.get(k, fr) === 0) {
+        RELEASE.drained.set(k, fr, 1);
         k.metrics.drains++;
         k.charge(k.costs.drain);
       }
@@ -316,7 +323,7 @@ export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
   [
     "iommu_sva_unbind_device",
     (k, _cpu, fr) => {
-      const b = k.get(k.FL.bond, k.arg0(fr));
+      const b = k.get(k.FL.bond, RELEASE.file.get(k, fr));
       k.metrics.refcount_ops++;
       if (k.add(k.B.refs, b, -1) > 0) k.jump(fr, P_FILE_RELEASE.pc.mutex_unlock);
     },
@@ -324,21 +331,21 @@ export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
   [
     "intel_pasid_tear_down_entry",
     (k, _cpu, fr) => {
-      const b = k.get(k.FL.bond, k.arg0(fr));
+      const b = k.get(k.FL.bond, RELEASE.file.get(k, fr));
       pt_clear(k, k.get(k.B.dev, b) - 1, k.get(k.B.pasid, b));
     },
   ],
   [
     "flush_pasid_iotlb_devtlb",
     (k, _cpu, fr) => {
-      const b = k.get(k.FL.bond, k.arg0(fr));
+      const b = k.get(k.FL.bond, RELEASE.file.get(k, fr));
       flush_pasid_caches(k, k.get(k.B.dev, b) - 1, k.get(k.B.pasid, b));
     },
   ],
   [
     "iommu_domain_free",
     (k, cpu, fr) => {
-      const b = k.get(k.FL.bond, k.arg0(fr));
+      const b = k.get(k.FL.bond, RELEASE.file.get(k, fr));
       const mm = k.get(k.B.mm, b);
       const shared = k.get(k.B.priv, b) === 0;
       // The lifetime policies let go first, while the bond still pins the mm.
@@ -353,7 +360,7 @@ export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
   [
     "fput_done",
     (k, _cpu, fr) => {
-      file_free(k, k.arg0(fr));
+      file_free(k, RELEASE.file.get(k, fr));
     },
   ],
 ]);
@@ -364,7 +371,7 @@ export function put_files_struct(k: Kernel, f: number, cpu: number): void {
   k.charge(k.costs.atomic);
   const count = k.add(k.F.count, f, -1);
   if (count < 0) k.warn("files-refcount", `files ${f}: count went negative`, cpu);
-  if (count === 0) k.call(cpu, P_CLOSE_FILES, f);
+  if (count === 0) k.call(cpu, P_CLOSE_FILES, CLOSE_FILES.files.put(f));
 }
 
 /** The files_struct itself goes back (the last step of close_files). */
@@ -374,12 +381,14 @@ export function files_free(k: Kernel, f: number): void {
   k.charge(k.costs.kfree);
 }
 
+const CLOSE_FILES = frameLocals({ files: [0] });
+
 /** put_files_struct() at zero: close every open file (a0 = the files_struct), then free it. */
 export const P_CLOSE_FILES = defPath("close_files", [
   [
     "close_files",
     (k, cpu, fr) => {
-      const files = k.arg0(fr);
+      const files = CLOSE_FILES.files.get(k, fr);
       for (let i = 0; i < FD_MAX; i++) {
         const a = fd_addr(k, files, i);
         const f = k.w[a];

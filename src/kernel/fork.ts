@@ -8,7 +8,7 @@ import { dup_fd } from "./devfile.js";
 import { P_EXIT_TO_USER } from "./entry.js";
 import type { Kernel } from "./kernel.js";
 import { mm_alloc, mmget } from "./mm.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { finish_task_switch, wake_up_process } from "./sched.js";
 
 export const CLONE_VM = 0x100;
@@ -17,7 +17,9 @@ export const CLONE_THREAD = 0x10000;
 /** The flags are shifted into a0 >> 8; the model keeps the kernel's values divided by 0x100. */
 export const CLONE_FLAGS_SHIFT = 8;
 
-/** P_CLONE: a0 = clone flags (>> 8), a1 = the child's program. a1 becomes the child. */
+/** kernel_clone()'s locals: a0 = clone flags (>> 8); a1 = the child's program, which becomes the child. */
+export const CLONE = frameLocals({ flags: [0], prog: [1], child: [1] });
+
 export const P_CLONE = defPath("kernel_clone", [
   [
     "dup_task_struct",
@@ -33,16 +35,16 @@ export const P_CLONE = defPath("kernel_clone", [
       if (k.get(k.T.state, child) !== TASK_FREE)
         k.warn("task-leak", `task slot ${child} on the free list in use`, cpu);
       const parent = k.curr(cpu);
-      const prog = k.arg1(fr);
+      const prog = CLONE.prog.get(k, fr);
       const T = k.T;
       k.set(T.state, child, TASK_NEW);
       k.set(T.pid, child, k.add(k.G.next_pid, 0, 1));
       k.set(T.cpu, child, cpu);
       k.set(T.prog, child, prog);
-      const flags = k.arg0(fr) << CLONE_FLAGS_SHIFT;
+      const flags = CLONE.flags.get(k, fr) << CLONE_FLAGS_SHIFT;
       // tgid is the leader's pid, not its slot: slots are reused, pids are not.
       k.set(T.tgid, child, (flags & CLONE_THREAD) !== 0 ? k.get(T.tgid, parent) : k.get(T.pid, child));
-      k.setArg1(fr, child);
+      CLONE.child.set(k, fr, child);
       k.add(k.G.nr_user_tasks, 0, 1);
       k.charge(k.costs.copy_process);
       k.metrics.forks++;
@@ -52,8 +54,8 @@ export const P_CLONE = defPath("kernel_clone", [
     "copy_files",
     (k, cpu, fr) => {
       const parent = k.curr(cpu);
-      const child = k.arg1(fr);
-      const flags = k.arg0(fr) << CLONE_FLAGS_SHIFT;
+      const child = CLONE.child.get(k, fr);
+      const flags = CLONE.flags.get(k, fr) << CLONE_FLAGS_SHIFT;
       if ((flags & CLONE_FILES) !== 0) {
         const files = k.get(k.T.files, parent);
         k.add(k.F.count, files, 1);
@@ -71,8 +73,8 @@ export const P_CLONE = defPath("kernel_clone", [
     "copy_mm",
     (k, cpu, fr) => {
       const parent = k.curr(cpu);
-      const child = k.arg1(fr);
-      const flags = k.arg0(fr) << CLONE_FLAGS_SHIFT;
+      const child = CLONE.child.get(k, fr);
+      const flags = CLONE.flags.get(k, fr) << CLONE_FLAGS_SHIFT;
       const oldmm = k.get(k.T.mm, parent);
       let mm: number;
       if ((flags & CLONE_VM) !== 0) {
@@ -90,12 +92,12 @@ export const P_CLONE = defPath("kernel_clone", [
   [
     "copy_thread",
     (k, cpu, fr) => {
-      const child = k.arg1(fr);
+      const child = CLONE.child.get(k, fr);
       k.pushTaskFrame(child, P_RET_FROM_FORK);
       k.callHooks(cpu, k.hooks.copy_process, child);
     },
   ],
-  ["wake_up_new_task", (k, cpu, fr) => void wake_up_process(k, k.arg1(fr), cpu), "wakeup"],
+  ["wake_up_new_task", (k, cpu, fr) => void wake_up_process(k, CLONE.child.get(k, fr), cpu), "wakeup"],
 ]);
 
 /** Where a new task starts: finish the switch that brought it in, then go to user space. */

@@ -23,20 +23,22 @@ import { TASK_DEAD, TASK_FREE, TIF_NEED_FPU_LOAD, XFEATURE_MAX } from "../machin
 import { fpregs_restore_userregs, next_user_value, save_if_live, userTask, xstate_write } from "./fpregs.js";
 import type { Kernel } from "./kernel.js";
 import { pasid_sync } from "./pasid_msr.js";
-import { defPath, type KPath } from "./path.js";
+import { defPath, frameLocals, type KPath } from "./path.js";
 import { P_SCHED_YIELD } from "./sleep.js";
 
 const EINVAL = 22;
 
 // --- context switch and the way out to user --------------------------------------------------
 
+const SWITCH_FPU = frameLocals({ prev: [0], next: [1] });
+
 /** switch_fpu_prepare/finish: a0 = prev, a1 = next. */
 export const P_SWITCH_FPU = defPath("switch_fpu", [
   [
     "save_fpregs_to_fpstate",
     (k, cpu, fr) => {
-      const prev = k.arg0(fr);
-      const next = k.arg1(fr);
+      const prev = SWITCH_FPU.prev.get(k, fr);
+      const next = SWITCH_FPU.next.get(k, fr);
       save_if_live(k, cpu, prev);
       if (!userTask(k, next)) return;
       k.set(k.T.tif, next, k.get(k.T.tif, next) | TIF_NEED_FPU_LOAD);
@@ -64,6 +66,8 @@ export const P_FPU_RESTORE = defPath("switch_fpu_return", [
 
 // --- clone, exec ----------------------------------------------------------------------------
 
+const FPU_CLONE = frameLocals({ child: [0] });
+
 /**
  * fpu_clone(): a0 = child. The child gets a default-sized buffer holding the
  * parent's current state (its live registers, saved straight into the
@@ -75,7 +79,7 @@ export const P_FPU_CLONE = defPath("fpu_clone", [
   [
     "fpu_clone",
     (k, cpu, fr) => {
-      const child = k.arg0(fr);
+      const child = FPU_CLONE.child.get(k, fr);
       const parent = k.curr(cpu);
       const L = k.model.xstate;
       k.set(k.T.pasid_activated, child, 0); // dup_task_struct()
@@ -161,10 +165,13 @@ export function arch_req_xcomp_perm(k: Kernel, cpu: number): number {
 
 // --- kernel-mode FPU use -----------------------------------------------------------------
 
+const KERNEL_FPU = frameLocals({ save: [0] });
+
 /**
  * A syscall that uses the FPU in the kernel (crypto, RAID), as 5.10's
  * kernel_fpu_begin() did it: inside fpregs_lock() with interrupts on, mark
  * the user registers for reload, then save them, then take the registers.
+ * a0 = 1 when there are user registers to save.
  */
 export const P_KERNEL_FPU = defPath("kernel_fpu_begin", [
   [
@@ -180,14 +187,14 @@ export const P_KERNEL_FPU = defPath("kernel_fpu_begin", [
       const t = k.curr(cpu);
       const tif = k.get(k.T.tif, t);
       const save = userTask(k, t) && (tif & TIF_NEED_FPU_LOAD) === 0;
-      k.setArg0(fr, save ? 1 : 0);
+      KERNEL_FPU.save.set(k, fr, save ? 1 : 0);
       if (save) k.set(k.T.tif, t, tif | TIF_NEED_FPU_LOAD);
     },
   ],
   [
     "save_fpregs_to_fpstate",
     (k, cpu, fr) => {
-      if (k.arg0(fr) === 0) return;
+      if (KERNEL_FPU.save.get(k, fr) === 0) return;
       const t = k.curr(cpu);
       xsaves(k, cpu, t);
       k.set(k.T.fpu_last_cpu, t, cpu);
@@ -203,8 +210,10 @@ export const P_KERNEL_FPU = defPath("kernel_fpu_begin", [
   ],
 ]);
 
+const XSTATE_WRITE = frameLocals({ mask: [0] });
+
 /**
- * A syscall that changes components of the caller's xstate (a1 = mask), one
+ * A syscall that changes components of the caller's xstate (a0 = mask), one
  * helper call each. It first waits for a contended lock (it yields), so the
  * write finds the registers saved when another task ran meanwhile: where the
  * helpers differ (lock-and-load restores everything first, update reads the
@@ -217,7 +226,8 @@ export const P_XSTATE_WRITE = defPath("xstate_write_syscall", [
     (k, cpu, fr) => {
       const t = k.curr(cpu);
       const v = next_user_value(k, t);
-      for (let m = k.arg0(fr); m !== 0; m &= m - 1) xstate_write(k, cpu, t, 31 - Math.clz32(m & -m), v);
+      for (let m = XSTATE_WRITE.mask.get(k, fr); m !== 0; m &= m - 1)
+        xstate_write(k, cpu, t, 31 - Math.clz32(m & -m), v);
     },
   ],
 ]);

@@ -8,7 +8,7 @@ import { P_EXIT_TO_USER } from "./entry.js";
 import { softirq_kernel_fpu } from "./fpu.js";
 import type { Kernel } from "./kernel.js";
 import { pasid_ipi } from "./pasid_msr.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { switch_to_kernel_cr3 } from "./pti.js";
 import { P_SCHEDULE, SM_PREEMPT, scheduler_tick } from "./sched.js";
 import { flush_smp_call_function_queue } from "./tlb_flush.js";
@@ -17,6 +17,8 @@ import { flush_smp_call_function_queue } from "./tlb_flush.js";
 export const P_PREEMPT_SCHEDULE_IRQ = defPath("preempt_schedule_irq", [
   ["preempt_schedule_irq", (k, cpu) => k.call(cpu, P_SCHEDULE, SM_PREEMPT)],
 ]);
+
+const IRQ = frameLocals({ fromUser: [0] });
 
 /**
  * An interrupt: the hardware pushed the frame and cleared IF; a0 = 1 when it
@@ -46,7 +48,7 @@ export const P_IRQ = defPath("common_interrupt", [
   [
     "irqentry_exit",
     (k, cpu, fr) => {
-      const fromUser = k.arg0(fr) !== 0;
+      const fromUser = IRQ.fromUser.get(k, fr) !== 0;
       if (k.model.softirqFpu) softirq_kernel_fpu(k, cpu); // irq_exit(): softirqs, if BHs are enabled
       k.ret(cpu);
       if (fromUser) {
@@ -80,5 +82,5 @@ export function enter_irq(k: Kernel, cpu: number): void {
   k.set(k.C.in_user, cpu, 0);
   k.set(k.C.halted, cpu, 0);
   k.set(k.C.irqs_off, cpu, 1);
-  k.callIrq(cpu, P_IRQ, fromUser);
+  k.callIrq(cpu, P_IRQ, IRQ.fromUser.put(fromUser));
 }

@@ -220,22 +220,6 @@ export class Kernel extends Machine {
     this.mem.write(fr + FR_PC, pc);
   }
 
-  arg0(fr: number): number {
-    return this.w[fr + FR_A0];
-  }
-
-  arg1(fr: number): number {
-    return this.w[fr + FR_A1];
-  }
-
-  setArg0(fr: number, v: number): void {
-    this.mem.write(fr + FR_A0, v);
-  }
-
-  setArg1(fr: number, v: number): void {
-    this.mem.write(fr + FR_A1, v);
-  }
-
   /** Push each hook path so that they run in list order. */
   callHooks(cpu: number, paths: readonly KPath[], a0 = 0, a1 = 0): void {
     for (let i = paths.length - 1; i >= 0; i--) this.call(cpu, paths[i], a0, a1);

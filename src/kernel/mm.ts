@@ -12,7 +12,7 @@
 import { MM_FREE, MM_LIVE, MM_ZOMBIE } from "../machine/state.js";
 import { iommu_mm_release, mm_pasid_drop, mm_pasid_init } from "./iommu.js";
 import type { Kernel } from "./kernel.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 
 /** mm_alloc(): a new mm with mm_users = mm_count = 1. Returns 0 when no slot is free. */
 export function mm_alloc(k: Kernel): number {
@@ -82,6 +82,8 @@ function __mmdrop(k: Kernel, mm: number, cpu: number): void {
 /** Functions run by __mmdrop() before the struct is freed (mm_pasid_drop lands here). */
 export const mmdropHooks: ((k: Kernel, mm: number, cpu: number) => void)[] = [];
 
+const MMPUT = frameLocals({ mm: [0] });
+
 /**
  * mmput(mm): a0 = mm. Drop a user; at zero, __mmput(): exit_mmap() tears the
  * address space down, then the users' shared mm_count reference is dropped.
@@ -90,7 +92,7 @@ export const P_MMPUT = defPath("mmput", [
   [
     "atomic_dec_and_test",
     (k, cpu, fr) => {
-      const mm = k.arg0(fr);
+      const mm = MMPUT.mm.get(k, fr);
       refOp(k);
       if (k.get(k.M.state, mm) !== MM_LIVE) {
         k.warn("mm-use-after-free", `mmput on mm ${mm} that is not live`, cpu);
@@ -107,11 +109,11 @@ export const P_MMPUT = defPath("mmput", [
     (k, cpu, fr) => {
       // exit_aio, ksm_exit, exit_mmap (with the mmu-notifier release): the
       // address space is gone after this.
-      const mm = k.arg0(fr);
+      const mm = MMPUT.mm.get(k, fr);
       iommu_mm_release(k, mm, cpu);
       k.set(k.M.state, mm, MM_ZOMBIE);
     },
     "exit_mmap",
   ],
-  ["mmdrop", (k, cpu, fr) => mmdrop(k, k.arg0(fr), cpu)],
+  ["mmdrop", (k, cpu, fr) => mmdrop(k, MMPUT.mm.get(k, fr), cpu)],
 ]);

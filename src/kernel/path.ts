@@ -6,6 +6,7 @@
 // Running off the end of a path returns from it.
 
 import type { CostKind } from "../machine/costs.js";
+import { FR_A0 } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 
 export type StepFn = (k: Kernel, cpu: number, fr: number) => void;
@@ -105,4 +106,92 @@ export function allPaths(): readonly KPath[] {
     complete = true;
   }
   return registry;
+}
+
+// --- a frame's locals -----------------------------------------------------------
+
+/**
+ * Where a frame local lives: [word (0: a0, 1: a1), shift, bits]. Without
+ * shift and bits it is the whole word, signed; otherwise an unsigned bit
+ * field. Locals may overlap (one word read under two names, e.g. a
+ * clone's program that becomes the child).
+ */
+export type LocalSpec = readonly [word: 0 | 1, shift?: number, bits?: number];
+
+/** A named local of a path's frame. None of the methods allocates. */
+export interface Local {
+  /** The frame's value of this local. */
+  get(k: Kernel, fr: number): number;
+  /** Store `v` in this local, leaving the word's other locals as they are. */
+  set(k: Kernel, fr: number, v: number): void;
+  /** `v` placed in this local's bits: OR such values to build the a0 or a1 of a call. */
+  put(v: number): number;
+  /** This local's value in a packed word (as `put` built it). */
+  of(word: number): number;
+}
+
+/** A whole word. */
+class WordLocal implements Local {
+  constructor(private readonly off: number) {}
+  get(k: Kernel, fr: number): number {
+    return k.w[fr + this.off];
+  }
+  set(k: Kernel, fr: number, v: number): void {
+    k.mem.write(fr + this.off, v);
+  }
+  put(v: number): number {
+    return v;
+  }
+  of(word: number): number {
+    return word;
+  }
+}
+
+/** Bits [shift, shift + bits) of a word. */
+class BitsLocal implements Local {
+  /** The bits in place. */
+  private readonly mask: number;
+  /** The bits shifted down. */
+  private readonly low: number;
+  constructor(
+    private readonly off: number,
+    private readonly shift: number,
+    bits: number,
+  ) {
+    this.low = 0xffffffff >>> (32 - bits);
+    this.mask = this.low << shift;
+  }
+  get(k: Kernel, fr: number): number {
+    return (k.w[fr + this.off] >>> this.shift) & this.low;
+  }
+  set(k: Kernel, fr: number, v: number): void {
+    const a = fr + this.off;
+    k.mem.write(a, (k.w[a] & ~this.mask) | ((v << this.shift) & this.mask));
+  }
+  put(v: number): number {
+    return (v << this.shift) & this.mask;
+  }
+  of(word: number): number {
+    return (word >>> this.shift) & this.low;
+  }
+}
+
+export type FrameLocals<S> = { readonly [K in keyof S]: Local };
+
+/**
+ * A path's frame locals, declared once next to the path:
+ * `frameLocals({ dev: [0, 0, 8], priv: [0, 8, 1], fd: [0, 16, 16], file: [1] })`
+ * gives `L.fd.get(k, fr)`, `L.fd.set(k, fr, v)`, and `L.dev.put(d) | L.priv.put(1)`
+ * for a caller building a0.
+ */
+export function frameLocals<const S extends Record<string, LocalSpec>>(spec: S): FrameLocals<S> {
+  const out: Record<string, Local> = {};
+  for (const [name, [word, shift = 0, bits = 32 - shift]] of Object.entries(spec)) {
+    if (word !== 0 && word !== 1) throw new Error(`frame local ${name}: word ${word}`);
+    if (shift < 0 || bits < 1 || shift + bits > 32)
+      throw new Error(`frame local ${name}: bits ${shift}+${bits}`);
+    const off = FR_A0 + word;
+    out[name] = shift === 0 && bits === 32 ? new WordLocal(off) : new BitsLocal(off, shift, bits);
+  }
+  return out as FrameLocals<S>;
 }

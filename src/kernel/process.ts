@@ -13,8 +13,10 @@ import { PF_EXITING, TASK_DEAD, TASK_INTERRUPTIBLE, TIF_KILLED } from "../machin
 import { put_files_struct, sva_lock, sva_unlock } from "./devfile.js";
 import { pasid_put } from "./iommu.js";
 import { mm_alloc, mmgrab, P_MMPUT } from "./mm.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { P_SCHEDULE, SM_DEAD, wake_up_process } from "./sched.js";
+
+const EXIT = frameLocals({ code: [0] });
 
 /** do_exit(code): a0 = exit code. Never returns. */
 export const P_EXIT = defPath("do_exit", [
@@ -24,7 +26,7 @@ export const P_EXIT = defPath("do_exit", [
       const t = k.curr(cpu);
       if ((k.get(k.T.flags, t) & PF_EXITING) !== 0) k.warn("exit", `task ${t} exits twice`, cpu);
       k.set(k.T.flags, t, k.get(k.T.flags, t) | PF_EXITING);
-      k.set(k.T.exit_code, t, k.arg0(fr));
+      k.set(k.T.exit_code, t, EXIT.code.get(k, fr));
       k.callHooks(cpu, k.hooks.exit);
     },
   ],
@@ -97,6 +99,9 @@ const P_PASID_TASK_PUT = defPath("mm_pasid_task_put", [
   ],
 ]);
 
+/** execve(prog)'s locals: a0 = the new program; a1 = the new mm, then (once it is installed) the old one. */
+const EXECVE = frameLocals({ prog: [0], mm: [1], oldMm: [1] });
+
 /** execve(prog): a0 = the new program. */
 export const P_EXECVE = defPath("do_execve", [
   [
@@ -121,7 +126,7 @@ export const P_EXECVE = defPath("do_execve", [
     (k, cpu, fr) => {
       const mm = mm_alloc(k);
       if (mm === 0) k.warn("mm-leak", "no mm slot for exec", cpu);
-      k.setArg1(fr, mm);
+      EXECVE.mm.set(k, fr, mm);
     },
     "exec",
   ],
@@ -129,18 +134,18 @@ export const P_EXECVE = defPath("do_execve", [
     "exec_mmap",
     (k, cpu, fr) => {
       const t = k.curr(cpu);
-      const mm = k.arg1(fr);
+      const mm = EXECVE.mm.get(k, fr);
       const old = k.get(k.T.mm, t);
       k.set(k.T.mm, t, mm);
       k.set(k.T.active_mm, t, mm);
-      k.setArg1(fr, old);
+      EXECVE.oldMm.set(k, fr, old);
       k.callHooks(cpu, k.hooks.switch_mm, mm); // activate_mm()
     },
   ],
   [
     "mmput_old",
     (k, cpu, fr) => {
-      const old = k.arg1(fr);
+      const old = EXECVE.oldMm.get(k, fr);
       if (old !== 0) k.call(cpu, P_MMPUT, old);
     },
   ],
@@ -149,7 +154,7 @@ export const P_EXECVE = defPath("do_execve", [
     "start_thread",
     (k, cpu, fr) => {
       const t = k.curr(cpu);
-      k.set(k.T.prog, t, k.arg0(fr));
+      k.set(k.T.prog, t, EXECVE.prog.get(k, fr));
       k.set(k.T.upc, t, 0);
       k.set(k.T.urem, t, 0);
       k.set(k.T.lsp, t, 0);

@@ -19,7 +19,7 @@ import {
 } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { mmdrop, mmgrab } from "./mm.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { enter_lazy_tlb } from "./tlb.js";
 
 // --- run queues -----------------------------------------------------------
@@ -143,14 +143,16 @@ export const SM_PREEMPT = 1;
 /** ... or do_task_dead(), which calls __schedule() with preemption already disabled. */
 export const SM_DEAD = 2;
 
-/** a0: the mode, SM_*. */
+/** schedule(): a0 = the mode, SM_*; a1 = the task picked to run next. */
+export const SCHEDULE = frameLocals({ mode: [0], next: [1] });
+
 export const P_SCHEDULE = defPath("schedule", [
   [
     "__schedule",
     (k, cpu, fr) => {
       const c = k.C;
       if (k.get(c.irq_depth, cpu) !== 0) k.warn("sched-atomic", "schedule() in interrupt context", cpu);
-      const mode = k.arg0(fr);
+      const mode = SCHEDULE.mode.get(k, fr);
       const expected = mode === SM_DEAD ? 1 : 0;
       if (k.get(c.preempt_count, cpu) !== expected) {
         k.warn("sched-atomic", `scheduling while atomic: preempt_count ${k.get(c.preempt_count, cpu)}`, cpu);
@@ -179,7 +181,7 @@ export const P_SCHEDULE = defPath("schedule", [
       }
       if (preempt) k.metrics.preemptions++;
       k.metrics.context_switches++;
-      k.setArg1(fr, next);
+      SCHEDULE.next.set(k, fr, next);
     },
     "schedule",
   ],
@@ -187,7 +189,7 @@ export const P_SCHEDULE = defPath("schedule", [
     "context_switch",
     (k, cpu, fr) => {
       const prev = k.get(k.C.curr, cpu);
-      const next = k.arg1(fr);
+      const next = SCHEDULE.next.get(k, fr);
       const T = k.T;
       const prevMm = k.get(T.mm, prev);
       const prevActive = k.get(T.active_mm, prev);
@@ -208,14 +210,17 @@ export const P_SCHEDULE = defPath("schedule", [
       }
     },
   ],
-  ["switch_fpu", (k, cpu, fr) => k.callHooks(cpu, k.hooks.switch_fpu, k.get(k.C.curr, cpu), k.arg1(fr))],
+  [
+    "switch_fpu",
+    (k, cpu, fr) => k.callHooks(cpu, k.hooks.switch_fpu, k.get(k.C.curr, cpu), SCHEDULE.next.get(k, fr)),
+  ],
   [
     "__switch_to",
     (k, cpu, fr) => {
       // From here the CPU runs next's kernel stack; prev resumes at the next
       // step (finish_task_switch) when it is switched back in.
       const prev = k.get(k.C.curr, cpu);
-      const next = k.arg1(fr);
+      const next = SCHEDULE.next.get(k, fr);
       k.set(k.C.prev_task, cpu, prev);
       k.set(k.C.curr, cpu, next);
       k.set(k.T.cpu, next, cpu);

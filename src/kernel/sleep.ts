@@ -3,13 +3,15 @@
 import { raise_irq } from "../hw/apic.js";
 import { IRQ_HRTIMER, TASK_INTERRUPTIBLE, TIF_TIMER_ARMED } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { P_SCHEDULE, SM_NONE, wake_up_process } from "./sched.js";
 
 /** do_sched_yield(): to the back of the queue. */
 export const P_SCHED_YIELD = defPath("do_sched_yield", [
   ["schedule", (k, cpu) => k.call(cpu, P_SCHEDULE, SM_NONE)],
 ]);
+
+const NANOSLEEP = frameLocals({ ns: [0] });
 
 /** hrtimer_nanosleep(): a0 = ns. Arm the timer, then sleep until it fires. */
 export const P_NANOSLEEP = defPath("hrtimer_nanosleep", [
@@ -20,7 +22,7 @@ export const P_NANOSLEEP = defPath("hrtimer_nanosleep", [
       k.set(k.T.state, t, TASK_INTERRUPTIBLE); // set_current_state() before arming: no lost wake-up
       k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_TIMER_ARMED);
       k.add(k.G.nr_timers, 0, 1);
-      k.link.armTimer(t, k.arg0(fr));
+      k.link.armTimer(t, NANOSLEEP.ns.get(k, fr));
     },
   ],
   [

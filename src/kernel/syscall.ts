@@ -5,15 +5,15 @@
 import { TIF_SIGPENDING } from "../machine/state.js";
 import { P_CLOSE, P_DEV_OPEN } from "./devfile.js";
 import { P_EXIT_TO_USER } from "./entry.js";
-import { P_CLONE } from "./fork.js";
+import { CLONE, P_CLONE } from "./fork.js";
 import { arch_req_xcomp_perm, P_KERNEL_FPU, P_XSTATE_WRITE } from "./fpu.js";
 import type { Kernel } from "./kernel.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { P_EXECVE, P_EXIT } from "./process.js";
 import { switch_to_kernel_cr3 } from "./pti.js";
 import { P_SIGRETURN } from "./signal.js";
 import { P_NANOSLEEP, P_SCHED_YIELD } from "./sleep.js";
-import { P_MEMOP, P_SET_FIXMAP } from "./tlb_flush.js";
+import { MEMOP, MEMOP_MPROTECT, MEMOP_MUNMAP, P_MEMOP, P_SET_FIXMAP } from "./tlb_flush.js";
 
 export const SYS_WORK = 0; // a generic syscall that spends a1 ns in the kernel
 export const SYS_CLONE = 1;
@@ -24,7 +24,7 @@ export const SYS_NANOSLEEP = 5;
 export const SYS_OPEN = 6; // a1: device | OPEN_PRIVATE
 export const SYS_CLOSE = 7; // a1: device (the model closes that device's newest fd)
 export const SYS_MMAP = 8; // a1: pages (fresh mappings: nothing to flush)
-export const SYS_MUNMAP = 9; // a1: pages of [0, pages); a0 >> 8: how many times in this one syscall
+export const SYS_MUNMAP = 9; // a1: pages of [0, pages); flags: how many times in this one syscall
 export const SYS_MPROTECT = 10; // as munmap
 export const SYS_KERNEL_FPU = 11; // a syscall whose body uses the FPU (kernel_fpu_begin/end)
 export const SYS_XSTATE_WRITE = 12; // a1: mask of components to change in the caller's xstate
@@ -33,7 +33,10 @@ export const SYS_KILL_SELF = 14; // kill(getpid(), SIGUSR1): a signal with a han
 export const SYS_RT_SIGRETURN = 15; // the handler returns
 export const SYS_SET_FIXMAP = 16; // a1: kernel fixmap pages a driver remaps on this CPU
 
-/** do_syscall_64(): a0 = nr | flags << 8, a1 = argument. Entered from user by SYSCALL. */
+/** do_syscall_64()'s locals: a0 = the syscall's number and flags; a1 = its argument. */
+const SYSCALL = frameLocals({ nr: [0, 0, 8], flags: [0, 8, 24], arg: [1] });
+
+/** do_syscall_64(): entered from user by SYSCALL. */
 export const P_SYSCALL = defPath("do_syscall_64", [
   [
     "syscall_enter_from_user_mode",
@@ -46,14 +49,14 @@ export const P_SYSCALL = defPath("do_syscall_64", [
   [
     "syscall_body",
     (k, cpu, fr) => {
-      const a0 = k.arg0(fr);
-      const arg = k.arg1(fr);
-      switch (a0 & 0xff) {
+      const nr = SYSCALL.nr.get(k, fr);
+      const arg = SYSCALL.arg.get(k, fr);
+      switch (nr) {
         case SYS_WORK:
           k.charge(k.nsToCycles(arg));
           return;
         case SYS_CLONE:
-          k.call(cpu, P_CLONE, a0 >>> 8, arg);
+          k.call(cpu, P_CLONE, CLONE.flags.put(SYSCALL.flags.get(k, fr)), CLONE.prog.put(arg));
           return;
         case SYS_EXECVE:
           k.call(cpu, P_EXECVE, arg);
@@ -77,7 +80,13 @@ export const P_SYSCALL = defPath("do_syscall_64", [
           return; // new VMAs have no TLB entries to shoot down
         case SYS_MUNMAP:
         case SYS_MPROTECT:
-          k.call(cpu, P_MEMOP, arg, ((a0 >>> 8) << 2) | ((a0 & 0xff) === SYS_MUNMAP ? 1 : 2));
+          k.call(
+            cpu,
+            P_MEMOP,
+            MEMOP.pages.put(arg),
+            MEMOP.count.put(SYSCALL.flags.get(k, fr)) |
+              MEMOP.op.put(nr === SYS_MUNMAP ? MEMOP_MUNMAP : MEMOP_MPROTECT),
+          );
           return;
         case SYS_SET_FIXMAP:
           k.call(cpu, P_SET_FIXMAP, arg);
@@ -98,7 +107,7 @@ export const P_SYSCALL = defPath("do_syscall_64", [
           k.call(cpu, P_SIGRETURN);
           return;
         default:
-          k.warn("syscall", `unknown syscall ${a0 & 0xff}`, cpu);
+          k.warn("syscall", `unknown syscall ${nr}`, cpu);
       }
     },
   ],
@@ -112,8 +121,8 @@ export const P_SYSCALL = defPath("do_syscall_64", [
 ]);
 
 /** The SYSCALL instruction: from user mode into do_syscall_64. */
-export function enter_syscall(k: Kernel, cpu: number, nr: number, arg: number): void {
+export function enter_syscall(k: Kernel, cpu: number, nr: number, arg: number, flags = 0): void {
   if (k.model.tlb.pti) switch_to_kernel_cr3(k, cpu); // entry_SYSCALL_64, before anything else
   k.set(k.C.in_user, cpu, 0);
-  k.call(cpu, P_SYSCALL, nr, arg);
+  k.call(cpu, P_SYSCALL, SYSCALL.nr.put(nr) | SYSCALL.flags.put(flags), SYSCALL.arg.put(arg));
 }

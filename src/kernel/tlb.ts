@@ -13,7 +13,7 @@ import { MAX_ASID_AVAILABLE, TLB_PAGES } from "../machine/state.js";
 import { mm_free_global_asid, mm_global_asid, mm_needs_global_asid } from "./global_asid.js";
 import type { Kernel } from "./kernel.js";
 import { mmdropHooks } from "./mm.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import {
   cpumask_clear,
   cpumask_set,
@@ -25,12 +25,25 @@ import {
   LOADED_MM_SWITCHING,
   mark_pages,
   putBit,
-  SW_ASID,
-  SW_FLUSH,
-  SW_IRQS_ON,
 } from "./tlbstate.js";
 
 // --- choose_new_asid / switch_mm_irqs_off -----------------------------------------
+
+/**
+ * switch_mm_irqs_off()'s locals: a0 = next mm; a1 = `sw`, the ASID slot
+ * chosen, whether loading it flushes, and whether IRQs go back on at the
+ * end (the ASID 11 bits: global ones go up to 2045). choose_new_asid()
+ * returns asid | flush as such a word, which load_new_mm_cr3() and
+ * switch_mm_finish() take whole.
+ */
+const SWITCH_MM = frameLocals({
+  next: [0],
+  sw: [1],
+  asid: [1, 0, 11],
+  flush: [1, 11, 1],
+  irqsOn: [1, 12, 1],
+});
+const SW_FLUSH = SWITCH_MM.flush.put(1);
 
 /** clear_asid_other(): forget every dynamic slot but the loaded one. */
 function clear_asid_other(k: Kernel, cpu: number): void {
@@ -71,10 +84,10 @@ export function choose_new_asid(k: Kernel, cpu: number, next: number, gen: numbe
  * and defers the user PCID's flush; otherwise the NOFLUSH load keeps both.
  */
 function load_new_mm_cr3(k: Kernel, cpu: number, next: number, sw: number): void {
-  const asid = sw & SW_ASID;
+  const asid = SWITCH_MM.asid.of(sw);
   k.metrics.asid_switches++;
   k.pcpu(cpu, PC_ASID_SWITCHES);
-  if ((sw & SW_FLUSH) !== 0) {
+  if (SWITCH_MM.flush.of(sw) !== 0) {
     k.mem.write(ctxIdAddr(k, cpu, asid), ctx_id(k, next));
     k.mem.write(ctxGenAddr(k, cpu, asid), k.get(k.C.sw_gen, cpu));
     invalidate_user_asid(k, cpu, asid);
@@ -86,7 +99,7 @@ function load_new_mm_cr3(k: Kernel, cpu: number, next: number, sw: number): void
 
 /** The end of switch_mm_irqs_off(): loaded_mm = next; the slot must name next. */
 function switch_mm_finish(k: Kernel, cpu: number, next: number, sw: number): void {
-  const asid = sw & SW_ASID;
+  const asid = SWITCH_MM.asid.of(sw);
   k.set(k.C.loaded_mm, cpu, next);
   k.set(k.C.loaded_mm_asid, cpu, asid);
   if (asid < k.model.tlb.asidSlots && k.w[ctxIdAddr(k, cpu, asid)] !== ctx_id(k, next)) {
@@ -96,7 +109,7 @@ function switch_mm_finish(k: Kernel, cpu: number, next: number, sw: number): voi
       cpu,
     );
   }
-  if ((sw & SW_IRQS_ON) !== 0) k.set(k.C.irqs_off, cpu, 0);
+  if (SWITCH_MM.irqsOn.of(sw) !== 0) k.set(k.C.irqs_off, cpu, 0);
 }
 
 /**
@@ -128,8 +141,7 @@ function drain_store_buffer(k: Kernel, cpu: number): void {
 }
 
 /**
- * switch_mm_irqs_off(prev, next): a0 = next mm, a1 = the chosen ASID and
- * flags. Runs with IRQs off (callers outside __schedule(), i.e. activate_mm
+ * switch_mm_irqs_off(prev, next), its locals in SWITCH_MM. Runs with IRQs off (callers outside __schedule(), i.e. activate_mm
  * at exec, get them turned off and back on), so no shootdown IPI lands
  * inside; remote flushers see loaded_mm == LOADED_MM_SWITCHING meanwhile.
  */
@@ -138,8 +150,8 @@ export const P_SWITCH_MM = defPath("switch_mm_irqs_off", [
     "switch_mm_irqs_off",
     (k, cpu, fr) => {
       const C = k.C;
-      const next = k.arg0(fr);
-      const on = k.get(C.irqs_off, cpu) === 0 ? SW_IRQS_ON : 0;
+      const next = SWITCH_MM.next.get(k, fr);
+      const on = SWITCH_MM.irqsOn.put(k.get(C.irqs_off, cpu) === 0 ? 1 : 0);
       k.set(C.irqs_off, cpu, 1);
       const prev = k.get(C.loaded_mm, cpu);
       const wasLazy = k.get(C.is_lazy, cpu) !== 0;
@@ -150,7 +162,7 @@ export const P_SWITCH_MM = defPath("switch_mm_irqs_off", [
         if (mm_needs_global_asid(k, next, asid)) {
           // Transitioning to the mm's global ASID: reload (mm_needs_global_asid()).
           k.set(C.sw_gen, cpu, gen);
-          k.setArg1(fr, choose_new_asid(k, cpu, next, gen) | on);
+          SWITCH_MM.sw.set(k, fr, choose_new_asid(k, cpu, next, gen) | on);
           k.jump(fr, P_SWITCH_MM.pc.load_new_mm_cr3);
           return;
         }
@@ -160,31 +172,35 @@ export const P_SWITCH_MM = defPath("switch_mm_irqs_off", [
           return;
         }
         k.set(C.sw_gen, cpu, gen);
-        k.setArg1(fr, asid | SW_FLUSH | on);
+        SWITCH_MM.sw.set(k, fr, SWITCH_MM.asid.put(asid) | SW_FLUSH | on);
         k.jump(fr, P_SWITCH_MM.pc.load_new_mm_cr3);
         return;
       }
-      k.setArg1(fr, on);
+      SWITCH_MM.sw.set(k, fr, on);
       switch_mm_enter(k, cpu, next);
     },
   ],
   [
     "choose_new_asid",
     (k, cpu, fr) => {
-      const next = k.arg0(fr);
+      const next = SWITCH_MM.next.get(k, fr);
       const gen = next === 0 ? 0 : k.get(k.M.tlb_gen, next);
       k.set(k.C.sw_gen, cpu, gen);
-      k.setArg1(fr, choose_new_asid(k, cpu, next, gen) | (k.arg1(fr) & SW_IRQS_ON));
+      const on = SWITCH_MM.irqsOn.put(SWITCH_MM.irqsOn.get(k, fr));
+      SWITCH_MM.sw.set(k, fr, choose_new_asid(k, cpu, next, gen) | on);
     },
   ],
   [
     "load_new_mm_cr3",
     (k, cpu, fr) => {
       drain_store_buffer(k, cpu);
-      load_new_mm_cr3(k, cpu, k.arg0(fr), k.arg1(fr));
+      load_new_mm_cr3(k, cpu, SWITCH_MM.next.get(k, fr), SWITCH_MM.sw.get(k, fr));
     },
   ],
-  ["loaded_mm = next", (k, cpu, fr) => switch_mm_finish(k, cpu, k.arg0(fr), k.arg1(fr))],
+  [
+    "loaded_mm = next",
+    (k, cpu, fr) => switch_mm_finish(k, cpu, SWITCH_MM.next.get(k, fr), SWITCH_MM.sw.get(k, fr)),
+  ],
 ]);
 
 /**

@@ -14,7 +14,7 @@ import {
   mm_needs_global_asid,
 } from "./global_asid.js";
 import type { Kernel } from "./kernel.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { leave_mm, switch_mm_now } from "./tlb.js";
 import {
   cpumask_clear,
@@ -114,6 +114,8 @@ function flush_tlb_multi(k: Kernel, cpu: number, mm: number): void {
   }
 }
 
+const FLUSH_RANGE = frameLocals({ pages: [0], freed: [1] });
+
 /**
  * flush_tlb_mm_range(current->mm, 0, pages): a0 = pages, a1 = freed_tables.
  * The PTE change and inc_mm_tlb_gen() are one step (a full barrier), so any
@@ -126,12 +128,12 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
       const C = k.C;
       k.add(C.preempt_count, cpu, 1); // get_cpu()
       const mm = k.get(k.T.mm, k.curr(cpu));
-      const pages = k.arg0(fr);
+      const pages = FLUSH_RANGE.pages.get(k, fr);
       const gen = k.add(k.M.tlb_gen, mm, 1);
       k.set(C.fi_mm, cpu, mm);
       k.set(C.fi_pages, cpu, pages > TLB_SINGLE_PAGE_FLUSH_CEILING ? 0 : pages);
       k.set(C.fi_gen, cpu, gen);
-      k.set(C.fi_freed, cpu, k.arg1(fr));
+      k.set(C.fi_freed, cpu, FLUSH_RANGE.freed.get(k, fr));
       k.charge(k.costs.atomic);
     },
   ],
@@ -168,7 +170,7 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
       // user access may use an entry older than it. Until here, a CPU that
       // has not taken its IPI yet may still use the old translation, as the
       // kernel allows (the pages are not freed before the flush completes).
-      mark_pages(k, k.get(k.C.fi_mm, cpu), k.arg0(fr), k.get(k.C.fi_gen, cpu));
+      mark_pages(k, k.get(k.C.fi_mm, cpu), FLUSH_RANGE.pages.get(k, fr), k.get(k.C.fi_gen, cpu));
       k.set(k.C.fi_mm, cpu, 0);
       k.add(k.C.preempt_count, cpu, -1);
     },
@@ -180,29 +182,34 @@ export const P_FLUSH_TLB_MM_RANGE = defPath("flush_tlb_mm_range", [
 export const MEMOP_MUNMAP = 1;
 export const MEMOP_MPROTECT = 2;
 
+/** do_vmi_munmap()'s locals: a0 = pages; a1 = the op (MEMOP_*) and how many times (the count left). */
+export const MEMOP = frameLocals({ pages: [0], op: [1, 0, 2], count: [1, 2, 30] });
+
 /**
- * munmap()/mprotect() of pages [0, a0): a1 = count << 2 | op. `count`
- * unmaps in one syscall: that many flushes without a return to user.
+ * munmap()/mprotect() of pages [0, pages), `count` times in one syscall:
+ * that many flushes without a return to user.
  */
 export const P_MEMOP = defPath("do_vmi_munmap", [
   [
     "unmap_region",
     (k, cpu, fr) => {
-      const pages = k.arg0(fr);
-      const freed = (k.arg1(fr) & 3) === MEMOP_MUNMAP && pages >= PTRS_PER_PTE ? 1 : 0;
-      k.call(cpu, P_FLUSH_TLB_MM_RANGE, pages, freed);
+      const pages = MEMOP.pages.get(k, fr);
+      const freed = MEMOP.op.get(k, fr) === MEMOP_MUNMAP && pages >= PTRS_PER_PTE ? 1 : 0;
+      k.call(cpu, P_FLUSH_TLB_MM_RANGE, FLUSH_RANGE.pages.put(pages), FLUSH_RANGE.freed.put(freed));
     },
   ],
   [
     "tlb_finish_mmu",
     (k, _cpu, fr) => {
-      const left = (k.arg1(fr) >>> 2) - 1;
+      const left = MEMOP.count.get(k, fr) - 1;
       if (left <= 0) return;
-      k.setArg1(fr, (left << 2) | (k.arg1(fr) & 3));
+      MEMOP.count.set(k, fr, left);
       k.jump(fr, 0);
     },
   ],
 ]);
+
+const SET_FIXMAP = frameLocals({ pages: [0] });
 
 /**
  * A driver's set_pte_vaddr() of a0 fixmap pages (kmap_local, early_ioremap):
@@ -212,7 +219,7 @@ export const P_SET_FIXMAP = defPath("set_pte_vaddr", [
   [
     "flush_tlb_one_kernel",
     (k, cpu, fr) => {
-      const pages = k.arg0(fr);
+      const pages = SET_FIXMAP.pages.get(k, fr);
       for (let p = 0; p < pages; p++) flush_tlb_one_kernel(k, cpu, p);
     },
   ],

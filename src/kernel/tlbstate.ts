@@ -31,11 +31,6 @@ export const PTRS_PER_PTE = 512;
 /** Bits of the v6.15 mask. */
 const USER_MASK_U16_BITS = 16;
 
-// switch_mm_irqs_off()'s a1: the chosen ASID (global ones up to 2045), need_flush, and whether to re-enable IRQs at the end.
-export const SW_ASID = 0x7ff;
-export const SW_FLUSH = 1 << 11;
-export const SW_IRQS_ON = 1 << 12;
-
 // --- cpumasks ----------------------------------------------------------------
 
 function maskAddr(k: Kernel, mm: number, cpu: number): number {

@@ -9,7 +9,7 @@ import { TIF_NEED_FPU_LOAD } from "../machine/state.js";
 import { P_EXIT_TO_USER } from "./entry.js";
 import { next_user_value, save_if_live } from "./fpregs.js";
 import type { Kernel } from "./kernel.js";
-import { defPath } from "./path.js";
+import { defPath, frameLocals } from "./path.js";
 import { P_EXIT } from "./process.js";
 import { switch_to_kernel_cr3 } from "./pti.js";
 
@@ -86,6 +86,8 @@ export const P_EXC_NM = defPath("exc_device_not_available", [
 
 // --- #GP ---------------------------------------------------------------------------------
 
+const EXC_GP = frameLocals({ pasid: [0] });
+
 /**
  * exc_general_protection() from user mode: try_fixup_enqcmd_gp() first, with
  * IRQs still off (no preemption or softirq can come between its checks and
@@ -94,7 +96,8 @@ export const P_EXC_NM = defPath("exc_device_not_available", [
  * Kernel variant `gp-fixup-irqs-on` (seed 000): the handler enables
  * interrupts first and the checks and the write are separate steps, so a
  * preemption between them can restore the task's old XSTATE image over the
- * write ("preemption or BH here: kaboom").
+ * write ("preemption or BH here: kaboom"). a0 = the PASID the variant's
+ * separate wrmsrl step writes.
  */
 export const P_EXC_GP = defPath("exc_general_protection", [
   [
@@ -129,13 +132,13 @@ export const P_EXC_GP = defPath("exc_general_protection", [
         return;
       }
       if (mainline) wrmsr_pasid(k, cpu, t, pasid);
-      else k.setArg0(fr, pasid); // the variant writes in the next step
+      else EXC_GP.pasid.set(k, fr, pasid); // the variant writes in the next step
     },
   ],
   [
     "wrmsrl",
     (k, cpu, fr) => {
-      if (k.model.variants.has("gp-fixup-irqs-on")) wrmsr_pasid(k, cpu, k.curr(cpu), k.arg0(fr));
+      if (k.model.variants.has("gp-fixup-irqs-on")) wrmsr_pasid(k, cpu, k.curr(cpu), EXC_GP.pasid.get(k, fr));
     },
   ],
   [

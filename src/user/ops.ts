@@ -96,10 +96,10 @@ export type UserStep = (
 ) => void;
 
 /** An op that is one syscall: upc moves past it, then the kernel runs `nr` with the op's operand. */
-function syscallOp(nr: number, withArg = true): UserStep {
+function syscallOp(nr: number, withArg = true, flags = 0): UserStep {
   return (k, cpu, t, upc, arg) => {
     k.set(k.T.upc, t, upc + 1);
-    enter_syscall(k, cpu, nr, withArg ? arg : 0);
+    enter_syscall(k, cpu, nr, withArg ? arg : 0, flags);
   };
 }
 
@@ -107,7 +107,7 @@ function syscallOp(nr: number, withArg = true): UserStep {
 function rangeOp(nr: number): UserStep {
   return (k, cpu, t, upc, arg, _chunkNs, code) => {
     k.set(k.T.upc, t, upc + 2);
-    enter_syscall(k, cpu, nr | (code[upc * 2 + 3] << 8), arg);
+    enter_syscall(k, cpu, nr, arg, code[upc * 2 + 3]);
   };
 }
 
@@ -190,9 +190,9 @@ export const USER_OPS = {
   syscall: { opcode: 4, arg: "ns in the kernel", step: syscallOp(SYS_WORK) },
   yield: { opcode: 5, arg: "none", step: syscallOp(SYS_SCHED_YIELD, false) },
   sleep: { opcode: 6, arg: "ns", step: syscallOp(SYS_NANOSLEEP) },
-  fork: { opcode: 7, arg: "child program id", step: syscallOp(SYS_CLONE | (CLONE_FORK << 8)) },
-  clone_thread: { opcode: 8, arg: "child program id", step: syscallOp(SYS_CLONE | (CLONE_PTHREAD << 8)) },
-  clone_vm: { opcode: 9, arg: "child program id", step: syscallOp(SYS_CLONE | (CLONE_VM_ONLY << 8)) },
+  fork: { opcode: 7, arg: "child program id", step: syscallOp(SYS_CLONE, true, CLONE_FORK) },
+  clone_thread: { opcode: 8, arg: "child program id", step: syscallOp(SYS_CLONE, true, CLONE_PTHREAD) },
+  clone_vm: { opcode: 9, arg: "child program id", step: syscallOp(SYS_CLONE, true, CLONE_VM_ONLY) },
   exec: { opcode: 10, arg: "program id", step: syscallOp(SYS_EXECVE) },
   exit: {
     opcode: 11,
