@@ -14,16 +14,14 @@
 // budget's stop() between waits. Everything goes through shared memory.
 
 import { isMainThread, Worker, workerData } from "node:worker_threads";
-import type { Engine } from "../engine/engine.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { compileScenario, type Overrides } from "../scenario/compile.js";
 import { loadScenarioString } from "../scenario/load.js";
 import { Dfs } from "./dfs.js";
 import { replaySchedule } from "./replay.js";
-import type { DfsStack } from "./stack.js";
-import { type DfsStrategy, EXPLORE, SKIP, STOP as STOP_SEARCH, type Visit } from "./strategy.js";
-import { checkMachine, enabled, stateKeyLo, stepFinding } from "./transitions.js";
-import type { Broken, CheckBudget, ExploreResult, Finding } from "./types.js";
+import { BaseDfs, EXPLORE, SKIP, STOP as STOP_SEARCH, type Visit } from "./strategy.js";
+import { checkMachine, stateKeyLo } from "./transitions.js";
+import type { CheckBudget, ExploreResult, Finding } from "./types.js";
 import { FingerprintSet, SharedFingerprints } from "./visited.js";
 
 /** What a worker needs to build the machine: the scenario text, not the compiled object. */
@@ -80,7 +78,7 @@ function workerMain(input: WorkerInput): void {
  * exploring only the states this worker claimed, the transitions rotated by
  * its index.
  */
-class ClaimDfs implements DfsStrategy {
+class ClaimDfs extends BaseDfs {
   private readonly table: SharedFingerprints;
   private readonly w: number;
   // States claimed here and not yet added to the shared count (one atomic add per 1,024, not per state).
@@ -88,10 +86,11 @@ class ClaimDfs implements DfsStrategy {
   private sinceCheck = 0;
 
   constructor(
-    private readonly k: Kernel,
+    k: Kernel,
     private readonly input: WorkerInput,
     private readonly ctl: Int32Array,
   ) {
+    super(k, { maxStates: input.limit });
     this.table = new SharedFingerprints(input.table);
     this.w = input.index;
   }
@@ -102,8 +101,6 @@ class ClaimDfs implements DfsStrategy {
     this.unflushed = 0;
     return total < this.input.limit;
   }
-
-  reset(): void {}
 
   /** Claimed here, claimed by another worker, or the table is full. Every worker starts at the root, claimed or not. */
   visit(ticks: number, depth: number): Visit {
@@ -119,22 +116,12 @@ class ClaimDfs implements DfsStrategy {
     return STOP_SEARCH;
   }
 
-  choose(_buf: Int32Array, n: number, i: number): number {
+  override choose(_buf: Int32Array, n: number, i: number): number {
     return (i + this.w) % n;
   }
 
-  expand(stack: DfsStack, depth: number): number {
-    const n = enabled(this.k, stack.trs[depth]);
-    stack.counts[depth] = n;
-    return n;
-  }
-
-  step(e: Engine, tr: number): Broken {
-    return stepFinding(e, tr);
-  }
-
   /** The first worker to find one reports it; all stop. */
-  found(f: Finding): number {
+  override found(f: Finding): number {
     const ctl = this.ctl;
     if (Atomics.compareExchange(ctl, WINNER, 0, this.w + 1) === 0) {
       const s = new Int32Array(this.input.schedule);
@@ -147,7 +134,7 @@ class ClaimDfs implements DfsStrategy {
   }
 
   /** Every 1,024 states claimed: the shared count, and whether to stop. */
-  poll(): string | null {
+  override poll(): string | null {
     if (++this.sinceCheck !== 1024) return null;
     this.sinceCheck = 0;
     const ctl = this.ctl;

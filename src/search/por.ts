@@ -9,7 +9,7 @@ import { enablingWords, Footprints, grow } from "./footprints.js";
 import { Ownership } from "./ownership.js";
 import { describeTransition } from "./schedule.js";
 import type { DfsStack } from "./stack.js";
-import { type DfsStrategy, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
+import { BaseDfs, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
 import { checkMachine, enabled, endFinding, MAX_ENABLED, stateKeyLo, stepFinding } from "./transitions.js";
 import type { Broken, CheckBudget, ExploreResult } from "./types.js";
 import { FingerprintMap, FingerprintSet } from "./visited.js";
@@ -82,7 +82,7 @@ const REDUCED = 1 << 30;
  * Transitions with a sleep bit: CPU c (bit c), tick c (cpus + c), device d
  * (2 cpus + d), below bit 30; timers and the rest never sleep (conservative).
  */
-export class PorDfs implements DfsStrategy {
+export class PorDfs extends BaseDfs {
   private readonly fp: Footprints;
   private readonly own: Ownership;
   private readonly ncpu: number;
@@ -119,12 +119,13 @@ export class PorDfs implements DfsStrategy {
   private readonly readFp: (a: number) => void;
 
   constructor(
-    private readonly k: Kernel,
+    k: Kernel,
     private readonly e: Engine,
     private readonly bound: number | null,
-    private readonly budget: CheckBudget,
+    budget: CheckBudget,
     private readonly opts: PorOptions,
   ) {
+    super(k, budget);
     this.fp = new Footprints(k);
     this.own = new Ownership(k);
     this.ncpu = k.params.cpus;
@@ -309,8 +310,6 @@ export class PorDfs implements DfsStrategy {
     return m;
   }
 
-  reset(): void {}
-
   /**
    * The child of the state at depth - 1 by the transition `step` ran: new,
    * or visited with a sleep set that is not a subset of this one (or, when
@@ -361,10 +360,6 @@ export class PorDfs implements DfsStrategy {
     return REVISIT;
   }
 
-  choose(_buf: Int32Array, _n: number, i: number): number {
-    return i;
-  }
-
   /**
    * Enter the current state at depth d (pushed on the stack), with the sleep
    * set `mine` (its transitions already in sleepTr[d]/..., kept there only as
@@ -373,7 +368,7 @@ export class PorDfs implements DfsStrategy {
    * and the state's new FingerprintMap value; returns how many transitions
    * are enabled.
    */
-  expand(s: DfsStack, d: number): number {
+  override expand(s: DfsStack, d: number): number {
     const k = this.k;
     const buf = this.buf;
     const stored = this.stored;
@@ -445,7 +440,7 @@ export class PorDfs implements DfsStrategy {
    * still to explore (and for the ownership assertion on every transition,
    * when nothing is reduced).
    */
-  step(e: Engine, tr: number, t: number, d: number): Broken {
+  override step(e: Engine, tr: number, t: number, d: number): Broken {
     const s = this.stack as DfsStack;
     const opts = this.opts;
     const track =
@@ -466,11 +461,7 @@ export class PorDfs implements DfsStrategy {
     return bad;
   }
 
-  found(): number {
-    return -1;
-  }
-
-  poll(states: number, transitions: number, depth: number): string | null {
+  override poll(states: number, transitions: number, depth: number): string | null {
     if (states >= this.budget.maxStates) return `state budget: ${this.budget.maxStates} states`;
     if (++this.sinceStop === 1024 && this.budget.stop) {
       this.sinceStop = 0;

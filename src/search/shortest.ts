@@ -7,14 +7,12 @@
 // than its length, branch and bound). So the result is a shortest violating
 // path, of any property, under the same preemption bound.
 
-import type { Engine } from "../engine/engine.js";
 import type { BootSpec } from "../kernel/boot.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { Dfs } from "./dfs.js";
-import type { DfsStack } from "./stack.js";
-import { type DfsStrategy, EXPLORE, SKIP, type Visit } from "./strategy.js";
-import { checkMachine, enabled, stateKeyLo, stepFinding } from "./transitions.js";
-import { type Broken, budgetReason, type CheckBudget, type Finding } from "./types.js";
+import { BaseDfs, EXPLORE, SKIP, type Visit } from "./strategy.js";
+import { checkMachine, stateKeyLo } from "./transitions.js";
+import type { CheckBudget, Finding } from "./types.js";
 import { FingerprintMap } from "./visited.js";
 
 export interface ShortestResult {
@@ -27,18 +25,18 @@ export interface ShortestResult {
   complete: boolean;
 }
 
-export class ShortestDfs implements DfsStrategy {
+export class ShortestDfs extends BaseDfs {
   readonly visited = new FingerprintMap();
 
   constructor(
-    private readonly k: Kernel,
+    k: Kernel,
     private readonly bound: number | null,
-    private readonly budget: CheckBudget,
+    budget: CheckBudget,
     /** The shortest violation so far. */
     public best: Finding,
-  ) {}
-
-  reset(): void {}
+  ) {
+    super(k, budget);
+  }
 
   /** New, or reached at a smaller depth than before. */
   visit(ticks: number, depth: number): Visit {
@@ -46,28 +44,10 @@ export class ShortestDfs implements DfsStrategy {
     return this.visited.lower(stateKeyLo(k, ticks, this.bound), k.mem.hashHi(), depth) ? EXPLORE : SKIP;
   }
 
-  choose(_buf: Int32Array, _n: number, i: number): number {
-    return i;
-  }
-
-  expand(stack: DfsStack, depth: number): number {
-    const n = enabled(this.k, stack.trs[depth]);
-    stack.counts[depth] = n;
-    return n;
-  }
-
-  step(e: Engine, tr: number): Broken {
-    return stepFinding(e, tr);
-  }
-
   /** The next one must be shorter. */
-  found(f: Finding): number {
+  override found(f: Finding): number {
     this.best = f;
     return f.schedule.length - 1;
-  }
-
-  poll(states: number, transitions: number, depth: number): string | null {
-    return budgetReason(this.budget, states, transitions, depth);
   }
 
   describe(): string {

@@ -10,8 +10,10 @@
 // allocation (typed arrays and fields, no closures built per call).
 
 import type { Engine } from "../engine/engine.js";
+import type { Kernel } from "../kernel/kernel.js";
 import type { DfsStack } from "./stack.js";
-import type { Broken, Finding } from "./types.js";
+import { enabled, stepFinding } from "./transitions.js";
+import { type Broken, budgetReason, type CheckBudget, type Finding } from "./types.js";
 
 /** `visit`'s answers. */
 export const SKIP = 0; // seen before: do not explore it
@@ -52,4 +54,44 @@ export interface DfsStrategy extends Strategy {
   found(f: Finding): number;
   /** After each state explored: a reason to stop (a budget), or null. */
   poll(states: number, transitions: number, depth: number): string | null;
+}
+
+/**
+ * The common case of a depth-first strategy: every enabled transition, in
+ * the order `enabled` lists them; a violation ends the search; the state
+ * budget. A strategy overrides what differs.
+ */
+export abstract class BaseDfs implements DfsStrategy {
+  constructor(
+    protected readonly k: Kernel,
+    protected readonly budget: CheckBudget,
+  ) {}
+
+  reset(): void {}
+
+  abstract visit(ticks: number, depth: number): Visit;
+
+  choose(_buf: Int32Array, _n: number, i: number): number {
+    return i;
+  }
+
+  expand(stack: DfsStack, depth: number): number {
+    const n = enabled(this.k, stack.trs[depth]);
+    stack.counts[depth] = n;
+    return n;
+  }
+
+  step(e: Engine, tr: number, _ticks: number, _depth: number): Broken {
+    return stepFinding(e, tr);
+  }
+
+  found(_f: Finding): number {
+    return -1;
+  }
+
+  poll(states: number, transitions: number, depth: number): string | null {
+    return budgetReason(this.budget, states, transitions, depth);
+  }
+
+  abstract describe(): string;
 }
