@@ -67,15 +67,23 @@ export class Dfs {
     const strat = this.strat;
     const e = this.e;
     const bound = this.bound;
+    const countJudged = this.countJudged;
+    const countRoot = this.rootOwned;
     const trs = s.trs;
     const counts = s.counts;
     const nexts = s.nexts;
     const ticks = s.ticks;
+    // The counters live in locals while the loop runs, in the fields after.
+    let states = this.states;
+    let transitions = this.transitions;
+    let maxDepth = this.maxDepth;
+    let limit = this.limit;
+    let end: DfsEnd = "pass";
     for (;;) {
       const d = s.depth;
-      if (d < 0) return "pass";
+      if (d < 0) break;
       // A state at `d` may take a transition only if the path stays within the limit.
-      if (nexts[d] >= counts[d] || d + 1 > this.limit) {
+      if (nexts[d] >= counts[d] || d + 1 > limit) {
         s.pop();
         continue;
       }
@@ -85,52 +93,65 @@ export class Dfs {
       if (bound !== null && t > bound) continue;
       // Memory already holds this depth's state right after it was pushed.
       s.restore(d);
-      if (d > 0 || this.rootOwned) this.transitions++;
+      if (d > 0 || countRoot) transitions++;
       const bad = strat.step(e, tr, t, d);
       if (bad !== null) {
-        if (this.violation(bad, tr)) return "violation";
+        const l = this.violation(bad, tr);
+        if (l < 0) {
+          end = "violation";
+          break;
+        }
+        limit = l;
         continue;
       }
       const v = strat.visit(t, d + 1);
       if (v === SKIP) continue; // a state seen before was judged then
-      if (v === STOP) return "incomplete";
+      if (v === STOP) {
+        end = "incomplete";
+        break;
+      }
       s.push(d + 1, t);
       const n = strat.expand(s, d + 1);
       if (v === EXPLORE) {
-        this.states++;
-        const end = n === 0 ? endFinding(e) : null;
-        if (end !== null) {
-          if (this.judged(d + 1) && this.violation(end, tr)) return "violation";
+        states++;
+        const broken = n === 0 ? endFinding(e) : null;
+        if (broken !== null) {
+          const l = this.violation(broken, tr);
+          if (l < 0) {
+            if (countJudged && d + 1 > maxDepth) maxDepth = d + 1;
+            end = "violation";
+            break;
+          }
+          limit = l;
           continue;
         }
       }
-      const why = strat.poll(this.states, this.transitions, d);
+      const why = strat.poll(states, transitions, d);
       if (why !== null) {
-        this.judged(d + 1);
+        if (countJudged && d + 1 > maxDepth) maxDepth = d + 1;
         this.reason = why;
-        return "incomplete";
+        end = "incomplete";
+        break;
       }
       s.descend(tr);
-      if (d + 1 > this.maxDepth) this.maxDepth = d + 1;
+      if (d + 1 > maxDepth) maxDepth = d + 1;
     }
+    this.states = states;
+    this.transitions = transitions;
+    this.maxDepth = maxDepth;
+    this.limit = limit;
+    return end;
   }
 
-  /** The strategy's answer to a violation by `tr` from the current path: true when the search ends. */
-  private violation(bad: NonNullable<Broken>, tr: number): boolean {
+  /**
+   * The strategy's answer to a violation by `tr` from the current path: -1
+   * when the search ends with it (then `finding`), else the new path limit.
+   */
+  private violation(bad: NonNullable<Broken>, tr: number): number {
     const f: Finding = { ...bad, schedule: [...this.stack.path, tr] };
     const limit = this.strat.found(f);
-    if (limit < 0) {
-      this.finding = f;
-      return true;
-    }
-    this.limit = limit;
-    return false;
-  }
-
-  /** The search stops judging the state at depth `d`: counted in max_depth when that is the convention. */
-  private judged(d: number): boolean {
-    if (this.countJudged && d > this.maxDepth) this.maxDepth = d;
-    return true;
+    if (limit < 0) this.finding = f;
+    return limit;
   }
 }
 

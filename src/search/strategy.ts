@@ -2,8 +2,9 @@
 // depth-first driver in dfs.ts, the walk driver in walks.ts) and a strategy
 // that decides: which states to explore, in which order to take the enabled
 // transitions, and what the search covered. A new strategy is one class
-// implementing `Strategy` (walks) or `DfsStrategy` (depth-first), and a test
-// comparing it with the plain depth-first search (plain.ts).
+// implementing `Strategy` (walks: extend WalkStrategy) or `DfsStrategy`
+// (depth-first: extend BaseDfs), and a test comparing it with the plain
+// depth-first search (plain.ts), as test/search.test.ts does.
 //
 // The drivers call these methods once per transition or state, on one
 // strategy object per search: implementations keep their hot paths free of
@@ -27,7 +28,8 @@ export interface Strategy {
   reset(): void;
   /**
    * The state in memory, reached with `ticks` preemptions at `depth`
-   * transitions from the initial state: explore it, or not.
+   * transitions from the initial state: explore it, or not. A walk goes
+   * on either way: there EXPLORE only counts a state not seen before.
    */
   visit(ticks: number, depth: number): Visit;
   /**
