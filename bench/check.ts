@@ -3,9 +3,9 @@
 // scenario, preemption bound 2. Prints states/s beside the 1 M target; SPIN
 // on Promela twins of the same problems is bench/spin.ts (npm run bench:spin).
 
-import { explore } from "../src/engine/explore.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioString } from "../src/scenario/load.js";
+import { explore } from "../src/search/plain.js";
 import { median, nowNs } from "./timing.js";
 
 const SCENARIO = `

@@ -5,9 +5,11 @@
 
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ExploreResult, explore, explorePor } from "../src/engine/explore.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { builtinScenarioDir, loadScenarioString } from "../src/scenario/load.js";
+import { explore } from "../src/search/plain.js";
+import { explorePor } from "../src/search/por.js";
+import type { ExploreResult } from "../src/search/types.js";
 import { nowNs } from "./timing.js";
 
 const CASES: { name: string; cpus2?: boolean; bound?: number }[] = [

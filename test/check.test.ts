@@ -5,23 +5,20 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { checkScenario } from "../src/engine/check.js";
-import {
-  checkMachine,
-  enabled,
-  explore,
-  explorePor,
-  pctWalks,
-  randomWalks,
-  replaySchedule,
-  shortestCounterexample,
-  shrink,
-} from "../src/engine/explore.js";
-import { Ownership } from "../src/engine/ownership.js";
-import { exploreParallel } from "../src/engine/parallel.js";
-import { FingerprintMap } from "../src/engine/visited.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
+import { checkScenario } from "../src/search/check.js";
+import { Ownership } from "../src/search/ownership.js";
+import { exploreParallel } from "../src/search/parallel.js";
+import { pctWalks } from "../src/search/pct.js";
+import { explore } from "../src/search/plain.js";
+import { explorePor } from "../src/search/por.js";
+import { randomWalks } from "../src/search/random.js";
+import { replaySchedule } from "../src/search/replay.js";
+import { shortestCounterexample } from "../src/search/shortest.js";
+import { shrink } from "../src/search/shrink.js";
+import { checkMachine, enabled } from "../src/search/transitions.js";
+import { FingerprintMap } from "../src/search/visited.js";
 import { cli } from "./helpers.js";
 
 const NO_BUDGET = { maxStates: 5_000_000 };

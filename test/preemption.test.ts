@@ -6,12 +6,12 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { explore } from "../src/engine/explore.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import { P_SCHEDULE, SCHEDULE, SM_PREEMPT, wake_up_process } from "../src/kernel/sched.js";
 import { FR_PATH, FR_PC, TASK_DEAD, TASK_INTERRUPTIBLE } from "../src/machine/state.js";
 import type { SchedulerName } from "../src/run/session.js";
 import type { CompiledScenario } from "../src/scenario/compile.js";
+import { explore } from "../src/search/plain.js";
 import { bootEngine, builtin, drive, Recorder, scenario, taskStack } from "./helpers.js";
 
 /** More runnable tasks than CPUs, with syscalls, sleeps and yields; short ticks. */

@@ -7,11 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { checkScenario, describeSchedule } from "../engine/check.js";
 import { ChromeTrace } from "../engine/chrome-trace.js";
-import type { Progress } from "../engine/explore.js";
-import { describeTransition, replaySchedule } from "../engine/explore.js";
-import { formatSchedule, parseSchedule, stampOf } from "../engine/schedule.js";
 import { KERNEL_VARIANT_NAMES, POLICIES } from "../kernel/policy.js";
 import { checkJson, checkTable } from "../report/check-report.js";
 import {
@@ -31,6 +27,11 @@ import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
+import { checkScenario, describeSchedule } from "../search/check.js";
+import { DEFAULT_WALK_DEPTH, plan } from "../search/plan.js";
+import { replaySchedule } from "../search/replay.js";
+import { describeTransition, formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
+import type { Progress } from "../search/types.js";
 
 function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -130,25 +131,7 @@ function cmdCheck(file: string, o: CheckFlags): number {
   const path = resolveScenario(file);
   const ls = loadScenarioFile(path);
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
-  const chk = ls.scenario.check;
-  if (o.por === true && (o.bitstate !== undefined || o.random !== undefined || o.pct !== undefined))
-    throw new InputError(
-      "--por: partial-order reduction is for the exhaustive search; not with --bitstate, --random or --pct",
-    );
-  if (
-    o.workers !== undefined &&
-    o.workers > 1 &&
-    (o.por === true || o.bitstate !== undefined || o.random !== undefined || o.pct !== undefined)
-  )
-    throw new InputError(
-      "--workers: the parallel search is the plain exhaustive one; not with --por, --bitstate, --random or --pct",
-    );
-  const searchFlag = o.por === true || o.bitstate !== undefined || (o.workers ?? 1) > 1;
-  if (o.exhaustive === true && (o.random !== undefined || o.pct !== undefined))
-    throw new InputError("--exhaustive: not with --random or --pct");
-  // The scenario's check.random chooses random walks unless the command line chose a search.
-  const walks =
-    o.random ?? (o.pct === undefined && (o.exhaustive === true || searchFlag) ? undefined : chk.random);
+  const p = plan(ls.scenario.check, o, cs.seed);
   const started = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
   const timeLimit = o.time;
@@ -158,28 +141,19 @@ function cmdCheck(file: string, o: CheckFlags): number {
     ls.source,
     file, // as given: a built-in name or a path, the same on every machine
     {
-      properties: chk.properties ?? [],
-      maxStates: o.maxStates ?? chk.max_states ?? 2_000_000,
-      stop: (p) => budgetStop(p, elapsed(), timeLimit, o.memory),
-      preemptionBound: o.preemptionBound ?? chk.preemption_bound ?? null,
-      bitstateMiB: o.bitstate ?? null,
-      shortest: o.shortest,
-      por: o.por === true,
+      ...p,
+      stop: (pr) => budgetStop(pr, elapsed(), timeLimit, o.memory),
       workers:
-        o.workers === undefined || o.workers < 2
+        p.workers === null
           ? undefined
           : {
-              count: o.workers,
+              count: p.workers,
               scenario: {
                 source: ls.source,
                 file: path,
                 overrides: { seed: o.seed, policy: o.policy, kernel: o.kernel },
               },
             },
-      random:
-        walks === undefined && o.pct === undefined
-          ? null
-          : { walks: walks ?? 1000, seed: cs.seed, depth: o.depth, pct: o.pct },
     },
     schedulePath,
   );
@@ -517,7 +491,7 @@ function program(): Command {
       "PCT walks with d-1 priority change points (with --random N walks, default 1000)",
       intArg("--pct", 1, 100),
     )
-    .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9), 100_000)
+    .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9), DEFAULT_WALK_DEPTH)
     .option("--out <file>", "where to write the counterexample schedule (default out/NAME.schedule)")
     .option("--strict", "exit 3 when the verdict is incomplete")
     .option(

@@ -1,7 +1,7 @@
 // How a check reads: the verdict and what it covers, then the counterexample
 // step by step, like a bug report on the list.
 
-import type { CheckResult } from "../engine/check.js";
+import type { CheckResult } from "../search/check.js";
 
 export function checkJson(r: CheckResult): string {
   return `${JSON.stringify(r, null, 2)}\n`;

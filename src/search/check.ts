@@ -2,26 +2,22 @@
 // step by step the way the seed threads read: CPU, task, kernel function,
 // step, and what it wrote. The `--json` shape is DESIGN.md's contract.
 
+import { cpu_peek } from "../engine/cpu.js";
+import { TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "../engine/engine.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { HEADER_WORDS } from "../machine/memory.js";
 import { FR_PC } from "../machine/state.js";
 import type { CompiledScenario } from "../scenario/compile.js";
-import { cpu_peek } from "./cpu.js";
-import { TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "./engine.js";
-import {
-  type CheckBudget,
-  explore,
-  explorePor,
-  type Finding,
-  type Progress,
-  pctWalks,
-  randomWalks,
-  replaySchedule,
-  shortestCounterexample,
-  shrink,
-} from "./explore.js";
 import { exploreParallel, type ScenarioInput } from "./parallel.js";
+import { pctWalks } from "./pct.js";
+import { explore } from "./plain.js";
+import { explorePor } from "./por.js";
+import { randomWalks } from "./random.js";
+import { replaySchedule } from "./replay.js";
 import { type ScheduleFile, stampOf } from "./schedule.js";
+import { shortestCounterexample } from "./shortest.js";
+import { shrink } from "./shrink.js";
+import type { CheckBudget, Finding, Progress } from "./types.js";
 
 export interface CheckOptions {
   properties: readonly string[];

@@ -1,5 +1,5 @@
 // Which words of the machine a CPU owns: the static half of `check --por`'s
-// persistent sets (explore.ts). A word is
+// persistent sets (por.ts). A word is
 //   - PRIVATE to CPU c when no transition but CPU c's own steps ever reads or
 //     writes it (ticks, devices, timers, other CPUs' steps, and the step
 //     invariants that run inside those steps, all included);
@@ -213,7 +213,7 @@ export class Ownership {
    * Does a step of CPU c, with these footprints (recorded from the captured
    * state), stay within c's words: every write to a PRIVATE word of c (or a
    * WAKE one when `silent`), every read from an owned word, but for `waived`
-   * (c's pending word when c has interrupts masked, see explore.ts)?
+   * (c's pending word when c has interrupts masked, see por.ts)?
    */
   confined(
     c: number,

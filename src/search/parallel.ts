@@ -14,18 +14,15 @@
 // budget's stop() between waits. Everything goes through shared memory.
 
 import { isMainThread, Worker, workerData } from "node:worker_threads";
+import type { Kernel } from "../kernel/kernel.js";
 import { compileScenario, type Overrides } from "../scenario/compile.js";
 import { loadScenarioString } from "../scenario/load.js";
-import { TR_TICK, trKind } from "./engine.js";
-import {
-  type CheckBudget,
-  checkMachine,
-  type ExploreResult,
-  enabled,
-  replaySchedule,
-  stateKeyLo,
-} from "./explore.js";
-import { FingerprintSet } from "./visited.js";
+import { Dfs } from "./dfs.js";
+import { replaySchedule } from "./replay.js";
+import { BaseDfs, EXPLORE, SKIP, STOP as STOP_SEARCH, type Visit } from "./strategy.js";
+import { checkMachine, stateKeyLo } from "./transitions.js";
+import type { CheckBudget, ExploreResult, Finding } from "./types.js";
+import { FingerprintSet, SharedFingerprints } from "./visited.js";
 
 /** What a worker needs to build the machine: the scenario text, not the compiled object. */
 export interface ScenarioInput {
@@ -47,55 +44,6 @@ const CTL_WORDS = 8;
 const PER_WORKER = 2;
 const MAX_SCHEDULE = 1 << 16;
 
-/**
- * The shared visited set: 64-bit fingerprints in open addressing over a
- * SharedArrayBuffer, fixed capacity. A slot is claimed by a CAS on its low
- * word, then its high word is stored; neither half is ever 0 in a stored
- * fingerprint (0 maps to 1), so a reader that sees the low word and a 0 high
- * word knows the writer is between its two stores and waits for it.
- */
-class SharedFingerprints {
-  private readonly t: Int32Array;
-  private readonly mask: number;
-
-  constructor(buf: SharedArrayBuffer) {
-    this.t = new Int32Array(buf);
-    this.mask = (this.t.length >> 1) - 1;
-  }
-
-  static bytes(capacityLog2: number): number {
-    return 8 << capacityLog2;
-  }
-
-  /** True when this call put (lo, hi) in the table; false when it was there; null when the table is full. */
-  add(lo: number, hi: number): boolean | null {
-    lo |= 0;
-    hi |= 0;
-    if (lo === 0) lo = 1;
-    if (hi === 0) hi = 1;
-    const t = this.t;
-    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
-    for (let probes = 0; probes <= this.mask; probes++) {
-      const a = 2 * i;
-      let l = Atomics.load(t, a);
-      if (l === 0) {
-        l = Atomics.compareExchange(t, a, 0, lo);
-        if (l === 0) {
-          Atomics.store(t, a + 1, hi);
-          return true;
-        }
-      }
-      if (l === lo) {
-        let h = Atomics.load(t, a + 1);
-        while (h === 0) h = Atomics.load(t, a + 1);
-        if (h === hi) return false;
-      }
-      i = (i + 1) & this.mask;
-    }
-    return null;
-  }
-}
-
 interface WorkerInput {
   kind: "asidlab-check-worker";
   scenario: ScenarioInput;
@@ -111,8 +59,6 @@ interface WorkerInput {
   schedule: SharedArrayBuffer;
 }
 
-const MAX_ENABLED = 4096;
-
 function workerMain(input: WorkerInput): void {
   const ctl = new Int32Array(input.ctl);
   const counts = new Float64Array(input.counts);
@@ -127,131 +73,94 @@ function workerMain(input: WorkerInput): void {
   Atomics.notify(ctl, DONE);
 }
 
-/** The depth-first search of explore(), on the shared table, transitions rotated by the worker's index. */
+/**
+ * A worker's strategy: plain depth-first search over the shared table,
+ * exploring only the states this worker claimed, the transitions rotated by
+ * its index.
+ */
+class ClaimDfs extends BaseDfs {
+  private readonly table: SharedFingerprints;
+  private readonly w: number;
+  // States claimed here and not yet added to the shared count (one atomic add per 1,024, not per state).
+  private unflushed = 0;
+  private sinceCheck = 0;
+
+  constructor(
+    k: Kernel,
+    private readonly input: WorkerInput,
+    private readonly ctl: Int32Array,
+  ) {
+    super(k, { maxStates: input.limit });
+    this.table = new SharedFingerprints(input.table);
+    this.w = input.index;
+  }
+
+  /** Add the claimed states to the shared count; false when the table is past its limit. */
+  flush(): boolean {
+    const total = Atomics.add(this.ctl, STATES, this.unflushed) + this.unflushed;
+    this.unflushed = 0;
+    return total < this.input.limit;
+  }
+
+  /** Claimed here, claimed by another worker, or the table is full. Every worker starts at the root, claimed or not. */
+  visit(ticks: number, depth: number): Visit {
+    const k = this.k;
+    const r = this.table.add(stateKeyLo(k, ticks, this.input.preemptionBound), k.mem.hashHi());
+    if (r === true) {
+      this.unflushed++;
+      return EXPLORE;
+    }
+    if (r === false) return SKIP;
+    Atomics.store(this.ctl, FULL, 1);
+    if (depth > 0) Atomics.store(this.ctl, STOP, 1);
+    return STOP_SEARCH;
+  }
+
+  override choose(_buf: Int32Array, n: number, i: number): number {
+    return (i + this.w) % n;
+  }
+
+  /** The first worker to find one reports it; all stop. */
+  override found(f: Finding): number {
+    const ctl = this.ctl;
+    if (Atomics.compareExchange(ctl, WINNER, 0, this.w + 1) === 0) {
+      const s = new Int32Array(this.input.schedule);
+      const n = Math.min(f.schedule.length, MAX_SCHEDULE);
+      for (let i = 0; i < n; i++) s[i + 1] = f.schedule[i];
+      s[0] = n;
+    }
+    Atomics.store(ctl, STOP, 1);
+    return -1;
+  }
+
+  /** Every 1,024 states claimed: the shared count, and whether to stop. */
+  override poll(): string | null {
+    if (++this.sinceCheck !== 1024) return null;
+    this.sinceCheck = 0;
+    const ctl = this.ctl;
+    if (!this.flush()) {
+      Atomics.store(ctl, FULL, 1);
+      Atomics.store(ctl, STOP, 1);
+    }
+    return Atomics.load(ctl, STOP) !== 0 ? "stopped" : null;
+  }
+
+  describe(): string {
+    return `worker ${this.w}`;
+  }
+}
+
+/** A worker's search, on the shared table. */
 function search(input: WorkerInput, ctl: Int32Array, counts: Float64Array): void {
   const ls = loadScenarioString(input.scenario.source, input.scenario.file);
   const cs = compileScenario(ls, input.scenario.overrides);
   const { k, e } = checkMachine(cs.boot, input.properties);
-  const bound = input.preemptionBound;
-  const table = new SharedFingerprints(input.table);
-  const w = input.index;
-  k.mem.startJournal();
-  const marks: number[] = [];
-  const hlo: number[] = [];
-  const hhi: number[] = [];
-  const trs: Int32Array[] = [];
-  const cnt: number[] = [];
-  const nexts: number[] = [];
-  const ticks: number[] = [];
-  const path: number[] = [];
-  let depth = 0;
-  let transitions = 0;
-  let maxDepth = 0;
-  let fresh = true;
-  let sinceCheck = 0;
-  const enabledAt = (d: number) => {
-    if (trs.length <= d) trs.push(new Int32Array(MAX_ENABLED));
-    return enabled(k, trs[d]);
-  };
-  // States claimed here and not yet added to the shared count (one atomic add per 1,024, not per state).
-  let unflushed = 0;
-  const flush = (): boolean => {
-    const total = Atomics.add(ctl, STATES, unflushed) + unflushed;
-    unflushed = 0;
-    return total < input.limit;
-  };
-  const claim = (t: number) => {
-    const r = table.add(stateKeyLo(k, t, bound), k.mem.hashHi());
-    if (r === true) unflushed++;
-    return r;
-  };
-  const push = (t: number, count: number) => {
-    marks[depth] = k.mem.mark();
-    hlo[depth] = k.w[0];
-    hhi[depth] = k.w[1];
-    cnt[depth] = count;
-    nexts[depth] = 0;
-    ticks[depth] = t;
-  };
-  const finish = () => {
-    flush();
-    counts[w * PER_WORKER] = transitions;
-    counts[w * PER_WORKER + 1] = maxDepth;
-  };
-  const violation = (sched: number[]) => {
-    if (Atomics.compareExchange(ctl, WINNER, 0, w + 1) === 0) {
-      const s = new Int32Array(input.schedule);
-      const n = Math.min(sched.length, MAX_SCHEDULE);
-      for (let i = 0; i < n; i++) s[i + 1] = sched[i];
-      s[0] = n;
-    }
-    Atomics.store(ctl, STOP, 1);
-    finish();
-  };
-  const root = claim(0);
-  if (root === null) {
-    Atomics.store(ctl, FULL, 1);
-    finish();
-    return;
-  }
-  push(0, enabledAt(0)); // every worker starts at the root, claimed or not
-  while (depth >= 0) {
-    if (nexts[depth] >= cnt[depth]) {
-      depth--;
-      path.pop();
-      fresh = false;
-      continue;
-    }
-    const c = cnt[depth];
-    const tr = trs[depth][(nexts[depth]++ + w) % c];
-    const t = ticks[depth] + (trKind(tr) === TR_TICK ? 1 : 0);
-    if (bound !== null && t > bound) continue;
-    if (!fresh) k.mem.undo(marks[depth], hlo[depth], hhi[depth]);
-    fresh = false;
-    if (depth > 0 || root) transitions++; // a state's transitions count for the worker that claimed it
-    if (k.violationCount !== 0) {
-      k.violations.length = 0;
-      k.violationCount = 0;
-    }
-    e.exec(tr);
-    if (k.violations.length > 0) {
-      violation([...path, tr]);
-      return;
-    }
-    const mine = claim(t);
-    if (mine === null) {
-      Atomics.store(ctl, FULL, 1);
-      Atomics.store(ctl, STOP, 1);
-      finish();
-      return;
-    }
-    if (!mine) continue;
-    const count = enabledAt(depth + 1);
-    if (count === 0) {
-      e.checkEnd();
-      if (k.violations.length > 0) {
-        violation([...path, tr]);
-        return;
-      }
-    }
-    if (++sinceCheck === 1024) {
-      sinceCheck = 0;
-      if (!flush()) {
-        Atomics.store(ctl, FULL, 1);
-        Atomics.store(ctl, STOP, 1);
-      }
-      if (Atomics.load(ctl, STOP) !== 0) {
-        finish();
-        return;
-      }
-    }
-    depth++;
-    path.push(tr);
-    if (depth > maxDepth) maxDepth = depth;
-    push(t, count);
-    fresh = true;
-  }
-  finish();
+  const strat = new ClaimDfs(k, input, ctl);
+  const dfs = new Dfs(k, e, strat, { bound: input.preemptionBound });
+  if (dfs.start() >= 0) dfs.run();
+  strat.flush();
+  counts[input.index * PER_WORKER] = dfs.transitions;
+  counts[input.index * PER_WORKER + 1] = dfs.maxDepth;
 }
 
 if (!isMainThread && (workerData as WorkerInput | undefined)?.kind === "asidlab-check-worker")

@@ -178,3 +178,52 @@ export class FingerprintMap {
       if ((old[a] | old[a + 1]) !== 0) this.set(old[a], old[a + 1], old[a + 2]);
   }
 }
+
+/**
+ * The shared visited set: 64-bit fingerprints in open addressing over a
+ * SharedArrayBuffer, fixed capacity. A slot is claimed by a CAS on its low
+ * word, then its high word is stored; neither half is ever 0 in a stored
+ * fingerprint (0 maps to 1), so a reader that sees the low word and a 0 high
+ * word knows the writer is between its two stores and waits for it.
+ */
+export class SharedFingerprints {
+  private readonly t: Int32Array;
+  private readonly mask: number;
+
+  constructor(buf: SharedArrayBuffer) {
+    this.t = new Int32Array(buf);
+    this.mask = (this.t.length >> 1) - 1;
+  }
+
+  static bytes(capacityLog2: number): number {
+    return 8 << capacityLog2;
+  }
+
+  /** True when this call put (lo, hi) in the table; false when it was there; null when the table is full. */
+  add(lo: number, hi: number): boolean | null {
+    lo |= 0;
+    hi |= 0;
+    if (lo === 0) lo = 1;
+    if (hi === 0) hi = 1;
+    const t = this.t;
+    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
+    for (let probes = 0; probes <= this.mask; probes++) {
+      const a = 2 * i;
+      let l = Atomics.load(t, a);
+      if (l === 0) {
+        l = Atomics.compareExchange(t, a, 0, lo);
+        if (l === 0) {
+          Atomics.store(t, a + 1, hi);
+          return true;
+        }
+      }
+      if (l === lo) {
+        let h = Atomics.load(t, a + 1);
+        while (h === 0) h = Atomics.load(t, a + 1);
+        if (h === hi) return false;
+      }
+      i = (i + 1) & this.mask;
+    }
+    return null;
+  }
+}

@@ -2,12 +2,22 @@
 // stamped with a hash of the scenario text, the policy and variants in force,
 // and the model itself (every kernel path and step name), so that a replay
 // against a changed scenario or model is refused instead of silently
-// diverging.
+// diverging. Transitions are written as "cpu 0", "tick 1", "timer 5", "device 0".
 
+import {
+  TR_CPU,
+  TR_DEVICE,
+  TR_TICK,
+  trArg,
+  trCpu,
+  trDevice,
+  trKind,
+  trTick,
+  trTimer,
+} from "../engine/engine.js";
 import { allPaths } from "../kernel/path.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
-import { describeTransition, parseTransition } from "./explore.js";
 
 export interface ScheduleFile {
   scenarioFile: string;
@@ -92,4 +102,24 @@ export function parseSchedule(text: string, file: string): ScheduleFile {
     message: meta.message ?? "",
     schedule,
   };
+}
+
+export function describeTransition(tr: number): string {
+  const kind = trKind(tr);
+  const arg = trArg(tr);
+  if (kind === TR_CPU) return `cpu ${arg}`;
+  if (kind === TR_TICK) return `tick ${arg}`;
+  if (kind === TR_DEVICE) return `device ${arg}`;
+  return `timer ${arg}`;
+}
+
+/** Parse one schedule line ("cpu 0", "tick 1", "timer 5", "device 0"); null if malformed. */
+export function parseTransition(line: string): number | null {
+  const m = /^(cpu|tick|timer|device) (\d+)$/.exec(line.trim());
+  if (m === null) return null;
+  const n = Number(m[2]);
+  if (m[1] === "cpu") return trCpu(n);
+  if (m[1] === "tick") return trTick(n);
+  if (m[1] === "device") return trDevice(n);
+  return trTimer(n);
 }

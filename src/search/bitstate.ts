@@ -1,0 +1,32 @@
+// Bitstate (supertrace) search: plain depth-first search over a bit array
+// instead of a visited set (visited.ts's BitstateSet): some states may be
+// missed, the hash factor says how likely that is.
+
+import type { Kernel } from "../kernel/kernel.js";
+import { BaseDfs, EXPLORE, SKIP, type Visit } from "./strategy.js";
+import { stateKeyLo } from "./transitions.js";
+import type { CheckBudget } from "./types.js";
+import { BitstateSet } from "./visited.js";
+
+export class BitstateDfs extends BaseDfs {
+  readonly visited: BitstateSet;
+
+  constructor(
+    k: Kernel,
+    private readonly bound: number | null,
+    budget: CheckBudget,
+    mib: number,
+  ) {
+    super(k, budget);
+    this.visited = new BitstateSet(mib);
+  }
+
+  visit(ticks: number): Visit {
+    const k = this.k;
+    return this.visited.add(stateKeyLo(k, ticks, this.bound), k.mem.hashHi()) ? EXPLORE : SKIP;
+  }
+
+  describe(): string {
+    return `bitstate (hash factor ${Math.round(this.visited.hashFactor())})`;
+  }
+}

@@ -1,0 +1,46 @@
+// What every search takes and gives: its budget, its progress, what it found.
+
+export interface CheckBudget {
+  maxStates: number;
+  /** Called every few thousand states with the progress so far: a reason to stop (a time or memory budget), or null. */
+  stop?: (p: Progress) => string | null;
+}
+
+export interface Progress {
+  states: number;
+  transitions: number;
+  depth: number;
+}
+
+export interface Finding {
+  property: string;
+  message: string;
+  /** The transitions from the initial state, the violating one last. */
+  schedule: number[];
+}
+
+export interface ExploreResult {
+  verdict: "pass" | "violation" | "incomplete";
+  finding: Finding | null;
+  states: number;
+  transitions: number;
+  maxDepth: number;
+  coverage: string;
+  reason: string | null;
+  collisionProbability: number;
+}
+
+/** What a transition or a terminal state broke: a property and its message, or null. */
+export type Broken = { property: string; message: string } | null;
+
+/** The reason a search stops on its state budget, or when `stop` says so; null to go on. */
+export function budgetReason(
+  budget: CheckBudget,
+  states: number,
+  transitions: number,
+  depth: number,
+): string | null {
+  if (states >= budget.maxStates) return `state budget: ${budget.maxStates} states`;
+  if ((states & 4095) === 0 && budget.stop) return budget.stop({ states, transitions, depth });
+  return null;
+}
