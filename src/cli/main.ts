@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { ChromeTrace } from "../engine/chrome-trace.js";
+import { describeTransition } from "../engine/engine.js";
 import { KERNEL_VARIANT_NAMES, POLICIES } from "../kernel/policy.js";
 import { checkJson, checkTable } from "../report/check-report.js";
 import {
@@ -30,7 +31,7 @@ import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario, describeSchedule } from "../search/check.js";
 import { DEFAULT_WALK_DEPTH, plan } from "../search/plan.js";
 import { replaySchedule } from "../search/replay.js";
-import { describeTransition, formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
+import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
 import type { Progress } from "../search/types.js";
 
 function intArg(name: string, min: number, max: number) {

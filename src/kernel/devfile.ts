@@ -14,7 +14,7 @@
 
 import { raise_irq } from "../hw/apic.js";
 import { wq_complete, wq_outstanding } from "../hw/device.js";
-import { DRAIN_WAITERS_MAX, FD_MAX, type Field, IRQ_DEVICE, TASK_INTERRUPTIBLE } from "../machine/state.js";
+import { DRAIN_WAITERS_MAX, FD_MAX, IRQ_DEVICE, TASK_INTERRUPTIBLE } from "../machine/state.js";
 import {
   EMFILE,
   ENOSPC,
@@ -225,14 +225,13 @@ function open_fail(k: Kernel, cpu: number, errno: number): void {
 
 /** The struct file goes back; its fd entries were cleared by whoever closed it. */
 function file_free(k: Kernel, f: number): void {
-  slot_free(k, f, [k.FL.count, k.FL.dev, k.FL.bond, k.FL.pasid, k.FL.opener], k.G.file_free, k.FL.next_free);
+  k.set(k.FL.count, f, 0);
+  k.set(k.FL.dev, f, 0);
+  k.set(k.FL.bond, f, 0);
+  k.set(k.FL.pasid, f, 0);
+  k.set(k.FL.opener, f, 0);
+  k.slot_push(k.G.file_free, k.FL.next_free, f);
   k.add(k.G.nr_open_files, 0, -1);
-}
-
-/** Zero a slot's fields and put it back on its free list. */
-function slot_free(k: Kernel, s: number, fields: readonly Field[], head: Field, next: Field): void {
-  for (const f of fields) k.set(f, s, 0);
-  k.slot_push(head, next, s);
 }
 
 /** Free a bond with nothing attached: the domain's mmgrab goes, a private PASID goes. */
@@ -240,7 +239,12 @@ function bond_release(k: Kernel, b: number, cpu: number): void {
   const mm = k.get(k.B.mm, b);
   const priv = k.get(k.B.priv, b) !== 0;
   const pasid = k.get(k.B.pasid, b);
-  slot_free(k, b, [k.B.dev, k.B.mm, k.B.pasid, k.B.refs, k.B.priv], k.G.bond_free, k.B.next_free);
+  k.set(k.B.dev, b, 0);
+  k.set(k.B.mm, b, 0);
+  k.set(k.B.pasid, b, 0);
+  k.set(k.B.refs, b, 0);
+  k.set(k.B.priv, b, 0);
+  k.slot_push(k.G.bond_free, k.B.next_free, b);
   k.add(k.G.nr_bonds, 0, -1);
   if (priv) iommu_free_global_pasid(k, pasid, cpu);
   mmdrop(k, mm, cpu); // iommu_domain_free(): the domain's mmgrab

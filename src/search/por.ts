@@ -1,13 +1,20 @@
 // Partial-order reduction for `check --por`: exhaustive depth-first search
 // with sleep sets and persistent sets, a strategy of the depth-first driver.
 
-import { type Engine, TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "../engine/engine.js";
+import {
+  describeTransition,
+  type Engine,
+  TR_CPU,
+  TR_DEVICE,
+  TR_TICK,
+  trArg,
+  trKind,
+} from "../engine/engine.js";
 import type { BootSpec } from "../kernel/boot.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { runDfs } from "./dfs.js";
 import { enablingWords, Footprints, grow } from "./footprints.js";
 import { Ownership } from "./ownership.js";
-import { describeTransition } from "./schedule.js";
 import type { DfsStack } from "./stack.js";
 import { BaseDfs, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
 import { checkMachine, enabled, endFinding, MAX_ENABLED, stateKeyLo, stepFinding } from "./transitions.js";

@@ -1,9 +1,9 @@
 // Replay a schedule from the initial state, watching it step by step.
 
 import type { Engine } from "../engine/engine.js";
+import { describeTransition } from "../engine/engine.js";
 import type { BootSpec } from "../kernel/boot.js";
 import type { Kernel } from "../kernel/kernel.js";
-import { describeTransition } from "./schedule.js";
 import { checkMachine, enabled, endFinding, MAX_ENABLED, stepFinding } from "./transitions.js";
 
 /** Watches a replay: told before each transition, and after it with the words as they were before. */
