@@ -4,19 +4,7 @@
 // against a changed scenario or model is refused instead of silently
 // diverging. Transitions are written as "cpu 0", "tick 1", "timer 5", "device 0".
 
-import {
-  describeTransition,
-  parseTransition,
-  TR_CPU,
-  TR_DEVICE,
-  TR_TICK,
-  trArg,
-  trCpu,
-  trDevice,
-  trKind,
-  trTick,
-  trTimer,
-} from "../engine/engine.js";
+import { describeTransition, parseTransition } from "../engine/engine.js";
 import { allPaths } from "../kernel/path.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
