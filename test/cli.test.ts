@@ -1,5 +1,5 @@
 // The command line end to end, as a user runs it: `run` (table, --json,
-// --seed, --policy, --trace), `scenarios`, `schema`, and the DESIGN.md exit
+// --seed, --policy, --trace), `scenarios`, `schema`, and the README's exit
 // code contract for bad input (2, one located line on stderr, nothing on stdout).
 
 import assert from "node:assert/strict";
@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { type CliResult, cli, REPO_ROOT } from "./helpers.js";
 
-/** The `metrics` keys of `run --json`, as DESIGN.md ("Contracts") lists them. */
+/** The `metrics` keys of `run --json`, as the README's contract lists them. */
 const CONTRACT_METRICS = [
   "pasid_allocs",
   "pasid_frees",

@@ -29,7 +29,7 @@ const withProgram = (ops: string) =>
   `name: t\ndevices: { dsa0: {} }\nprocesses:\n  - name: p\n    program:\n${ops.replace(/^/gm, "      ")}\n`;
 
 describe("loading scenarios", () => {
-  test("the DESIGN.md example loads, with every default filled in", () => {
+  test("the design's example scenario loads, with every default filled in", () => {
     const loaded = loadScenarioFile(fixture("thread-pool.yaml"));
     const s = loaded.scenario;
     assert.equal(s.name, "thread-pool");

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The asidlab command line. Exit codes (DESIGN.md contract): 0 success,
+// The asidlab command line. Exit codes (the README's contract): 0 success,
 // 1 a violation was seen, 2 bad input or usage (one line on stderr, naming
 // file:line:column where there is one, nothing on stdout).
 

@@ -1,5 +1,5 @@
 // Counters the model increments as it runs. The names are the `--json`
-// contract of DESIGN.md where one applies; the model issues fill in the ones
+// contract (README: `run --json`) where one applies; the model issues fill in the ones
 // whose machinery has not landed yet (they stay 0 until then).
 
 export const CONTRACT_METRICS = [
@@ -69,7 +69,7 @@ export function newMetrics(): Metrics {
   return m;
 }
 
-/** The metrics `metrics.per_cpu[i]` carries for each CPU (DESIGN.md: the TLB model's names). */
+/** The metrics `metrics.per_cpu[i]` carries for each CPU (the TLB model's names). */
 export const PER_CPU_METRICS = [
   "tlb_flushes_full",
   "tlb_flushes_range",

@@ -1,5 +1,5 @@
-// How a run reads: a table for people, one JSON object (the DESIGN.md
-// contract) for scripts.
+// How a run reads: a table for people, one JSON object (the contract
+// README describes) for scripts.
 
 import Table from "cli-table3";
 import { CONTRACT_METRICS, PER_CPU_METRICS } from "../machine/metrics.js";

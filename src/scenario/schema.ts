@@ -1,5 +1,5 @@
 /**
- * The scenario file format (DESIGN.md "Contracts"): a zod schema that validates a parsed YAML/JSON
+ * The scenario file format (docs/scenarios.md): a zod schema that validates a parsed YAML/JSON
  * document and applies defaults, plus the normalised form of programs that later stages execute.
  *
  * Every object is strict, so a misspelt key is an error rather than silently ignored.

@@ -1,6 +1,6 @@
 // One `check`: explore, shrink what breaks, and describe the counterexample
 // step by step the way the seed threads read: CPU, task, kernel function,
-// step, and what it wrote. The `--json` shape is DESIGN.md's contract.
+// step, and what it wrote. The `--json` shape is a contract (README).
 
 import { cpu_peek } from "../engine/cpu.js";
 import { TR_CPU, TR_DEVICE, TR_TICK, trArg, trKind } from "../engine/engine.js";
