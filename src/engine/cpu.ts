@@ -5,7 +5,6 @@
 
 import { enter_irq } from "../kernel/irq.js";
 import type { Kernel } from "../kernel/kernel.js";
-import { allPaths } from "../kernel/path.js";
 import { enter_nmi } from "../kernel/pti.js";
 import { FR_PATH, FR_PC, IRQ_NMI } from "../machine/state.js";
 import { user_step } from "../user/ops.js";
@@ -39,7 +38,7 @@ export function cpu_step(k: Kernel, cpu: number, chunkNs: number): number {
       return k.costs.irq_entry + k.extra;
     }
   }
-  const paths = allPaths();
+  const paths = k.paths;
   const fr = k.topFrame(cpu);
   if (fr >= 0) {
     const p = paths[w[fr + FR_PATH]];
@@ -70,7 +69,7 @@ export function cpu_peek(k: Kernel, cpu: number): string {
   if (pending !== 0 && pending !== IRQ_NMI && k.get(C.irqs_off, cpu) === 0 && k.get(C.irq_depth, cpu) === 0) {
     return "interrupt entry";
   }
-  const paths = allPaths();
+  const paths = k.paths;
   const fr = k.topFrame(cpu);
   if (fr >= 0) {
     const p = paths[k.w[fr + FR_PATH]];
@@ -87,7 +86,7 @@ export function cpu_peek(k: Kernel, cpu: number): string {
  * preemption may come in) ever sees a finished frame on a stack.
  */
 function pop_finished(k: Kernel, cpu: number): void {
-  const paths = allPaths();
+  const paths = k.paths;
   const w = k.w;
   for (;;) {
     const fr = k.topFrame(cpu);

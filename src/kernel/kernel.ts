@@ -91,6 +91,8 @@ export interface Hooks {
 export class Kernel extends Machine {
   /** The global PASID allocator's place in memory. */
   readonly ida: Ida;
+  /** Every kernel path by id (allPaths(), taken once: the step loop indexes it on every step). */
+  readonly paths: readonly KPath[];
   /** Cycles of each step of each path, from the cost table: stepCost[path.id][pc]. */
   readonly stepCost: number[][];
   /** Frames popped so far (a change detector for the step loop; not state). */
@@ -115,7 +117,8 @@ export class Kernel extends Machine {
   ) {
     super(mem, L, params, costs);
     this.ida = { base: L.ida.f.words.at, bits: model.devices.length > 0 ? model.pasidBits : 1 };
-    this.stepCost = allPaths().map((p) => p.steps.map((s) => costs[s.cost]));
+    this.paths = allPaths();
+    this.stepCost = this.paths.map((p) => p.steps.map((s) => costs[s.cost]));
     const C = this.C;
     const T = this.T;
     this.cpuBase = C.curr.base;

@@ -76,7 +76,6 @@ let complete = false;
 export type StepDef = readonly [name: string, fn: StepFn, cost?: CostKind];
 
 export function defPath(name: string, defs: readonly StepDef[]): KPath {
-  if (registry.some((p) => p?.name === name)) throw new Error(`kernel path ${name} defined twice`);
   if (defs.length === 0) throw new Error(`kernel path ${name} has no steps`);
   const steps = defs.map(([n, fn, cost]) => ({ name: n, fn, cost: cost ?? "step" }));
   const pc: Record<string, number> = {};
@@ -87,6 +86,7 @@ export function defPath(name: string, defs: readonly StepDef[]): KPath {
   const id = PATH_IDS.indexOf(name);
   if (id < 0)
     throw new Error(`kernel path ${name} has no id: add it at the end of PATH_IDS in kernel/path.ts`);
+  if (registry[id] !== undefined) throw new Error(`kernel path ${name} defined twice`);
   const path: KPath = { id, name, steps, pc };
   registry[id] = path;
   return path;
