@@ -39,7 +39,10 @@ import { P_SCHED_YIELD } from "./sleep.js";
  * open(dev)'s locals: a0 = the device, the open flags and (set by the first
  * step) the fd reserved for it; a1 = the new file.
  */
-const OPEN = frameLocals({ dev: [0, 0, 8], priv: [0, 8, 1], fd: [0, 16, 16], file: [1] });
+const OPEN = frameLocals(
+  { dev: [0, 0, 8], priv: [0, 8, 1], fd: [0, 16, 16], file: [1, 0, 32, "file"] },
+  "idxd_cdev_open",
+);
 /** open() flags of the model: a private PASID (SVM_FLAG_PRIVATE_PASID), not the mm's. */
 export const OPEN_PRIVATE = OPEN.priv.put(1);
 /** Fault-injection sites, in the order of FAULT_SITES in the scenario schema. */
@@ -288,7 +291,7 @@ function fput(k: Kernel, cpu: number, f: number): void {
   if (n === 0) k.call(cpu, P_FILE_RELEASE, RELEASE.file.put(f));
 }
 
-const RELEASE = frameLocals({ file: [0], drained: [1] });
+const RELEASE = frameLocals({ file: [0, 0, 32, "file"], drained: [1] }, "idxd_file_dev_release");
 
 /** idxd_file_dev_release(file): a0 = the file; a1 = 1 once the drain was issued. */
 export const P_FILE_RELEASE = defPath("idxd_file_dev_release", [
@@ -381,7 +384,7 @@ export function files_free(k: Kernel, f: number): void {
   k.charge(k.costs.kfree);
 }
 
-const CLOSE_FILES = frameLocals({ files: [0] });
+const CLOSE_FILES = frameLocals({ files: [0, 0, 32, "files"] }, "close_files");
 
 /** put_files_struct() at zero: close every open file (a0 = the files_struct), then free it. */
 export const P_CLOSE_FILES = defPath("close_files", [

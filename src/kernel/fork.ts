@@ -18,7 +18,10 @@ export const CLONE_THREAD = 0x10000;
 export const CLONE_FLAGS_SHIFT = 8;
 
 /** kernel_clone()'s locals: a0 = clone flags (>> 8); a1 = the child's program, which becomes the child. */
-export const CLONE = frameLocals({ flags: [0], prog: [1], child: [1] });
+export const CLONE = frameLocals(
+  { flags: [0], prog: [1, 0, 16], child: [1, 16, 16, "task"] },
+  "kernel_clone",
+);
 
 export const P_CLONE = defPath("kernel_clone", [
   [

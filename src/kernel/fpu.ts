@@ -30,7 +30,7 @@ const EINVAL = 22;
 
 // --- context switch and the way out to user --------------------------------------------------
 
-const SWITCH_FPU = frameLocals({ prev: [0], next: [1] });
+const SWITCH_FPU = frameLocals({ prev: [0, 0, 32, "task"], next: [1, 0, 32, "task"] }, "switch_fpu");
 
 /** switch_fpu_prepare/finish: a0 = prev, a1 = next. */
 export const P_SWITCH_FPU = defPath("switch_fpu", [
@@ -66,7 +66,7 @@ export const P_FPU_RESTORE = defPath("switch_fpu_return", [
 
 // --- clone, exec ----------------------------------------------------------------------------
 
-const FPU_CLONE = frameLocals({ child: [0] });
+const FPU_CLONE = frameLocals({ child: [0, 0, 32, "task"] }, "fpu_clone");
 
 /**
  * fpu_clone(): a0 = child. The child gets a default-sized buffer holding the

@@ -82,7 +82,7 @@ function __mmdrop(k: Kernel, mm: number, cpu: number): void {
 /** Functions run by __mmdrop() before the struct is freed (mm_pasid_drop lands here). */
 export const mmdropHooks: ((k: Kernel, mm: number, cpu: number) => void)[] = [];
 
-const MMPUT = frameLocals({ mm: [0] });
+const MMPUT = frameLocals({ mm: [0, 0, 32, "mm"] }, "mmput");
 
 /**
  * mmput(mm): a0 = mm. Drop a user; at zero, __mmput(): exit_mmap() tears the

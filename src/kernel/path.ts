@@ -23,6 +23,19 @@ export interface KPath {
   readonly steps: readonly Step[];
   /** Step index by name, for jumps: `p.pc.schedule_again`. */
   readonly pc: Readonly<Record<string, number>>;
+  /** The frame locals that point at a slot (a task, an mm, ...): what check's symmetry reduction renames. */
+  readonly refs: readonly LocalRef[];
+}
+
+/** What a frame local points at: a task slot, an mm slot, a files_struct, a file, a bond. */
+export type RefKind = "task" | "mm" | "files" | "file" | "bond";
+
+/** A frame local holding a pointer: bits [shift, shift + bits) of the frame's word FR_A0 + word. */
+export interface LocalRef {
+  readonly off: number;
+  readonly shift: number;
+  readonly bits: number;
+  readonly kind: RefKind;
 }
 
 /**
@@ -75,6 +88,9 @@ let complete = false;
 
 export type StepDef = readonly [name: string, fn: StepFn, cost?: CostKind];
 
+/** The pointer locals of each path, by name, from frameLocals (declared before their path). */
+const refsOf = new Map<string, LocalRef[]>();
+
 export function defPath(name: string, defs: readonly StepDef[]): KPath {
   if (defs.length === 0) throw new Error(`kernel path ${name} has no steps`);
   const steps = defs.map(([n, fn, cost]) => ({ name: n, fn, cost: cost ?? "step" }));
@@ -87,7 +103,7 @@ export function defPath(name: string, defs: readonly StepDef[]): KPath {
   if (id < 0)
     throw new Error(`kernel path ${name} has no id: add it at the end of PATH_IDS in kernel/path.ts`);
   if (registry[id] !== undefined) throw new Error(`kernel path ${name} defined twice`);
-  const path: KPath = { id, name, steps, pc };
+  const path: KPath = { id, name, steps, pc, refs: refsOf.get(name) ?? [] };
   registry[id] = path;
   return path;
 }
@@ -116,7 +132,7 @@ export function allPaths(): readonly KPath[] {
  * field. Locals may overlap (one word read under two names, e.g. a
  * clone's program that becomes the child).
  */
-export type LocalSpec = readonly [word: 0 | 1, shift?: number, bits?: number];
+export type LocalSpec = readonly [word: 0 | 1, shift?: number, bits?: number, kind?: RefKind];
 
 /** A named local of a path's frame. None of the methods allocates. */
 export interface Local {
@@ -128,11 +144,16 @@ export interface Local {
   put(v: number): number;
   /** This local's value in a packed word (as `put` built it). */
   of(word: number): number;
+  /** Where it is and what it points at, when it is a pointer (declared with a kind); else null. */
+  readonly ref: LocalRef | null;
 }
 
 /** A whole word. */
 class WordLocal implements Local {
-  constructor(private readonly off: number) {}
+  constructor(
+    private readonly off: number,
+    readonly ref: LocalRef | null,
+  ) {}
   get(k: Kernel, fr: number): number {
     return k.w[fr + this.off];
   }
@@ -157,6 +178,7 @@ class BitsLocal implements Local {
     private readonly off: number,
     private readonly shift: number,
     bits: number,
+    readonly ref: LocalRef | null,
   ) {
     this.low = 0xffffffff >>> (32 - bits);
     this.mask = this.low << shift;
@@ -182,16 +204,38 @@ export type FrameLocals<S> = { readonly [K in keyof S]: Local };
  * A path's frame locals, declared once next to the path:
  * `frameLocals({ dev: [0, 0, 8], priv: [0, 8, 1], fd: [0, 16, 16], file: [1] })`
  * gives `L.fd.get(k, fr)`, `L.fd.set(k, fr, v)`, and `L.dev.put(d) | L.priv.put(1)`
- * for a caller building a0.
+ * for a caller building a0. A local that points at a slot says at what
+ * (`child: [1, 16, 16, "task"]`), and then `path` names the path whose
+ * frame it is: check's symmetry reduction renames such locals. Two locals
+ * that share bits must not hold a pointer in one and a plain value in the other.
  */
-export function frameLocals<const S extends Record<string, LocalSpec>>(spec: S): FrameLocals<S> {
+export function frameLocals<const S extends Record<string, LocalSpec>>(
+  spec: S,
+  path?: string,
+): FrameLocals<S> {
   const out: Record<string, Local> = {};
-  for (const [name, [word, shift = 0, bits = 32 - shift]] of Object.entries(spec)) {
+  for (const [name, [word, shift = 0, bits = 32 - shift, kind]] of Object.entries(spec)) {
     if (word !== 0 && word !== 1) throw new Error(`frame local ${name}: word ${word}`);
     if (shift < 0 || bits < 1 || shift + bits > 32)
       throw new Error(`frame local ${name}: bits ${shift}+${bits}`);
     const off = FR_A0 + word;
-    out[name] = shift === 0 && bits === 32 ? new WordLocal(off) : new BitsLocal(off, shift, bits);
+    const ref = kind === undefined ? null : { off, shift, bits, kind };
+    out[name] = shift === 0 && bits === 32 ? new WordLocal(off, ref) : new BitsLocal(off, shift, bits, ref);
+    if (ref !== null) {
+      if (path === undefined) throw new Error(`frame local ${name} points at a ${kind}: name its path`);
+      if (registry[PATH_IDS.indexOf(path)] !== undefined)
+        throw new Error(`frame locals of ${path}: declare them before the path`);
+      const known = refsOf.get(path) ?? [];
+      // Locals that share bits (a word reused for another pointer) are one pointer to rename, once.
+      const same = known.find((r) => r.off === off && r.shift === shift && r.bits === bits);
+      if (same !== undefined && same.kind !== kind)
+        throw new Error(`frame locals of ${path}: ${name} shares bits with a pointer to a ${same.kind}`);
+      const overlap = known.find(
+        (r) => r !== same && r.off === off && r.shift < shift + bits && shift < r.shift + r.bits,
+      );
+      if (overlap !== undefined) throw new Error(`frame locals of ${path}: ${name} overlaps another pointer`);
+      if (same === undefined) refsOf.set(path, [...known, ref]);
+    }
   }
   return out as FrameLocals<S>;
 }

@@ -100,7 +100,7 @@ const P_PASID_TASK_PUT = defPath("mm_pasid_task_put", [
 ]);
 
 /** execve(prog)'s locals: a0 = the new program; a1 = the new mm, then (once it is installed) the old one. */
-const EXECVE = frameLocals({ prog: [0], mm: [1], oldMm: [1] });
+const EXECVE = frameLocals({ prog: [0], mm: [1, 0, 32, "mm"], oldMm: [1, 0, 32, "mm"] }, "do_execve");
 
 /** execve(prog): a0 = the new program. */
 export const P_EXECVE = defPath("do_execve", [

@@ -144,7 +144,7 @@ export const SM_PREEMPT = 1;
 export const SM_DEAD = 2;
 
 /** schedule(): a0 = the mode, SM_*; a1 = the task picked to run next. */
-export const SCHEDULE = frameLocals({ mode: [0], next: [1] });
+export const SCHEDULE = frameLocals({ mode: [0], next: [1, 0, 32, "task"] }, "schedule");
 
 export const P_SCHEDULE = defPath("schedule", [
   [

@@ -36,13 +36,16 @@ import {
  * returns asid | flush as such a word, which load_new_mm_cr3() and
  * switch_mm_finish() take whole.
  */
-const SWITCH_MM = frameLocals({
-  next: [0],
-  sw: [1],
-  asid: [1, 0, 11],
-  flush: [1, 11, 1],
-  irqsOn: [1, 12, 1],
-});
+const SWITCH_MM = frameLocals(
+  {
+    next: [0, 0, 32, "mm"],
+    sw: [1],
+    asid: [1, 0, 11],
+    flush: [1, 11, 1],
+    irqsOn: [1, 12, 1],
+  },
+  "switch_mm_irqs_off",
+);
 const SW_FLUSH = SWITCH_MM.flush.put(1);
 
 /** clear_asid_other(): forget every dynamic slot but the loaded one. */
