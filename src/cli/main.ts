@@ -102,7 +102,7 @@ interface CheckFlags {
   time?: number;
   memory?: number;
   bitstate?: number;
-  preemptionBound?: number;
+  preemptionBound?: number | "none";
   random?: number;
   pct?: number;
   depth: number;
@@ -477,9 +477,9 @@ function program(): Command {
     .option("--time <seconds>", "time budget", intArg("--time", 1, 1e6))
     .option("--memory <MiB>", "memory budget (resident set)", intArg("--memory", 16, 1e7))
     .option(
-      "--preemption-bound <k>",
-      "at most k preemptions (ticks) per path",
-      intArg("--preemption-bound", 0, 1000),
+      "--preemption-bound <k|none>",
+      "at most k preemptions (ticks) per path; `none`: every interleaving, the state space searched to its end (see docs/checking.md: which to use when)",
+      (v: string): number | "none" => (v === "none" ? v : intArg("--preemption-bound", 0, 1000)(v)),
     )
     .option(
       "--bitstate <MiB>",
@@ -503,6 +503,10 @@ function program(): Command {
     .option(
       "--por",
       "partial-order reduction: sleep sets over read/write footprints (fewer transitions) and persistent sets, one CPU's step alone where it touches only what that CPU owns (fewer states)",
+    )
+    .option(
+      "--no-symmetry",
+      "no symmetry reduction (by default the exhaustive search stores one state per class of states that differ only in which slot holds which task, mm or file, and in pids; it switches itself off after 20,000 states where it merged fewer than 3 per class)",
     )
     .option("--exhaustive", "the exhaustive search, where the scenario's check.random asks for random walks")
     .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")

@@ -345,7 +345,8 @@ const ProcessSchema = strict({
 
 const CheckSchema = strict({
   properties: z.array(z.string()).optional(),
-  preemption_bound: int(0, 1000).optional(),
+  /** At most this many preemptions per path, or `none`: every interleaving (the state space searched to its end). */
+  preemption_bound: z.union([int(0, 1000), z.literal("none")]).optional(),
   max_states: int(1, 1e10).optional(),
   /** Random walks by default (a scenario too big for the exhaustive search); --exhaustive overrides. */
   random: int(1, 1e9).optional(),

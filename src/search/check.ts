@@ -30,6 +30,8 @@ export interface CheckOptions {
   workers?: { count: number; scenario: ScenarioInput };
   /** Partial-order reduction (sleep sets and persistent sets) in the exhaustive search. */
   por?: boolean;
+  /** Symmetry reduction in the plain exhaustive search (plain.ts). */
+  symmetry?: boolean;
   /** After an exhaustive search finds a violation, search for the shortest one (default true). */
   shortest?: boolean;
   /** Random walks instead of exhaustive search; with `pct`, PCT walks of that depth. */
@@ -89,7 +91,14 @@ export function checkScenario(
           )
         : opts.por === true
           ? explorePor(cs.boot, opts.properties, budget, opts.preemptionBound)
-          : explore(cs.boot, opts.properties, budget, opts.preemptionBound, opts.bitstateMiB ?? null)
+          : explore(
+              cs.boot,
+              opts.properties,
+              budget,
+              opts.preemptionBound,
+              opts.bitstateMiB ?? null,
+              opts.symmetry === true,
+            )
       : opts.random.pct !== undefined
         ? pctWalks(
             cs.boot,

@@ -5,8 +5,10 @@
 // workers start from the same root and take the enabled transitions in
 // different orders (worker w rotates them by w), so they soon work on
 // different subtrees. Every reachable state is claimed by exactly one worker,
-// which explores all its transitions: for a pass, the states and transitions
-// are those of the sequential search. A violation found by any worker stops
+// which explores all its transitions: for a pass, the states are those of the
+// sequential search (and with no preemption bound the transitions too; with
+// one, a state reached again with fewer preemptions is explored again, as in
+// the sequential search, and how often depends on the order). A violation found by any worker stops
 // them all; its path is a valid counterexample (check then looks for the
 // shortest one, sequentially, as it does after the sequential search).
 //
@@ -19,10 +21,10 @@ import { compileScenario, type Overrides } from "../scenario/compile.js";
 import { loadScenarioString } from "../scenario/load.js";
 import { Dfs } from "./dfs.js";
 import { replaySchedule } from "./replay.js";
-import { BaseDfs, EXPLORE, SKIP, STOP as STOP_SEARCH, type Visit } from "./strategy.js";
-import { checkMachine, stateKeyLo } from "./transitions.js";
+import { BaseDfs, EXPLORE, REVISIT, SKIP, STOP as STOP_SEARCH, type Visit } from "./strategy.js";
+import { checkMachine } from "./transitions.js";
 import type { CheckBudget, ExploreResult, Finding } from "./types.js";
-import { FingerprintSet, SharedFingerprints } from "./visited.js";
+import { FingerprintSet, SharedFingerprintMap, SharedFingerprints } from "./visited.js";
 
 /** What a worker needs to build the machine: the scenario text, not the compiled object. */
 export interface ScenarioInput {
@@ -79,7 +81,8 @@ function workerMain(input: WorkerInput): void {
  * its index.
  */
 class ClaimDfs extends BaseDfs {
-  private readonly table: SharedFingerprints;
+  private readonly table: SharedFingerprints | null;
+  private readonly fewest: SharedFingerprintMap | null;
   private readonly w: number;
   // States claimed here and not yet added to the shared count (one atomic add per 1,024, not per state).
   private unflushed = 0;
@@ -91,7 +94,8 @@ class ClaimDfs extends BaseDfs {
     private readonly ctl: Int32Array,
   ) {
     super(k, { maxStates: input.limit });
-    this.table = new SharedFingerprints(input.table);
+    this.table = input.preemptionBound === null ? new SharedFingerprints(input.table) : null;
+    this.fewest = input.preemptionBound === null ? null : new SharedFingerprintMap(input.table);
     this.w = input.index;
   }
 
@@ -104,13 +108,23 @@ class ClaimDfs extends BaseDfs {
 
   /** Claimed here, claimed by another worker, or the table is full. Every worker starts at the root, claimed or not. */
   visit(ticks: number, depth: number): Visit {
-    const k = this.k;
-    const r = this.table.add(stateKeyLo(k, ticks, this.input.preemptionBound), k.mem.hashHi());
-    if (r === true) {
-      this.unflushed++;
-      return EXPLORE;
+    const mem = this.k.mem;
+    if (this.fewest !== null) {
+      // Bounded: as the sequential search, a state reached again with fewer ticks is explored again.
+      const r = this.fewest.lowerOrNew(mem.hashLo(), mem.hashHi(), ticks);
+      if (r === 1) {
+        this.unflushed++;
+        return EXPLORE;
+      }
+      if (r !== null) return r === 2 ? REVISIT : SKIP;
+    } else {
+      const r = (this.table as SharedFingerprints).add(mem.hashLo(), mem.hashHi());
+      if (r === true) {
+        this.unflushed++;
+        return EXPLORE;
+      }
+      if (r === false) return SKIP;
     }
-    if (r === false) return SKIP;
     Atomics.store(this.ctl, FULL, 1);
     if (depth > 0) Atomics.store(this.ctl, STOP, 1);
     return STOP_SEARCH;
@@ -181,7 +195,9 @@ export function exploreParallel(
   let log2 = 16;
   while (log2 < 25 && 2 ** log2 * 0.75 < budget.maxStates) log2++;
   const limit = Math.min(budget.maxStates, Math.floor(2 ** log2 * 0.75));
-  const table = new SharedArrayBuffer(SharedFingerprints.bytes(log2));
+  const table = new SharedArrayBuffer(
+    preemptionBound === null ? SharedFingerprints.bytes(log2) : SharedFingerprintMap.bytes(log2),
+  );
   const ctlBuf = new SharedArrayBuffer(4 * CTL_WORDS);
   const countsBuf = new SharedArrayBuffer(8 * PER_WORKER * workers);
   const scheduleBuf = new SharedArrayBuffer(4 * (MAX_SCHEDULE + 1));

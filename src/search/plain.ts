@@ -1,39 +1,113 @@
-// Plain exhaustive depth-first search: a visited set of 64-bit fingerprints;
-// optional preemption bound (ticks taken on the path, mixed into the
-// fingerprint so that bounded search stays complete up to the bound).
+// Plain exhaustive depth-first search. Unbounded (preemption bound `none`):
+// a visited set of 64-bit fingerprints of the machine state alone, so a
+// finite state space is searched to its end. Bounded: the visited set keeps
+// the fewest preemptions (ticks) each state was reached with, and a state
+// reached again with fewer is explored again: it has more of the bound left,
+// so what lies beyond it within the bound is a superset. Each state is
+// counted once, however many preemptions reached it.
 
 import type { BootSpec } from "../kernel/boot.js";
 import type { Kernel } from "../kernel/kernel.js";
 import { BitstateDfs } from "./bitstate.js";
 import { runDfs } from "./dfs.js";
-import { BaseDfs, EXPLORE, SKIP, type Visit } from "./strategy.js";
-import { checkMachine, stateKeyLo } from "./transitions.js";
+import { BaseDfs, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
+import { Symmetry } from "./symmetry.js";
+import { checkMachine } from "./transitions.js";
 import type { CheckBudget, ExploreResult } from "./types.js";
-import { FingerprintSet } from "./visited.js";
+import { FingerprintMap, FingerprintSet } from "./visited.js";
+
+/** Visited-set slots for a state budget, up to 2^22, so that the table seldom grows (each doubling rehashes every state). */
+export function visitedLog2(maxStates: number): number {
+  let log2 = 16;
+  while (log2 < 22 && 2 ** log2 < 2 * maxStates) log2++;
+  return log2;
+}
+
+/** States symmetry reduction is measured over before it is kept or switched off. */
+export const SYMMETRY_PROBATION = 20_000;
+/** States merged per class it must reach to be kept (its cost per state, with margin). */
+export const SYMMETRY_KEEP = 3;
 
 export class PlainDfs extends BaseDfs {
-  readonly visited: FingerprintSet;
+  /** Unbounded: the states seen. */
+  private seen: FingerprintSet | null;
+  /** Bounded: the states seen, each with the fewest ticks it was reached with. */
+  private fewest: FingerprintMap | null;
+  /** Symmetry reduction: states are stored by their class's representative (null: off, or switched off). */
+  private sym: Symmetry | null;
+  /** While on probation: the states themselves (as `seen` or `fewest` would hold them), to measure what symmetry merges. */
+  private raw: FingerprintSet | FingerprintMap | null;
+  private symNote = "";
 
   constructor(
     k: Kernel,
     private readonly bound: number | null,
     budget: CheckBudget,
+    /** true: on probation (kept only where it pays); "always": kept (the soundness tests). */
+    symmetry: boolean | "always" = false,
   ) {
     super(k, budget);
-    // Sized for the state budget, up to 2^22 slots (32 MiB), so that it seldom
-    // grows: each doubling rehashes every state (7 % of a 1 M-state search).
-    let log2 = 16;
-    while (log2 < 22 && 2 ** log2 < 2 * budget.maxStates) log2++;
-    this.visited = new FingerprintSet(log2);
+    this.sym = symmetry !== false ? new Symmetry(k) : null;
+    this.raw = symmetry !== true ? null : bound === null ? new FingerprintSet(16) : new FingerprintMap(16);
+    const log2 = visitedLog2(budget.maxStates);
+    this.seen = bound === null ? new FingerprintSet(log2) : null;
+    this.fewest = bound === null ? null : new FingerprintMap(log2);
   }
 
   visit(ticks: number): Visit {
-    const k = this.k;
-    return this.visited.add(stateKeyLo(k, ticks, this.bound), k.mem.hashHi()) ? EXPLORE : SKIP;
+    let lo: number;
+    let hi: number;
+    const sym = this.sym;
+    if (sym !== null) {
+      sym.key();
+      lo = sym.lo;
+      hi = sym.hi;
+      if (this.raw !== null) this.probation(ticks);
+    } else {
+      lo = this.k.mem.hashLo();
+      hi = this.k.mem.hashHi();
+    }
+    if (this.seen !== null) return this.seen.add(lo, hi) ? EXPLORE : SKIP;
+    const r = (this.fewest as FingerprintMap).lowerOrNew(lo, hi, ticks);
+    return r === 1 ? EXPLORE : r === 2 ? REVISIT : SKIP;
+  }
+
+  /**
+   * Symmetry reduction costs 3-5 times plain search per state (measured in
+   * docs/performance.md): it stays on only if, over its first
+   * SYMMETRY_PROBATION states, it merged at least SYMMETRY_KEEP states into
+   * each one kept. Switched off, the search goes on with the states seen
+   * on probation as its visited set (each explored, or merged with one
+   * explored), so nothing is explored twice.
+   */
+  private probation(ticks: number): void {
+    const raw = this.raw as FingerprintSet | FingerprintMap;
+    const mem = this.k.mem;
+    if (raw instanceof FingerprintSet) raw.add(mem.hashLo(), mem.hashHi());
+    else raw.lowerOrNew(mem.hashLo(), mem.hashHi(), ticks);
+    const kept = this.seen !== null ? this.seen.size : (this.fewest as FingerprintMap).size;
+    if (kept < SYMMETRY_PROBATION) return;
+    const factor = raw.size / kept;
+    this.raw = null;
+    if (factor >= SYMMETRY_KEEP) {
+      this.symNote = `, symmetry (${factor.toFixed(1)} states per class over the first ${SYMMETRY_PROBATION})`;
+      return;
+    }
+    this.sym = null;
+    if (raw instanceof FingerprintSet) this.seen = raw;
+    else this.fewest = raw;
+    this.symNote = `, symmetry off after ${SYMMETRY_PROBATION} states (${factor.toFixed(2)} states per class, below ${SYMMETRY_KEEP})`;
   }
 
   describe(): string {
-    return this.bound === null ? "complete" : `preemption-bound:${this.bound}`;
+    let note = this.symNote;
+    if (note === "" && this.sym !== null && this.raw === null) note = ", symmetry";
+    else if (note === "" && this.sym !== null) {
+      const raw = this.raw as FingerprintSet | FingerprintMap;
+      const kept = this.seen !== null ? this.seen.size : (this.fewest as FingerprintMap).size;
+      note = `, symmetry (${(raw.size / Math.max(1, kept)).toFixed(1)} states per class)`;
+    }
+    return (this.bound === null ? "complete" : `preemption-bound:${this.bound}`) + note;
   }
 }
 
@@ -44,6 +118,7 @@ export function explore(
   budget: CheckBudget,
   preemptionBound: number | null,
   bitstateMiB: number | null = null,
+  symmetry: boolean | "always" = false,
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
   if (bitstateMiB !== null)
@@ -57,7 +132,7 @@ export function explore(
   return runDfs(
     k,
     e,
-    new PlainDfs(k, preemptionBound, budget),
+    new PlainDfs(k, preemptionBound, budget, symmetry),
     preemptionBound,
     FingerprintSet.collisionProbability,
   );

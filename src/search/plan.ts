@@ -16,7 +16,8 @@ export const DEFAULT_WALK_DEPTH = 100_000;
 export interface CheckFlags {
   maxStates?: number;
   bitstate?: number;
-  preemptionBound?: number;
+  /** A bound, or `none` (unbounded). */
+  preemptionBound?: number | "none";
   random?: number;
   pct?: number;
   depth?: number;
@@ -24,6 +25,8 @@ export interface CheckFlags {
   shortest?: boolean;
   por?: boolean;
   workers?: number;
+  /** --no-symmetry: false. */
+  symmetry?: boolean;
   exhaustive?: boolean;
 }
 
@@ -35,10 +38,18 @@ export interface CheckPlan {
   bitstateMiB: number | null;
   shortest: boolean;
   por: boolean;
+  /** Symmetry reduction in the plain exhaustive search (on unless --no-symmetry; it switches itself off where it does not pay). */
+  symmetry: boolean;
   /** Worker threads for the parallel exhaustive search (>= 2), or null for one thread. */
   workers: number | null;
   /** Walks instead of an exhaustive search; with `pct`, PCT walks of that depth. */
   random: { walks: number; seed: number; depth: number; pct?: number } | null;
+}
+
+/** The scenario's preemption bound: a number, or null for `none` or absent (unbounded). */
+export function boundOf(check: Scenario["check"]): number | null {
+  const b = check.preemption_bound;
+  return b === undefined || b === "none" ? null : b;
 }
 
 /**
@@ -69,10 +80,11 @@ export function plan(check: Scenario["check"], flags: CheckFlags, seed: number):
   return {
     properties: check.properties ?? [],
     maxStates: o.maxStates ?? check.max_states ?? DEFAULT_MAX_STATES,
-    preemptionBound: o.preemptionBound ?? check.preemption_bound ?? null,
+    preemptionBound: o.preemptionBound === "none" ? null : (o.preemptionBound ?? boundOf(check)),
     bitstateMiB: o.bitstate ?? null,
     shortest: o.shortest !== false,
     por: o.por === true,
+    symmetry: o.symmetry !== false,
     workers: o.workers === undefined || o.workers < 2 ? null : o.workers,
     random:
       walks === undefined && o.pct === undefined

@@ -128,6 +128,23 @@ export class FingerprintMap {
     this.table[a + 2] = v;
   }
 
+  /**
+   * Store `v` when (lo, hi) is new or holds more: 1 when it was new, 2 when
+   * it held more (a state reached again with less used), 0 when not stored.
+   */
+  lowerOrNew(lo: number, hi: number, v: number): 0 | 1 | 2 {
+    const size = this.size;
+    const a = this.claim(lo, hi);
+    const t = this.table;
+    if (this.size !== size) {
+      t[a + 2] = v;
+      return 1;
+    }
+    if (t[a + 2] <= v) return 0;
+    t[a + 2] = v;
+    return 2;
+  }
+
   /** Store `v` when (lo, hi) is new or holds more; whether it stored (a state reached again shallower). */
   lower(lo: number, hi: number, v: number): boolean {
     const size = this.size;
@@ -221,6 +238,61 @@ export class SharedFingerprints {
         let h = Atomics.load(t, a + 1);
         while (h === 0) h = Atomics.load(t, a + 1);
         if (h === hi) return false;
+      }
+      i = (i + 1) & this.mask;
+    }
+    return null;
+  }
+}
+
+/**
+ * The shared visited set of a bounded parallel search: three words a slot
+ * (lo, hi, fewest ticks). A slot is claimed by a CAS on its low word; its
+ * value is stored before its high word, so a reader that sees the high word
+ * sees the value; the value is lowered by a CAS loop (an atomic minimum).
+ */
+export class SharedFingerprintMap {
+  private readonly t: Int32Array;
+  private readonly mask: number;
+
+  constructor(buf: SharedArrayBuffer) {
+    this.t = new Int32Array(buf);
+    this.mask = Math.floor(this.t.length / 3) - 1;
+  }
+
+  static bytes(capacityLog2: number): number {
+    return 12 << capacityLog2;
+  }
+
+  /** 1: this call put (lo, hi) in the table with `v`; 2: it lowered its value to `v`; 0: neither; null: the table is full. */
+  lowerOrNew(lo: number, hi: number, v: number): 0 | 1 | 2 | null {
+    lo |= 0;
+    hi |= 0;
+    if (lo === 0) lo = 1;
+    if (hi === 0) hi = 1;
+    const t = this.t;
+    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
+    for (let probes = 0; probes <= this.mask; probes++) {
+      const a = 3 * i;
+      let l = Atomics.load(t, a);
+      if (l === 0) {
+        l = Atomics.compareExchange(t, a, 0, lo);
+        if (l === 0) {
+          Atomics.store(t, a + 2, v);
+          Atomics.store(t, a + 1, hi);
+          return 1;
+        }
+      }
+      if (l === lo) {
+        let h = Atomics.load(t, a + 1);
+        while (h === 0) h = Atomics.load(t, a + 1);
+        if (h === hi) {
+          for (;;) {
+            const old = Atomics.load(t, a + 2);
+            if (old <= v) return 0;
+            if (Atomics.compareExchange(t, a + 2, old, v) === old) return 2;
+          }
+        }
       }
       i = (i + 1) & this.mask;
     }
