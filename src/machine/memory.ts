@@ -40,6 +40,22 @@ function finHi(a: number, v: number): number {
   return h ^ (h >>> 15);
 }
 
+/**
+ * The fingerprint's change when the word at `addr` goes from 0 to `v`, low
+ * lane: a state's fingerprint is the empty memory's XOR'd with this for every
+ * nonzero word (check's symmetry reduction hashes a permuted state this way).
+ */
+export function wordDeltaLo(addr: number, v: number): number {
+  const al = addrLo(addr);
+  return finLo(al, v) ^ finLo(al, 0);
+}
+
+/** `wordDeltaLo`'s high lane. */
+export function wordDeltaHi(addr: number, v: number): number {
+  const ah = addrHi(addr);
+  return finHi(ah, v) ^ finHi(ah, 0);
+}
+
 export class Memory {
   readonly words: Int32Array;
   /**
