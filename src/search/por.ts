@@ -17,11 +17,12 @@ import { runDfs } from "./dfs.js";
 import { enablingWords, Footprints } from "./footprints.js";
 import { FootprintMemo } from "./fpmemo.js";
 import { Ownership } from "./ownership.js";
+import { SleepMap } from "./sleepmap.js";
 import type { DfsStack } from "./stack.js";
 import { BaseDfs, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
 import { checkMachine, enabled, endFinding, MAX_ENABLED, stepFinding } from "./transitions.js";
 import type { Broken, CheckBudget, ExploreResult } from "./types.js";
-import { FingerprintMap, FingerprintSet } from "./visited.js";
+import { FingerprintSet } from "./visited.js";
 
 /** Which reductions `explorePor` applies; all on for `check --por`. */
 export interface PorOptions {
@@ -39,7 +40,7 @@ export interface PorOptions {
 
 export const POR_FULL: PorOptions = { sleep: true, persistent: true, audit: true };
 
-/** The FingerprintMap value's flag for a state explored with a persistent set (bits 0..29 are its sleep set). */
+/** The SleepMap value's flag for a state explored with a persistent set (bits 0..29 are its sleep set). */
 const REDUCED = 1 << 30;
 
 /**
@@ -84,7 +85,7 @@ const REDUCED = 1 << 30;
  * bound: t is not a tick, so reordering it leaves the ticks of a path as
  * they were, and states are told apart by their ticks as in plain search.
  * Which CPU's step is taken is decided by the state alone (the first safe
- * one), so a state stored as reduced (REDUCED in the FingerprintMap) and reached
+ * one), so a state stored as reduced (REDUCED in the SleepMap) and reached
  * again with a smaller sleep set gets the same t: explored again if t slept
  * before and does not now (fully if the proviso then fails).
  *
@@ -97,7 +98,9 @@ export class PorDfs extends BaseDfs {
   private readonly raw: Int32Array;
   private readonly own: Ownership;
   private readonly ncpu: number;
-  private readonly visited: FingerprintMap;
+  private readonly visited: SleepMap;
+  /** The visited set's slot of the state `visit` found, for `expand` (-1: find it). */
+  private slot = -1;
   private readonly auditAll: boolean;
   private readonly buf = new Int32Array(MAX_ENABLED);
   // Per depth, beside the stack's: the visited-set key; the sleep set and
@@ -126,7 +129,7 @@ export class PorDfs extends BaseDfs {
   private lastTr = -1;
   private track = false;
   private lastLf = -1;
-  /** What `visit` found for `expand`: the FingerprintMap value of an earlier visit (-1: none), the sleep mask now. */
+  /** What `visit` found for `expand`: the SleepMap value of an earlier visit (-1: none), the sleep mask now. */
   private stored = -1;
   private mine = 0;
   private silentBefore = 0;
@@ -153,7 +156,7 @@ export class PorDfs extends BaseDfs {
     // Sized for the state budget as plain search's set is, up to 2^22 slots.
     let log2 = 16;
     while (log2 < 22 && 2 ** log2 < 2 * budget.maxStates) log2++;
-    this.visited = new FingerprintMap(log2);
+    this.visited = new SleepMap(log2);
     const fp = this.fp;
     this.readFp = (a) => fp.read(a);
   }
@@ -285,6 +288,7 @@ export class PorDfs extends BaseDfs {
     const t = s.ticks[d];
     this.ampleTr = -1;
     this.ampleLf = -1;
+    let captured = false;
     for (let i = 0; i < n; i++) {
       const tr = buf[i];
       if (trKind(tr) !== TR_CPU || this.bitOf(tr) < 0) continue;
@@ -302,7 +306,8 @@ export class PorDfs extends BaseDfs {
       }
       if (memo.finding(lf)) continue;
       // The task owners of this state, for `confined`.
-      this.own.capture();
+      if (!captured) this.own.capture();
+      captured = true;
       const o = memo.at(lf);
       const p = memo.pool;
       const nr = p[o];
@@ -331,6 +336,7 @@ export class PorDfs extends BaseDfs {
     this.ensure(depth);
     this.sleepN[depth] = 0;
     if (depth === 0) {
+      this.slot = -1;
       this.stored = -1;
       this.mine = 0;
       return EXPLORE;
@@ -372,7 +378,8 @@ export class PorDfs extends BaseDfs {
     }
     const lo = this.key(t);
     const hi = this.hashHi();
-    const stored = this.visited.get(lo, hi);
+    this.slot = this.visited.find(lo, hi);
+    const stored = this.visited.valueAt(this.slot);
     // The cycle proviso of a state explored reduced: its persistent step
     // leads onto the stack, so it is expanded fully after all.
     if (this.fullAt[d] > 0 && this.lastTr === this.ampleAt[d] && stored >= 0 && this.onStack(lo, hi, d)) {
@@ -380,6 +387,7 @@ export class PorDfs extends BaseDfs {
       s.counts[d] = this.fullAt[d];
       this.fullAt[d] = 0;
       this.visited.set(this.klo[d], this.khi[d], this.mineAt[d]);
+      this.slot = this.visited.find(lo, hi);
     }
     this.stored = stored;
     this.mine = mine;
@@ -429,9 +437,9 @@ export class PorDfs extends BaseDfs {
   /**
    * Enter the current state at depth d (pushed on the stack), with the sleep
    * set `mine` (its transitions already in sleepTr[d]/..., kept there only as
-   * far as they also slept at an earlier visit). `stored`: the FingerprintMap
+   * far as they also slept at an earlier visit). `stored`: the SleepMap
    * value of an earlier visit, -1 when there was none. Sets what to explore
-   * and the state's new FingerprintMap value; returns how many transitions
+   * and the state's new SleepMap value; returns how many transitions
    * are enabled. A state explored reduced takes its persistent step first
    * and alone; the rest follow if the step's child turns out to be on the
    * stack (`visit`), the cycle proviso.
@@ -472,13 +480,15 @@ export class PorDfs extends BaseDfs {
     }
     const ampleTr = this.ampleTr;
     const visited = this.visited;
+    const slot = this.slot >= 0 ? this.slot : visited.find(lo, hi);
+    this.slot = -1;
     let c = 0;
     const tdo = s.trs[d];
     const b = ampleTr >= 0 ? 1 << this.bitOf(ampleTr) : 0;
     if (stored >= 0 && (stored & REDUCED) !== 0) {
       // Explored before: ampleTr unless it slept. Now: ampleTr if it slept
       // then and does not now.
-      visited.set(lo, hi, (before & mine) | REDUCED);
+      visited.store(slot, lo, hi, (before & mine) | REDUCED);
       if ((before & b) !== 0 && (mine & b) === 0) c = this.reduced(tdo, d, n, mine);
     } else if (stored >= 0) {
       // Explored before fully: what slept then and does not now.
@@ -486,18 +496,18 @@ export class PorDfs extends BaseDfs {
         const bb = this.bitOf(buf[i]);
         if (bb >= 0 && (before & ~mine & (1 << bb)) !== 0) tdo[c++] = buf[i];
       }
-      visited.set(lo, hi, before & mine);
+      visited.store(slot, lo, hi, before & mine);
     } else if (ampleTr >= 0 && (mine & b) === 0) {
-      visited.set(lo, hi, mine | REDUCED);
+      visited.store(slot, lo, hi, mine | REDUCED);
       c = this.reduced(tdo, d, n, mine);
     } else if (ampleTr >= 0 && !this.ampleOnStack(s, d)) {
-      visited.set(lo, hi, mine | REDUCED); // its persistent step asleep
+      visited.store(slot, lo, hi, mine | REDUCED); // its persistent step asleep
     } else {
       for (let i = 0; i < n; i++) {
         const bb = this.bitOf(buf[i]);
         if (bb < 0 || (mine & (1 << bb)) === 0) tdo[c++] = buf[i];
       }
-      visited.set(lo, hi, mine);
+      visited.store(slot, lo, hi, mine);
     }
     s.counts[d] = c;
     return all;
