@@ -14,6 +14,8 @@ import { HEADER_WORDS } from "../machine/memory.js";
  */
 export class Footprints {
   reads: Int32Array = new Int32Array(1 << 12);
+  /** Per read: the word's value when it was first touched (in the state the transition ran from). */
+  vals: Int32Array = new Int32Array(1 << 12);
   nr = 0;
   writes: Int32Array = new Int32Array(1 << 12);
   nw = 0;
@@ -104,7 +106,11 @@ export class Footprints {
   read(a: number): void {
     if (this.seenR[a] === this.tx) return;
     this.seenR[a] = this.tx;
-    if (this.nr === this.reads.length) this.reads = grow(this.reads);
+    if (this.nr === this.reads.length) {
+      this.reads = grow(this.reads);
+      this.vals = grow(this.vals);
+    }
+    this.vals[this.nr] = this.raw[a];
     this.reads[this.nr++] = a;
   }
 

@@ -210,27 +210,29 @@ export class Ownership {
   }
 
   /**
-   * Does a step of CPU c, with these footprints (recorded from the captured
-   * state), stay within c's words: every write to a PRIVATE word of c (or a
-   * WAKE one when `silent`), every read from an owned word, but for `waived`
-   * (c's pending word when c has interrupts masked, see por.ts)?
+   * Does a step of CPU c, with this footprint (recorded from the captured
+   * state: `nr` reads at fp[r..], `nw` writes at fp[w..]), stay within c's
+   * words: every write to a PRIVATE word of c (or a WAKE one when `silent`),
+   * every read from an owned word, but for `waived` (c's pending word when c
+   * has interrupts masked, see por.ts)?
    */
   confined(
     c: number,
-    reads: Int32Array,
+    fp: Int32Array,
+    r: number,
     nr: number,
-    writes: Int32Array,
+    w: number,
     nw: number,
     silent: boolean,
     waived: number,
   ): boolean {
     const cls = this.cls;
     for (let i = 0; i < nw; i++) {
-      const a = writes[i];
+      const a = fp[w + i];
       if (!(cls[a] === PRIVATE || (silent && cls[a] === WAKE)) || this.ownerOf(a) !== c) return false;
     }
     for (let i = 0; i < nr; i++) {
-      const a = reads[i];
+      const a = fp[r + i];
       if (a === waived) continue;
       if (cls[a] === 0 || (!silent && cls[a] === WAKE) || this.ownerOf(a) !== c) return false;
     }

@@ -12,14 +12,17 @@ import {
 } from "../engine/engine.js";
 import type { BootSpec } from "../kernel/boot.js";
 import type { Kernel } from "../kernel/kernel.js";
+import { HASH_HI, HASH_LO } from "../machine/memory.js";
 import { runDfs } from "./dfs.js";
-import { enablingWords, Footprints, grow } from "./footprints.js";
+import { enablingWords, Footprints } from "./footprints.js";
+import { FootprintMemo } from "./fpmemo.js";
 import { Ownership } from "./ownership.js";
+import { SleepMap } from "./sleepmap.js";
 import type { DfsStack } from "./stack.js";
 import { BaseDfs, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
-import { checkMachine, enabled, endFinding, MAX_ENABLED, stateKeyLo, stepFinding } from "./transitions.js";
+import { checkMachine, enabled, endFinding, MAX_ENABLED, stepFinding } from "./transitions.js";
 import type { Broken, CheckBudget, ExploreResult } from "./types.js";
-import { FingerprintMap, FingerprintSet } from "./visited.js";
+import { FingerprintSet } from "./visited.js";
 
 /** Which reductions `explorePor` applies; all on for `check --por`. */
 export interface PorOptions {
@@ -37,7 +40,7 @@ export interface PorOptions {
 
 export const POR_FULL: PorOptions = { sleep: true, persistent: true, audit: true };
 
-/** The FingerprintMap value's flag for a state explored with a persistent set (bits 0..29 are its sleep set). */
+/** The SleepMap value's flag for a state explored with a persistent set (bits 0..29 are its sleep set). */
 const REDUCED = 1 << 30;
 
 /**
@@ -82,7 +85,7 @@ const REDUCED = 1 << 30;
  * bound: t is not a tick, so reordering it leaves the ticks of a path as
  * they were, and states are told apart by their ticks as in plain search.
  * Which CPU's step is taken is decided by the state alone (the first safe
- * one), so a state stored as reduced (REDUCED in the FingerprintMap) and reached
+ * one), so a state stored as reduced (REDUCED in the SleepMap) and reached
  * again with a smaller sleep set gets the same t: explored again if t slept
  * before and does not now (fully if the proviso then fails).
  *
@@ -91,37 +94,48 @@ const REDUCED = 1 << 30;
  */
 export class PorDfs extends BaseDfs {
   private readonly fp: Footprints;
+  private readonly memo: FootprintMemo;
+  private readonly raw: Int32Array;
   private readonly own: Ownership;
   private readonly ncpu: number;
-  private readonly visited = new FingerprintMap();
-  private readonly markW: Int32Array;
-  private readonly markR: Int32Array;
-  private epoch = 0;
+  private readonly visited: SleepMap;
+  /** The visited set's slot of the state `visit` found, for `expand` (-1: find it). */
+  private slot = -1;
   private readonly auditAll: boolean;
   private readonly buf = new Int32Array(MAX_ENABLED);
-  // Per depth, beside the stack's: the visited-set key, the sleep set
-  // (transitions with a reference to their footprint), and a pool of the
-  // footprints of the transitions explored from this state: [nr, nw, reads..., writes...].
-  private readonly klo: number[] = [];
-  private readonly khi: number[] = [];
-  private readonly sleepTr: number[][] = [];
-  private readonly sleepFp: number[][] = []; // the footprint's offset in its pool ...
-  private readonly sleepFpDepth: number[][] = []; // ... and the depth of that pool
-  private readonly pools: Int32Array[] = [];
-  private readonly poolLen: number[] = [];
-  private readonly doneTr: number[][] = [];
-  private readonly doneFp: number[][] = [];
+  // Per depth, beside the stack's: the visited-set key; the sleep set and
+  // the transitions explored so far that may sleep (each with its
+  // footprint's leaf in the memo, at most 30: one per sleep bit); the sleep
+  // mask the state was entered with; and, for a state explored reduced, its
+  // persistent step and how many transitions a full expansion takes (the
+  // cycle proviso, decided when the step's child is reached).
+  private klo = new Int32Array(256);
+  private khi = new Int32Array(256);
+  private sleepTr: Int32Array[] = [];
+  private sleepLf: Int32Array[] = [];
+  private sleepN = new Int32Array(256);
+  private doneTr: Int32Array[] = [];
+  private doneLf: Int32Array[] = [];
+  private doneN = new Int32Array(256);
+  private mineAt = new Int32Array(256);
+  private ampleAt = new Int32Array(256);
+  private ampleLfAt = new Int32Array(256);
+  private fullAt = new Int32Array(256);
+  /** How many states on the stack have a key whose low 16 bits are the index; `top`: the stack's depth as counted there. */
+  private readonly onStackCount = new Int32Array(1 << 16);
+  private top = -1;
   private stack: DfsStack | null = null;
-  /** The transition `step` ran, and whether its footprint was recorded. */
+  /** The transition `step` ran, whether its footprint is known, and its leaf. */
   private lastTr = -1;
   private track = false;
-  /** What `visit` found for `expand`: the FingerprintMap value of an earlier visit (-1: none), the sleep mask now. */
+  private lastLf = -1;
+  /** What `visit` found for `expand`: the SleepMap value of an earlier visit (-1: none), the sleep mask now. */
   private stored = -1;
   private mine = 0;
   private silentBefore = 0;
-  // What `ample` found: the first safe CPU step (-1: none), and whether it leads onto the stack.
+  // What `ample` found: the first safe CPU step (-1: none) and its leaf.
   private ampleTr = -1;
-  private ampleOnStack = false;
+  private ampleLf = -1;
   private sinceStop = 0; // states entered since the budget's stop() was last asked
   private readonly readFp: (a: number) => void;
 
@@ -134,11 +148,15 @@ export class PorDfs extends BaseDfs {
   ) {
     super(k, budget);
     this.fp = new Footprints(k);
+    this.raw = k.mem.words;
+    this.memo = new FootprintMemo(this.raw);
     this.own = new Ownership(k);
     this.ncpu = k.params.cpus;
-    this.markW = new Int32Array(k.mem.size);
-    this.markR = new Int32Array(k.mem.size);
     this.auditAll = opts.audit && !opts.sleep && !opts.persistent;
+    // Sized for the state budget as plain search's set is, up to 2^22 slots.
+    let log2 = 16;
+    while (log2 < 22 && 2 ** log2 < 2 * budget.maxStates) log2++;
+    this.visited = new SleepMap(log2);
     const fp = this.fp;
     this.readFp = (a) => fp.read(a);
   }
@@ -154,18 +172,41 @@ export class PorDfs extends BaseDfs {
 
   private ensure(d: number): void {
     while (this.sleepTr.length <= d) {
-      this.sleepTr.push([]);
-      this.sleepFp.push([]);
-      this.sleepFpDepth.push([]);
-      this.pools.push(new Int32Array(1 << 12));
-      this.poolLen.push(0);
-      this.doneTr.push([]);
-      this.doneFp.push([]);
+      this.sleepTr.push(new Int32Array(32));
+      this.sleepLf.push(new Int32Array(32));
+      this.doneTr.push(new Int32Array(32));
+      this.doneLf.push(new Int32Array(32));
+    }
+    if (d >= this.klo.length) {
+      const g = (a: Int32Array) => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.klo = g(this.klo);
+      this.khi = g(this.khi);
+      this.sleepN = g(this.sleepN);
+      this.doneN = g(this.doneN);
+      this.mineAt = g(this.mineAt);
+      this.ampleAt = g(this.ampleAt);
+      this.ampleLfAt = g(this.ampleLfAt);
+      this.fullAt = g(this.fullAt);
     }
   }
 
+  /**
+   * stateKeyLo, from the words themselves: `k.mem` reads through the footprint
+   * recorder's proxy while it records, which would make its loads polymorphic
+   * on every call.
+   */
   private key(t: number): number {
-    return stateKeyLo(this.k, t, this.bound);
+    const lo = this.raw[HASH_LO] >>> 0;
+    return this.bound === null ? lo : lo ^ Math.imul(t, 0x9e3779b1);
+  }
+
+  /** k.mem.hashHi(), from the words themselves. */
+  private hashHi(): number {
+    return this.raw[HASH_HI] >>> 0;
   }
 
   private ticksLeft(t: number): boolean {
@@ -206,61 +247,22 @@ export class PorDfs extends BaseDfs {
     }
   }
 
-  /** Footprint at (pool d, offset o) independent of the one just recorded in fp? */
-  private independent(d: number, o: number): boolean {
+  /**
+   * Run tr from the state in memory (ticks `t` after it) with its footprint
+   * recorded, the ownership assertion on it when asked, and store the
+   * footprint in the memo (into lastLf); what it broke.
+   */
+  private record(tr: number, t: number, tBefore: number): Broken {
     const fp = this.fp;
-    const markW = this.markW;
-    const markR = this.markR;
-    const p = this.pools[d];
-    const nr = p[o];
-    const nw = p[o + 1];
-    const epoch = ++this.epoch;
-    for (let i = 0; i < nw; i++) markW[p[o + 2 + nr + i]] = epoch;
-    for (let i = 0; i < nr; i++) markR[p[o + 2 + i]] = epoch;
-    for (let i = 0; i < fp.nw; i++) {
-      const a = fp.writes[i];
-      if (markW[a] === epoch || markR[a] === epoch) return false;
-    }
-    for (let i = 0; i < fp.nr; i++) if (markW[fp.reads[i]] === epoch) return false;
-    return true;
-  }
-
-  /** The sleep set for the child of depth d by the transition just recorded in fp. */
-  private sleepInto(d: number, zt: number[], zf: number[], zd: number[]): void {
-    const st = this.sleepTr[d];
-    const sf = this.sleepFp[d];
-    const sd = this.sleepFpDepth[d];
-    for (let i = 0; i < st.length; i++) {
-      if (this.independent(sd[i], sf[i])) {
-        zt.push(st[i]);
-        zf.push(sf[i]);
-        zd.push(sd[i]);
-      }
-    }
-    const dt = this.doneTr[d];
-    const df = this.doneFp[d];
-    for (let i = 0; i < dt.length; i++) {
-      if (this.bitOf(dt[i]) >= 0 && this.independent(d, df[i])) {
-        zt.push(dt[i]);
-        zf.push(df[i]);
-        zd.push(d);
-      }
-    }
-  }
-
-  /** Store fp's footprint in depth d's pool; its offset. */
-  private store(d: number): number {
-    const fp = this.fp;
-    const need = this.poolLen[d] + 2 + fp.nr + fp.nw;
-    while (this.pools[d].length < need) this.pools[d] = grow(this.pools[d]);
-    const p = this.pools[d];
-    const o = this.poolLen[d];
-    p[o] = fp.nr;
-    p[o + 1] = fp.nw;
-    p.set(fp.reads.subarray(0, fp.nr), o + 2);
-    p.set(fp.writes.subarray(0, fp.nw), o + 2 + fp.nr);
-    this.poolLen[d] = need;
-    return o;
+    if (this.opts.audit) this.capture(tBefore);
+    fp.begin();
+    const bad = stepFinding(this.e, tr);
+    fp.end();
+    const nexec = fp.nr;
+    enablingWords(this.k, tr, this.readFp);
+    if (this.opts.audit) this.audit(tr, t);
+    this.lastLf = this.memo.insert(tr, fp, nexec, bad !== null);
+    return bad;
   }
 
   /** c has interrupts masked and no NMI can come: it takes no interrupt at its next step whatever others raise, and stays enabled. */
@@ -274,47 +276,55 @@ export class PorDfs extends BaseDfs {
 
   /**
    * The persistent set of the state at depth d (in memory, its mark taken):
-   * the first CPU step among buf[0..n) that is safe, into ampleTr, run from
-   * here with its footprint recorded and undone.
+   * the first CPU step among buf[0..n) that is safe, into ampleTr (its leaf
+   * into ampleLf). Its footprint from the memo, or recorded by running it
+   * and undoing it.
    */
-  private ample(s: DfsStack, e: Engine, d: number, n: number): void {
+  private ample(s: DfsStack, d: number, n: number): void {
     const k = this.k;
-    const fp = this.fp;
     const C = k.C;
     const buf = this.buf;
+    const memo = this.memo;
+    const t = s.ticks[d];
     this.ampleTr = -1;
-    this.ampleOnStack = false;
+    this.ampleLf = -1;
+    let captured = false;
     for (let i = 0; i < n; i++) {
       const tr = buf[i];
       if (trKind(tr) !== TR_CPU || this.bitOf(tr) < 0) continue;
       const c = trArg(tr);
-      const silent = this.own.silent(c, this.ticksLeft(s.ticks[d]));
+      const silent = this.own.silent(c, this.ticksLeft(t));
       const waived = this.masked(c) ? C.pending.at + c * C.pending.stride : -1;
       if (!silent && waived < 0) continue;
-      this.capture(s.ticks[d]);
-      fp.begin();
-      const bad = stepFinding(e, tr);
-      fp.end();
-      enablingWords(k, tr, this.readFp);
-      if (this.opts.audit) this.audit(tr, s.ticks[d]);
-      const safe = bad === null && this.own.confined(c, fp.reads, fp.nr, fp.writes, fp.nw, silent, waived);
-      const lo = this.key(s.ticks[d]);
-      const hi = k.mem.hashHi();
-      k.mem.undo(s.marks[d], s.hlo[d], s.hhi[d]);
-      k.violations.length = 0;
-      k.violationCount = 0;
-      if (!safe) continue;
+      let lf = memo.lookup(tr);
+      if (lf < 0) {
+        this.record(tr, t, t);
+        lf = this.lastLf;
+        k.mem.undo(s.marks[d], s.hlo[d], s.hhi[d]);
+        k.violations.length = 0;
+        k.violationCount = 0;
+      }
+      if (memo.finding(lf)) continue;
+      // The task owners of this state, for `confined`.
+      if (!captured) this.own.capture();
+      captured = true;
+      const o = memo.at(lf);
+      const p = memo.pool;
+      const nr = p[o];
+      if (!this.own.confined(c, p, o + 3, nr, o + 3 + nr, p[o + 1], silent, waived)) continue;
       this.ampleTr = tr;
-      for (let j = 0; j <= d && !this.ampleOnStack; j++)
-        this.ampleOnStack = this.klo[j] === (lo | 0) && this.khi[j] === (hi | 0);
+      this.ampleLf = lf;
       return;
     }
   }
 
-  private maskOf(d: number): number {
-    let m = 0;
-    for (const z of this.sleepTr[d]) m |= 1 << this.bitOf(z);
-    return m;
+  /** Is (lo, hi) the key of a state on the stack at depth 0..d? */
+  private onStack(lo: number, hi: number, d: number): boolean {
+    lo |= 0;
+    hi |= 0;
+    if (this.onStackCount[lo & 0xffff] === 0) return false;
+    for (let j = 0; j <= d; j++) if (this.klo[j] === lo && this.khi[j] === hi) return true;
+    return false;
   }
 
   /**
@@ -323,57 +333,116 @@ export class PorDfs extends BaseDfs {
    * it was reduced, one its persistent step slept in).
    */
   visit(t: number, depth: number): Visit {
-    const k = this.k;
     this.ensure(depth);
-    const zt = this.sleepTr[depth];
-    const zf = this.sleepFp[depth];
-    const zd = this.sleepFpDepth[depth];
-    zt.length = 0;
-    zf.length = 0;
-    zd.length = 0;
+    this.sleepN[depth] = 0;
     if (depth === 0) {
+      this.slot = -1;
       this.stored = -1;
       this.mine = 0;
       return EXPLORE;
     }
     const d = depth - 1;
+    const zt = this.sleepTr[depth];
+    const zl = this.sleepLf[depth];
+    let zn = 0;
+    let mine = 0;
     if (this.track && this.opts.sleep) {
-      const off = this.store(d);
       // The child's sleep set: what sleeps here, and what was explored here
       // before tr, that is independent of tr.
-      this.sleepInto(d, zt, zf, zd);
-      this.doneTr[d].push(this.lastTr);
-      this.doneFp[d].push(off);
+      const memo = this.memo;
+      const lf = this.lastLf;
+      const st = this.sleepTr[d];
+      const sl = this.sleepLf[d];
+      for (let i = 0, n = this.sleepN[d]; i < n; i++) {
+        if (memo.independent(sl[i], lf)) {
+          zt[zn] = st[i];
+          zl[zn++] = sl[i];
+          mine |= 1 << this.bitOf(st[i]);
+        }
+      }
+      const dt = this.doneTr[d];
+      const dl = this.doneLf[d];
+      const dn = this.doneN[d];
+      for (let i = 0; i < dn; i++) {
+        if (memo.independent(dl[i], lf)) {
+          zt[zn] = dt[i];
+          zl[zn++] = dl[i];
+          mine |= 1 << this.bitOf(dt[i]);
+        }
+      }
+      if (this.bitOf(this.lastTr) >= 0) {
+        dt[dn] = this.lastTr;
+        dl[dn] = lf;
+        this.doneN[d] = dn + 1;
+      }
     }
-    const stored = this.visited.get(this.key(t), k.mem.hashHi());
-    const mine = this.maskOf(depth);
+    const lo = this.key(t);
+    const hi = this.hashHi();
+    this.slot = this.visited.find(lo, hi);
+    const stored = this.visited.valueAt(this.slot);
+    // The cycle proviso of a state explored reduced: its persistent step
+    // leads onto the stack, so it is expanded fully after all.
+    if (this.fullAt[d] > 0 && this.lastTr === this.ampleAt[d] && stored >= 0 && this.onStack(lo, hi, d)) {
+      const s = this.stack as DfsStack;
+      s.counts[d] = this.fullAt[d];
+      this.fullAt[d] = 0;
+      this.visited.set(this.klo[d], this.khi[d], this.mineAt[d]);
+      this.slot = this.visited.find(lo, hi);
+    }
     this.stored = stored;
     this.mine = mine;
-    if (stored < 0) return EXPLORE;
+    if (stored < 0) {
+      this.sleepN[depth] = zn;
+      return EXPLORE;
+    }
     if ((stored & ~REDUCED & ~mine) === 0) return SKIP; // explored before with less asleep
     // Keep asleep only what slept both times.
     let j = 0;
-    for (let i = 0; i < zt.length; i++) {
+    for (let i = 0; i < zn; i++) {
       if ((stored & (1 << this.bitOf(zt[i]))) !== 0) {
         zt[j] = zt[i];
-        zf[j] = zf[i];
-        zd[j] = zd[i];
-        j++;
+        zl[j++] = zl[i];
       }
     }
-    zt.length = j;
-    zf.length = j;
-    zd.length = j;
+    this.sleepN[depth] = j;
     return REVISIT;
+  }
+
+  /**
+   * The transitions after the persistent step into tdo[c..): what a full
+   * expansion adds (enabled, not asleep); its new length.
+   */
+  private rest(tdo: Int32Array, c: number, n: number, mine: number, ampleTr: number): number {
+    const buf = this.buf;
+    for (let i = 0; i < n; i++) {
+      const tr = buf[i];
+      const b = this.bitOf(tr);
+      if (tr !== ampleTr && (b < 0 || (mine & (1 << b)) === 0)) tdo[c++] = tr;
+    }
+    return c;
+  }
+
+  /** Does ampleTr from the state at depth d (in memory) lead onto the stack? Run and undone. */
+  private ampleOnStack(s: DfsStack, d: number): boolean {
+    const k = this.k;
+    stepFinding(this.e, this.ampleTr);
+    const lo = this.key(s.ticks[d]);
+    const hi = this.hashHi();
+    k.mem.undo(s.marks[d], s.hlo[d], s.hhi[d]);
+    k.violations.length = 0;
+    k.violationCount = 0;
+    return this.onStack(lo, hi, d);
   }
 
   /**
    * Enter the current state at depth d (pushed on the stack), with the sleep
    * set `mine` (its transitions already in sleepTr[d]/..., kept there only as
-   * far as they also slept at an earlier visit). `stored`: the FingerprintMap
+   * far as they also slept at an earlier visit). `stored`: the SleepMap
    * value of an earlier visit, -1 when there was none. Sets what to explore
-   * and the state's new FingerprintMap value; returns how many transitions
-   * are enabled.
+   * and the state's new SleepMap value; returns how many transitions
+   * are enabled. A state explored reduced takes its persistent step first
+   * and alone; the rest follow if the step's child turns out to be on the
+   * stack (`visit`), the cycle proviso.
    */
   override expand(s: DfsStack, d: number): number {
     const k = this.k;
@@ -382,13 +451,18 @@ export class PorDfs extends BaseDfs {
     const mine = this.mine;
     const t = s.ticks[d];
     this.stack = s;
-    const lo = this.key(t);
-    const hi = k.mem.hashHi();
-    this.klo[d] = lo | 0;
-    this.khi[d] = hi | 0;
-    this.poolLen[d] = 0;
-    this.doneTr[d].length = 0;
-    this.doneFp[d].length = 0;
+    const lo = this.key(t) | 0;
+    const hi = this.hashHi() | 0;
+    const count = this.onStackCount;
+    for (; this.top >= d; this.top--) count[this.klo[this.top] & 0xffff]--; // popped since
+    this.top = d;
+    count[lo & 0xffff]++;
+    this.klo[d] = lo;
+    this.khi[d] = hi;
+    this.doneN[d] = 0;
+    this.mineAt[d] = mine;
+    this.ampleAt[d] = -1;
+    this.fullAt[d] = 0;
     let n = enabled(k, buf);
     const all = n;
     if (this.bound !== null && t >= this.bound) {
@@ -398,74 +472,82 @@ export class PorDfs extends BaseDfs {
     }
     const before = stored >= 0 ? stored & ~REDUCED : 0;
     // Persistent sets: on a first visit, or when the earlier visit was reduced.
-    let reduced = false;
+    this.ampleTr = -1;
     if (this.opts.persistent && n > 1 && (stored < 0 || (stored & REDUCED) !== 0)) {
-      this.ample(s, this.e, d, n);
+      this.ample(s, d, n);
       if (stored >= 0 && this.ampleTr < 0)
         throw new Error("check --por: a state's persistent set changed between visits");
-      reduced = this.ampleTr >= 0 && !this.ampleOnStack;
     }
     const ampleTr = this.ampleTr;
     const visited = this.visited;
+    const slot = this.slot >= 0 ? this.slot : visited.find(lo, hi);
+    this.slot = -1;
     let c = 0;
     const tdo = s.trs[d];
+    const b = ampleTr >= 0 ? 1 << this.bitOf(ampleTr) : 0;
     if (stored >= 0 && (stored & REDUCED) !== 0) {
       // Explored before: ampleTr unless it slept. Now: ampleTr if it slept
-      // then and does not now, reduced or (the proviso failing) fully.
-      const b = 1 << this.bitOf(ampleTr);
-      if ((before & b) === 0 || (mine & b) !== 0) visited.set(lo, hi, (before & mine) | REDUCED);
-      else if (reduced) {
-        tdo[c++] = ampleTr;
-        visited.set(lo, hi, (before & mine) | REDUCED);
-      } else {
-        for (let i = 0; i < n; i++)
-          if (this.bitOf(buf[i]) < 0 || (mine & (1 << this.bitOf(buf[i]))) === 0) tdo[c++] = buf[i];
-        visited.set(lo, hi, mine);
-      }
+      // then and does not now.
+      visited.store(slot, lo, hi, (before & mine) | REDUCED);
+      if ((before & b) !== 0 && (mine & b) === 0) c = this.reduced(tdo, d, n, mine);
     } else if (stored >= 0) {
       // Explored before fully: what slept then and does not now.
       for (let i = 0; i < n; i++) {
-        const b = this.bitOf(buf[i]);
-        if (b >= 0 && (before & ~mine & (1 << b)) !== 0) tdo[c++] = buf[i];
+        const bb = this.bitOf(buf[i]);
+        if (bb >= 0 && (before & ~mine & (1 << bb)) !== 0) tdo[c++] = buf[i];
       }
-      visited.set(lo, hi, before & mine);
-    } else if (reduced) {
-      if ((mine & (1 << this.bitOf(ampleTr))) === 0) tdo[c++] = ampleTr;
-      visited.set(lo, hi, mine | REDUCED);
+      visited.store(slot, lo, hi, before & mine);
+    } else if (ampleTr >= 0 && (mine & b) === 0) {
+      visited.store(slot, lo, hi, mine | REDUCED);
+      c = this.reduced(tdo, d, n, mine);
+    } else if (ampleTr >= 0 && !this.ampleOnStack(s, d)) {
+      visited.store(slot, lo, hi, mine | REDUCED); // its persistent step asleep
     } else {
-      for (let i = 0; i < n; i++)
-        if (this.bitOf(buf[i]) < 0 || (mine & (1 << this.bitOf(buf[i]))) === 0) tdo[c++] = buf[i];
-      visited.set(lo, hi, mine);
+      for (let i = 0; i < n; i++) {
+        const bb = this.bitOf(buf[i]);
+        if (bb < 0 || (mine & (1 << bb)) === 0) tdo[c++] = buf[i];
+      }
+      visited.store(slot, lo, hi, mine);
     }
     s.counts[d] = c;
     return all;
   }
 
+  /** Take ampleTr alone from the state at depth d, the rest kept behind it for the proviso; how many to take. */
+  private reduced(tdo: Int32Array, d: number, n: number, mine: number): number {
+    tdo[0] = this.ampleTr;
+    this.ampleAt[d] = this.ampleTr;
+    this.ampleLfAt[d] = this.ampleLf;
+    this.fullAt[d] = this.rest(tdo, 1, n, mine, this.ampleTr);
+    return 1;
+  }
+
   /**
-   * Run tr, recording its footprint when it is needed: to compare tr with
-   * what sleeps here, with what was explored here before it, or with what is
-   * still to explore (and for the ownership assertion on every transition,
-   * when nothing is reduced).
+   * Run tr, its footprint known when it is needed: to compare tr with what
+   * sleeps here, with what was explored here before it, or with what is
+   * still to explore (recorded for the ownership assertion on every
+   * transition when nothing is reduced). Found in the memo, or recorded.
    */
   override step(e: Engine, tr: number, t: number, d: number): Broken {
     const s = this.stack as DfsStack;
-    const opts = this.opts;
-    const track =
-      this.auditAll ||
-      (opts.sleep && (this.sleepTr[d].length > 0 || this.doneTr[d].length > 0 || s.nexts[d] < s.counts[d]));
-    this.track = track;
     this.lastTr = tr;
-    if (track) {
-      if (opts.audit) this.capture(s.ticks[d]);
+    if (this.auditAll) {
+      this.track = true;
+      this.capture(s.ticks[d]);
       this.fp.begin();
-    }
-    const bad = stepFinding(e, tr);
-    if (track) {
+      const bad = stepFinding(e, tr);
       this.fp.end();
       enablingWords(this.k, tr, this.readFp);
-      if (opts.audit) this.audit(tr, t);
+      this.audit(tr, t);
+      return bad;
     }
-    return bad;
+    const track = this.opts.sleep && (this.sleepN[d] > 0 || this.doneN[d] > 0 || s.nexts[d] < s.counts[d]);
+    this.track = track;
+    if (!track) return stepFinding(e, tr);
+    const lf = tr === this.ampleAt[d] ? this.ampleLfAt[d] : this.memo.lookup(tr);
+    if (lf < 0) return this.record(tr, t, s.ticks[d]);
+    this.lastLf = lf;
+    return stepFinding(e, tr);
   }
 
   override poll(states: number, transitions: number, depth: number): string | null {
