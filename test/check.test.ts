@@ -59,16 +59,19 @@ describe("a 4-CPU pair, by random walks (too many states for the exhaustive sear
     const bad = randomWalks(
       builtin("check-user-mask-width", ["user-pcid-mask-u16"]).cs.boot,
       [],
-      300,
-      1,
-      100_000,
+      { count: 300, seed: 1, depth: null },
       NO_BUDGET,
     );
     assert.equal(bad.verdict, "violation");
     assert.equal(bad.finding?.property, "user-mask");
     assert.match(bad.finding?.message ?? "", /__set_bit\(101\) .* ctxs\[0\]\.ctx_id bit 21/);
-    const good = randomWalks(builtin("check-user-mask-width").cs.boot, [], 300, 1, 100_000, NO_BUDGET);
-    assert.equal(good.verdict, "pass", JSON.stringify(good.finding));
+    const good = randomWalks(
+      builtin("check-user-mask-width").cs.boot,
+      [],
+      { count: 300, seed: 1, depth: null },
+      NO_BUDGET,
+    );
+    assert.equal(good.verdict, "no-violation-found", JSON.stringify(good.finding));
     assert.ok(good.states > 10_000, `${good.states} states`);
     const full = explore(builtin("check-user-mask-width").cs.boot, [], { maxStates: 20_000 }, 0);
     assert.equal(full.verdict, "incomplete", "the exhaustive search does not fit a small budget");
@@ -481,13 +484,13 @@ describe("budgets and random search", () => {
 
   test("the same seed gives the same random-search result; another seed explores differently", () => {
     const { cs } = builtin("check-exit-inflight", ["free-at-mmput"]);
-    const a = randomWalks(cs.boot, [], 50, 3, 10_000, NO_BUDGET);
-    const b = randomWalks(cs.boot, [], 50, 3, 10_000, NO_BUDGET);
+    const a = randomWalks(cs.boot, [], { count: 50, seed: 3, depth: 10_000 }, NO_BUDGET);
+    const b = randomWalks(cs.boot, [], { count: 50, seed: 3, depth: 10_000 }, NO_BUDGET);
     assert.deepEqual(a, b);
     const ok = builtin("check-exit-inflight").cs;
-    const s1 = randomWalks(ok.boot, [], 20, 1, 10_000, NO_BUDGET);
-    const s2 = randomWalks(ok.boot, [], 20, 2, 10_000, NO_BUDGET);
-    assert.equal(s1.verdict, "pass");
+    const s1 = randomWalks(ok.boot, [], { count: 20, seed: 1, depth: 10_000 }, NO_BUDGET);
+    const s2 = randomWalks(ok.boot, [], { count: 20, seed: 2, depth: 10_000 }, NO_BUDGET);
+    assert.equal(s1.verdict, "no-violation-found");
     assert.notEqual(s1.transitions, s2.transitions);
   });
 
@@ -519,7 +522,12 @@ describe("bitstate and PCT", () => {
         const bound = ls.scenario.check.preemption_bound ?? null;
         const full = explore(cs.boot, [], NO_BUDGET, bound);
         const bits = explore(cs.boot, [], NO_BUDGET, bound, 8);
-        assert.equal(bits.verdict, full.verdict, `${p.scenario} ${kernel}`);
+        // Nothing found by a bit array is no proof: not "pass".
+        assert.equal(
+          bits.verdict,
+          full.verdict === "pass" ? "no-violation-found" : full.verdict,
+          `${p.scenario} ${kernel}`,
+        );
         assert.match(bits.coverage, /^bitstate \(hash factor \d+\)$/);
         if (full.verdict === "pass") assert.ok(bits.states <= full.states);
       }
@@ -528,16 +536,17 @@ describe("bitstate and PCT", () => {
 
   test("PCT walks find the free-at-mmput race, print their guarantee, and repeat by seed", () => {
     const { cs } = builtin("check-exit-inflight", ["free-at-mmput"]);
-    const a = pctWalks(cs.boot, [], 500, 5, 500, 3, NO_BUDGET);
+    const o = { count: 500, seed: 5, depth: 500 };
+    const a = pctWalks(cs.boot, [], o, 3, NO_BUDGET);
     assert.equal(a.verdict, "violation");
     assert.equal(a.finding?.property, "pasid-reuse");
     assert.match(
       a.coverage,
-      /^pct:\d+ walks \(seed 5, d=3, k=500; each finds a depth-3 bug with p >= [\d.e+-]+\)$/,
+      /^pct:\d+ walks \(seed 5\), each to quiescence or 500 steps \(--depth\), 0 cut there; d=3, k=500 \(--depth\), 3 threads: each walk finds a depth-3 bug in its first k steps with p >= [\d.e+-]+; 0 walks longer than k$/,
     );
-    assert.deepEqual(pctWalks(cs.boot, [], 500, 5, 500, 3, NO_BUDGET), a);
+    assert.deepEqual(pctWalks(cs.boot, [], o, 3, NO_BUDGET), a);
     const ok = builtin("check-exit-inflight").cs;
-    assert.equal(pctWalks(ok.boot, [], 50, 5, 500, 3, NO_BUDGET).verdict, "pass");
+    assert.equal(pctWalks(ok.boot, [], { ...o, count: 50 }, 3, NO_BUDGET).verdict, "no-violation-found");
   });
 });
 
