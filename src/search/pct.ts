@@ -163,6 +163,7 @@ export function pctWalks(
   const { bound, cal } = walkBound(spec, properties, o);
   if (cal?.finding) return calibrationViolation(cal, what, NO_PREEMPTION);
   let kSteps = bound;
+  let spent = cal?.transitions ?? 0; // calibration's transitions so far, for a violation's count
   if (cal !== null) {
     kSteps = cal.longest ?? bound;
     for (let round = 1; round <= 2; round++) {
@@ -175,7 +176,13 @@ export function pctWalks(
         bound,
         (k) => new PctWalk(k, k0, d),
       );
-      if (c.finding) return calibrationViolation(c, what, `of PCT round ${round} (k=${k0})`);
+      if (c.finding)
+        return calibrationViolation(
+          { ...c, transitions: spent + c.transitions },
+          what,
+          `of PCT round ${round} (k=${k0})`,
+        );
+      spent += c.transitions;
       kSteps = Math.max(k0, c.longest ?? k0);
     }
   }
