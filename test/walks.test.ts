@@ -302,6 +302,14 @@ describe("merge of check shards", () => {
       const m = JSON.parse(a.stdout) as CheckResult;
       assert.equal(m.walks, 6);
       assert.equal(m.verdict, "no-violation-found");
+      // A violation in a shard: merge exits 1, as check does.
+      const v1 = join(dir, "v1.json");
+      const v2 = join(dir, "v2.json");
+      writeFileSync(v1, text(shard(1, 4)).text);
+      writeFileSync(v2, text(violation(2, 40)).text);
+      const mv = cli("merge", v2, v1);
+      assert.equal(mv.status, 1, mv.stderr);
+      assert.equal((JSON.parse(mv.stdout) as CheckResult).message, "from shard 2");
       const sweep = join(dir, "s.ndjson");
       writeFileSync(sweep, '{"sweep":"x","cell":0,"cells":1}\n');
       const mix = cli("merge", files[0], sweep);

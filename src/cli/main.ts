@@ -351,7 +351,8 @@ function cmdMerge(files: string[], o: { out?: string }): number {
   const merged = checks.length > 0 ? mergeChecks(inputs) : mergeResults(inputs);
   if (o.out !== undefined) writeOut(o.out, merged);
   else process.stdout.write(merged);
-  return 0;
+  // Merged check shards exit as check does: 1 when a shard found a violation.
+  return checks.length > 0 && (JSON.parse(merged) as { verdict: string }).verdict === "violation" ? 1 : 0;
 }
 
 async function cmdReport(dir: string, o: { html: string }): Promise<number> {
