@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { InputError } from "../src/scenario/errors.js";
-import { DEFAULT_MAX_STATES, DEFAULT_WALK_DEPTH, DEFAULT_WALKS, plan } from "../src/search/plan.js";
+import { DEFAULT_MAX_STATES, DEFAULT_WALKS, plan } from "../src/search/plan.js";
 
 describe("plan", () => {
   test("defaults: the exhaustive search, unbounded, 2,000,000 states, shortest on", () => {
@@ -17,6 +17,7 @@ describe("plan", () => {
       symmetry: true,
       workers: null,
       random: null,
+      shard: null,
     });
     assert.equal(DEFAULT_MAX_STATES, 2_000_000);
   });
@@ -45,7 +46,7 @@ describe("plan", () => {
     assert.deepEqual(plan(chk, {}, 9).random, {
       walks: 40,
       seed: 9,
-      depth: DEFAULT_WALK_DEPTH,
+      depth: null,
       pct: undefined,
     });
     assert.equal(plan(chk, { exhaustive: true }, 9).random, null);
@@ -69,7 +70,7 @@ describe("plan", () => {
     assert.deepEqual(plan({}, { random: 20 }, 4).random, {
       walks: 20,
       seed: 4,
-      depth: DEFAULT_WALK_DEPTH,
+      depth: null,
       pct: undefined,
     });
   });

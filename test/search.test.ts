@@ -76,9 +76,13 @@ describe("search: the depth-first driver and its strategies", () => {
 
   test("walks: the random strategy through the walk driver is randomWalks", () => {
     const cs = builtin("check-gp-fixup", { kernel: ["gp-fixup-irqs-on"] });
-    const a = randomWalks(cs.boot, [], 30, 5, 500, BUDGET);
-    const b = walks(cs.boot, [], 30, 500, BUDGET, (k) => new RandomWalk(k, 5));
-    assert.deepEqual(b, a);
-    assert.match(a.coverage, /^random:\d+ walks \(seed 5\)$/);
+    const a = randomWalks(cs.boot, [], { count: 30, seed: 5, depth: 500 }, BUDGET);
+    const b = walks(cs.boot, [], { count: 30, seed: 5, bound: 500 }, BUDGET, (k) => new RandomWalk(k));
+    assert.deepEqual({ ...b, coverage: "" }, { ...a, coverage: "" });
+    assert.equal(b.coverage, "random");
+    assert.match(
+      a.coverage,
+      /^random:\d+ walks \(seed 5\), each to quiescence or 500 steps \(--depth\), 0 cut there$/,
+    );
   });
 });

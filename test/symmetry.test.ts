@@ -83,7 +83,8 @@ function mergesBehaveAlike(src: string, bound: number, max: number) {
       const b = next(s2);
       if (a !== b) {
         const diff: string[] = [];
-        for (let i = 2; i < old.length; i++) if (old[i] !== s2[i]) diff.push(`${k.L.describe(i)} ${old[i]}/${s2[i]}`);
+        for (let i = 2; i < old.length; i++)
+          if (old[i] !== s2[i]) diff.push(`${k.L.describe(i)} ${old[i]}/${s2[i]}`);
         mismatch = diff.slice(0, 12).join(", ");
         break;
       }
@@ -143,7 +144,11 @@ describe("symmetry reduction", () => {
     let merges = 0;
     for (const [src, bound, max] of cases) {
       const r = mergesBehaveAlike(src, bound, max);
-      assert.equal(r.mismatch, null, `${src.split("\n")[1]}: merged states behave differently: ${r.mismatch}`);
+      assert.equal(
+        r.mismatch,
+        null,
+        `${src.split("\n")[1]}: merged states behave differently: ${r.mismatch}`,
+      );
       merges += r.merges;
     }
     assert.ok(merges > 20, `states were merged (${merges})`);
@@ -154,16 +159,22 @@ describe("symmetry reduction", () => {
     const { cs } = machine(src);
     const { k, e } = checkMachine(cs.boot, []);
     // internals: the maps a test sets by hand to build the swapped state
-    const sym = new Symmetry(k) as unknown as Symmetry & {
-      task: { map: Int32Array; count: number; moved: boolean };
-      mm: { map: Int32Array; count: number; moved: boolean };
-      files: { map: Int32Array; count: number; moved: boolean };
-      file: { map: Int32Array; count: number; moved: boolean };
-      bond: { map: Int32Array; count: number; moved: boolean };
+    type Region = { map: Int32Array; count: number; moved: boolean };
+    // internals: the maps a test sets by hand to build the swapped state
+    const sym = new Symmetry(k) as unknown as {
+      key(): void;
+      representative(fresh: boolean): Int32Array;
+      lo: number;
+      hi: number;
+      task: Region;
+      mm: Region;
+      files: Region;
+      file: Region;
+      bond: Region;
       pidOn: boolean;
       genOn: boolean;
     };
-    const swap = (s: { map: Int32Array; count: number; moved: boolean }, x: number, y: number) => {
+    const swap = (s: Region, x: number, y: number) => {
       for (let i = 0; i < s.count; i++) s.map[i] = i;
       s.map[x] = y;
       s.map[y] = x;
@@ -193,7 +204,10 @@ describe("symmetry reduction", () => {
       k.w.set(swapped);
       k.mem.rehash();
       sym.key();
-      assert.ok(swapped.some((v, i) => i >= 2 && v !== snap[i]), "the swapped state differs");
+      assert.ok(
+        swapped.some((v, i) => i >= 2 && v !== snap[i]),
+        "the swapped state differs",
+      );
       assert.equal(sym.lo, lo, `step ${step}`);
       assert.equal(sym.hi, hi, `step ${step}`);
       k.mem.restore(snap);
@@ -263,7 +277,8 @@ describe("symmetry reduction", () => {
           "devices: { dsa0: { wq_depth: 2 } }",
           "processes:",
           ...s.procs.map(
-            (p, i) => `  - { name: p${i}, count: ${p.count}, threads: ${p.threads}, program: [ ${p.program.join(", ")} ] }`,
+            (p, i) =>
+              `  - { name: p${i}, count: ${p.count}, threads: ${p.threads}, program: [ ${p.program.join(", ")} ] }`,
           ),
         ].join("\n");
         let cs: ReturnType<typeof machine>["cs"];

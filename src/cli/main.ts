@@ -29,7 +29,8 @@ import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario, describeSchedule } from "../search/check.js";
-import { DEFAULT_WALK_DEPTH, plan } from "../search/plan.js";
+import { isCheckResult, mergeChecks } from "../search/merge.js";
+import { plan } from "../search/plan.js";
 import { replaySchedule } from "../search/replay.js";
 import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
 import type { Progress } from "../search/types.js";
@@ -105,13 +106,14 @@ interface CheckFlags {
   preemptionBound?: number | "none";
   random?: number;
   pct?: number;
-  depth: number;
+  depth?: number;
   out?: string;
   strict?: boolean;
   shortest: boolean;
   por?: boolean;
   workers?: number;
   exhaustive?: boolean;
+  shard?: string;
 }
 
 /** check's budgets of time and memory, and its progress line when stderr is a terminal. */
@@ -132,11 +134,16 @@ function cmdCheck(file: string, o: CheckFlags): number {
   const path = resolveScenario(file);
   const ls = loadScenarioFile(path);
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
-  const p = plan(ls.scenario.check, o, cs.seed);
+  const p = plan(
+    ls.scenario.check,
+    { ...o, shard: o.shard === undefined ? undefined : parseShard(o.shard) },
+    cs.seed,
+  );
   const started = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
   const timeLimit = o.time;
-  const schedulePath = o.out ?? join("out", `${cs.name}.schedule`);
+  const shardPart = p.shard === null ? "" : `.shard-${p.shard.k}-of-${p.shard.n}`;
+  const schedulePath = o.out ?? join("out", `${cs.name}${shardPart}.schedule`);
   const { result, schedule } = checkScenario(
     cs,
     ls.source,
@@ -333,10 +340,19 @@ function cmdMerge(files: string[], o: { out?: string }): number {
       );
     }
   });
-  const merged = mergeResults(inputs);
+  // Shards of one check (check --json) or of one sweep (NDJSON), never a mix.
+  const checks = inputs.filter((i) => isCheckResult(i.text));
+  if (checks.length > 0 && checks.length < inputs.length) {
+    const other = inputs.find((i) => !isCheckResult(i.text))!;
+    throw new InputError(
+      `merge: ${checks[0].file} is a check result and ${other.file} is not: merge the shards of one check, or of one sweep`,
+    );
+  }
+  const merged = checks.length > 0 ? mergeChecks(inputs) : mergeResults(inputs);
   if (o.out !== undefined) writeOut(o.out, merged);
   else process.stdout.write(merged);
-  return 0;
+  // Merged check shards exit as check does: 1 when a shard found a violation.
+  return checks.length > 0 && (JSON.parse(merged) as { verdict: string }).verdict === "violation" ? 1 : 0;
 }
 
 async function cmdReport(dir: string, o: { html: string }): Promise<number> {
@@ -438,8 +454,10 @@ function program(): Command {
     });
   cli
     .command("merge")
-    .description("join shard outputs of one sweep into exactly the bytes of the unsharded run")
-    .argument("<files...>", "the shards' NDJSON files")
+    .description(
+      "join shard outputs: of one sweep, into exactly the bytes of the unsharded run; of one check (--json), into one result",
+    )
+    .argument("<files...>", "the shards' NDJSON files (sweep) or JSON results (check --shard k/n --json)")
     .option("--out <file>", "write here instead of stdout")
     .action((files: string[], o: { out?: string }) => {
       process.exitCode = cmdMerge(files, o);
@@ -492,7 +510,7 @@ function program(): Command {
       "PCT walks with d-1 priority change points (with --random N walks, default 1000)",
       intArg("--pct", 1, 100),
     )
-    .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9), DEFAULT_WALK_DEPTH)
+    .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9))
     .option("--out <file>", "where to write the counterexample schedule (default out/NAME.schedule)")
     .option("--strict", "exit 3 when the verdict is incomplete")
     .option(
@@ -509,6 +527,10 @@ function program(): Command {
       "no symmetry reduction (by default the exhaustive search stores one state per class of states that differ only in which slot holds which task, mm or file, and in pids; it switches itself off after 20,000 states where it merged fewer than 3 per class)",
     )
     .option("--exhaustive", "the exhaustive search, where the scenario's check.random asks for random walks")
+    .option(
+      "--shard <k/n>",
+      "swarm shard k of n: random/PCT walks i with i mod n = k-1, or bitstate with hash seed k; `merge` joins the shards' --json",
+    )
     .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")
     .action((file: string, o: CheckFlags) => {
       process.exitCode = cmdCheck(file, o);

@@ -16,9 +16,10 @@ export class BitstateDfs extends BaseDfs {
     private readonly bound: number | null,
     budget: CheckBudget,
     mib: number,
+    private readonly hashSeed = 0,
   ) {
     super(k, budget);
-    this.visited = new BitstateSet(mib);
+    this.visited = new BitstateSet(mib, hashSeed);
   }
 
   visit(ticks: number): Visit {
@@ -27,6 +28,7 @@ export class BitstateDfs extends BaseDfs {
   }
 
   describe(): string {
-    return `bitstate (hash factor ${Math.round(this.visited.hashFactor())})`;
+    const seed = this.hashSeed === 0 ? "" : `, hash seed ${this.hashSeed}`;
+    return `bitstate (hash factor ${Math.round(this.visited.hashFactor())}${seed})`;
   }
 }

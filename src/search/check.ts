@@ -17,7 +17,7 @@ import { replaySchedule } from "./replay.js";
 import { type ScheduleFile, stampOf } from "./schedule.js";
 import { shortestCounterexample } from "./shortest.js";
 import { shrink } from "./shrink.js";
-import type { CheckBudget, Finding, Progress } from "./types.js";
+import type { CheckBudget, Finding, Progress, Verdict } from "./types.js";
 
 export interface CheckOptions {
   properties: readonly string[];
@@ -35,7 +35,35 @@ export interface CheckOptions {
   /** After an exhaustive search finds a violation, search for the shortest one (default true). */
   shortest?: boolean;
   /** Random walks instead of exhaustive search; with `pct`, PCT walks of that depth. */
-  random: { walks: number; seed: number; depth: number; pct?: number } | null;
+  random: WalkPlan | null;
+  /** Swarm shard k of n: its share of the walks, or bitstate with hash seed k. */
+  shard?: { k: number; n: number } | null;
+}
+
+/** Random or PCT walks: how many, their seed, --depth (null: derived), PCT's d, the shard. */
+export interface WalkPlan {
+  walks: number;
+  seed: number;
+  depth: number | null;
+  pct?: number;
+  shard?: { k: number; n: number } | null;
+}
+
+function walkOptions(r: WalkPlan, shard: { k: number; n: number } | null | undefined) {
+  return { count: r.walks, seed: r.seed, depth: r.depth, shard: shard ?? null };
+}
+
+/** The search a result comes from, but for its shard: shards of one search say the same (`merge` checks). */
+function searchOf(opts: CheckOptions): string {
+  const props = opts.properties.length === 0 ? "" : `, properties ${opts.properties.join(",")}`;
+  const r = opts.random;
+  if (r !== null) {
+    const kind = r.pct === undefined ? "random" : `pct d=${r.pct}`;
+    return `${kind}, ${r.walks} walks, depth ${r.depth ?? "derived"}${props}`;
+  }
+  const bound = `preemption bound ${opts.preemptionBound ?? "none"}, max states ${opts.maxStates}${props}`;
+  if (opts.bitstateMiB != null) return `bitstate ${opts.bitstateMiB} MiB, ${bound}`;
+  return `${opts.por === true ? "por" : "exhaustive"}, ${bound}`;
 }
 
 export interface CounterexampleStep {
@@ -48,7 +76,7 @@ export interface CounterexampleStep {
 }
 
 export interface CheckResult {
-  verdict: "pass" | "violation" | "incomplete";
+  verdict: Verdict;
   property: string | null;
   message: string | null;
   states: number;
@@ -69,6 +97,19 @@ export interface CheckResult {
     reproduce: string;
   } | null;
   reason: string | null;
+  /** What was checked, for `merge` to refuse shards of different checks: the scenario, its variants, the seed, the stamp (schedule.ts). */
+  scenario: string;
+  kernel: string[];
+  seed: number;
+  stamp: string;
+  /** The search, but for the shard (kind, walks, depth, bound, budget, properties). */
+  search: string;
+  /** Random or PCT walks made; null for a depth-first search. */
+  walks: number | null;
+  /** This shard of a swarm, or null. */
+  shard: { k: number; n: number } | null;
+  /** In `merge`'s output: the shards merged and those missing; null otherwise. */
+  merged: { n: number; shards: number[]; missing: number[] } | null;
 }
 
 export function checkScenario(
@@ -98,25 +139,11 @@ export function checkScenario(
               opts.preemptionBound,
               opts.bitstateMiB ?? null,
               opts.symmetry === true,
+              opts.shard?.k ?? 0,
             )
       : opts.random.pct !== undefined
-        ? pctWalks(
-            cs.boot,
-            opts.properties,
-            opts.random.walks,
-            opts.random.seed,
-            opts.random.depth,
-            opts.random.pct,
-            budget,
-          )
-        : randomWalks(
-            cs.boot,
-            opts.properties,
-            opts.random.walks,
-            opts.random.seed,
-            opts.random.depth,
-            budget,
-          );
+        ? pctWalks(cs.boot, opts.properties, walkOptions(opts.random, opts.shard), opts.random.pct, budget)
+        : randomWalks(cs.boot, opts.properties, walkOptions(opts.random, opts.shard), budget);
   const result: CheckResult = {
     verdict: r.verdict,
     property: null,
@@ -129,6 +156,14 @@ export function checkScenario(
     collision_probability: r.collisionProbability,
     counterexample: null,
     reason: r.reason,
+    scenario: cs.name,
+    kernel: cs.variants,
+    seed: opts.random?.seed ?? cs.seed,
+    stamp: stampOf(cs, source, opts.properties),
+    search: searchOf(opts),
+    walks: r.walks ?? null,
+    shard: opts.shard ?? null,
+    merged: null,
   };
   if (r.finding === null) return { result, schedule: null };
   // The shortest counterexample (exhaustive search only: random walks are for

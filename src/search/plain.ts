@@ -119,16 +119,21 @@ export function explore(
   preemptionBound: number | null,
   bitstateMiB: number | null = null,
   symmetry: boolean | "always" = false,
+  /** Bitstate's hash seed: 0 the plain hash, a shard's own otherwise. */
+  hashSeed = 0,
 ): ExploreResult {
   const { k, e } = checkMachine(spec, properties);
-  if (bitstateMiB !== null)
-    return runDfs(
+  if (bitstateMiB !== null) {
+    const r = runDfs(
       k,
       e,
-      new BitstateDfs(k, preemptionBound, budget, bitstateMiB),
+      new BitstateDfs(k, preemptionBound, budget, bitstateMiB, hashSeed),
       preemptionBound,
       () => Number.NaN,
     );
+    // A bit array may take a new state for a seen one: nothing found is no proof.
+    return r.verdict === "pass" ? { ...r, verdict: "no-violation-found" } : r;
+  }
   return runDfs(
     k,
     e,

@@ -9,8 +9,6 @@ import type { Scenario } from "../scenario/schema.js";
 export const DEFAULT_MAX_STATES = 2_000_000;
 /** Random (or PCT) walks unless the scenario or --random says how many. */
 export const DEFAULT_WALKS = 1000;
-/** A walk's length (PCT's k) unless --depth says otherwise. */
-export const DEFAULT_WALK_DEPTH = 100_000;
 
 /** The command line's choices for `check` (absent: not given). */
 export interface CheckFlags {
@@ -28,6 +26,8 @@ export interface CheckFlags {
   /** --no-symmetry: false. */
   symmetry?: boolean;
   exhaustive?: boolean;
+  /** --shard k/n: this shard's walks, or bitstate with this shard's hash seed. */
+  shard?: { k: number; n: number };
 }
 
 export interface CheckPlan {
@@ -43,7 +43,9 @@ export interface CheckPlan {
   /** Worker threads for the parallel exhaustive search (>= 2), or null for one thread. */
   workers: number | null;
   /** Walks instead of an exhaustive search; with `pct`, PCT walks of that depth. */
-  random: { walks: number; seed: number; depth: number; pct?: number } | null;
+  random: { walks: number; seed: number; depth: number | null; pct?: number } | null;
+  /** Shard k of n (swarm): walks i with i mod n = k-1, or bitstate with hash seed k; null: the whole search. */
+  shard: { k: number; n: number } | null;
 }
 
 /** The scenario's preemption bound: a number, or null for `none` or absent (unbounded). */
@@ -77,6 +79,11 @@ export function plan(check: Scenario["check"], flags: CheckFlags, seed: number):
   // The scenario's check.random chooses random walks unless the command line chose a search.
   const walks =
     o.random ?? (o.pct === undefined && (o.exhaustive === true || searchFlag) ? undefined : check.random);
+  // Swarm shards split walks or vary bitstate's hash; an exhaustive search has nothing to split.
+  if (o.shard !== undefined && walks === undefined && o.pct === undefined && o.bitstate === undefined)
+    throw new InputError(
+      "--shard: shards split random or PCT walks, or give bitstate a hash seed each; not the exhaustive search, --por or --workers",
+    );
   return {
     properties: check.properties ?? [],
     maxStates: o.maxStates ?? check.max_states ?? DEFAULT_MAX_STATES,
@@ -89,6 +96,7 @@ export function plan(check: Scenario["check"], flags: CheckFlags, seed: number):
     random:
       walks === undefined && o.pct === undefined
         ? null
-        : { walks: walks ?? DEFAULT_WALKS, seed, depth: o.depth ?? DEFAULT_WALK_DEPTH, pct: o.pct },
+        : { walks: walks ?? DEFAULT_WALKS, seed, depth: o.depth ?? null, pct: o.pct },
+    shard: o.shard ?? null,
   };
 }

@@ -2,10 +2,17 @@
 
 import { TR_TICK, trKind } from "../engine/engine.js";
 import type { BootSpec } from "../kernel/boot.js";
-import type { Kernel } from "../kernel/kernel.js";
 import { Rng } from "../machine/rng.js";
+import { NO_PREEMPTION, walkBound } from "./pct.js";
 import type { CheckBudget, ExploreResult } from "./types.js";
-import { WalkStrategy, walks } from "./walks.js";
+import {
+  calibrationViolation,
+  type WalkOptions,
+  type WalkStats,
+  WalkStrategy,
+  walkCoverage,
+  walks,
+} from "./walks.js";
 
 /**
  * A random walk's choice: a tick (a preemption) one time in TICK_ONE_IN when
@@ -15,13 +22,9 @@ import { WalkStrategy, walks } from "./walks.js";
 const TICK_ONE_IN = 16;
 
 export class RandomWalk extends WalkStrategy {
-  private readonly rng: Rng;
+  private rng = new Rng(0);
 
-  constructor(
-    k: Kernel,
-    private readonly seed: number,
-  ) {
-    super(k);
+  begin(seed: number): void {
     this.rng = new Rng(seed);
   }
 
@@ -38,17 +41,31 @@ export class RandomWalk extends WalkStrategy {
   }
 
   describe(): string {
-    return `random:${this.walks} walks (seed ${this.seed})`;
+    return "random";
   }
 }
 
 export function randomWalks(
   spec: BootSpec,
   properties: readonly string[],
-  count: number,
-  seed: number,
-  depthMax: number,
+  o: WalkOptions,
   budget: CheckBudget,
 ): ExploreResult {
-  return walks(spec, properties, count, depthMax, budget, (k) => new RandomWalk(k, seed));
+  const { bound, cal } = walkBound(spec, properties, o);
+  if (cal?.finding) return calibrationViolation(cal, `random:0 walks (seed ${o.seed})`, NO_PREEMPTION);
+  const stats: WalkStats = { cut: 0, longest: 0 };
+  let strat: RandomWalk | null = null;
+  const r = walks(
+    spec,
+    properties,
+    { count: o.count, seed: o.seed, bound, shard: o.shard },
+    budget,
+    (k) => {
+      strat = new RandomWalk(k);
+      return strat;
+    },
+    stats,
+  );
+  const walked = (strat as RandomWalk | null)?.walks ?? 0;
+  return { ...r, coverage: `random:${walkCoverage(o, walked, bound, cal?.longest ?? null, stats)}` };
 }

@@ -19,8 +19,15 @@ export interface Finding {
   schedule: number[];
 }
 
+/**
+ * `pass`: an exhaustive search (within its preemption bound) found nothing.
+ * `no-violation-found`: a search that is not exhaustive (random or PCT walks,
+ * bitstate, which may omit states) found nothing: evidence, not a proof.
+ */
+export type Verdict = "pass" | "no-violation-found" | "violation" | "incomplete";
+
 export interface ExploreResult {
-  verdict: "pass" | "violation" | "incomplete";
+  verdict: Verdict;
   finding: Finding | null;
   states: number;
   transitions: number;
@@ -28,6 +35,8 @@ export interface ExploreResult {
   coverage: string;
   reason: string | null;
   collisionProbability: number;
+  /** Random or PCT walks made (calibration walks not counted). */
+  walks?: number;
 }
 
 /** What a transition or a terminal state broke: a property and its message, or null. */

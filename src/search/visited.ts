@@ -68,7 +68,11 @@ export class BitstateSet {
   private readonly mask: number;
   size = 0;
 
-  constructor(mib: number) {
+  /** `seed` 0 is the plain hash; another seed places states at other bits (a swarm shard's own omissions). */
+  constructor(
+    mib: number,
+    private readonly seed = 0,
+  ) {
     let log2 = 10;
     while (2 ** (log2 + 1) <= mib * 2 ** 23 && log2 < 34) log2++;
     this.bits = new Uint32Array(2 ** (log2 - 5));
@@ -76,6 +80,12 @@ export class BitstateSet {
   }
 
   add(lo: number, hi: number): boolean {
+    if (this.seed !== 0) {
+      const s = Math.imul(this.seed, 0x85ebca6b);
+      const l = Math.imul(lo ^ s, 0xcc9e2d51) ^ (hi >>> 15);
+      hi = Math.imul(hi ^ (s >>> 7), 0x1b873593) ^ (lo >>> 13);
+      lo = l;
+    }
     const a = (lo >>> 0) % (this.mask + 1);
     const b = (Math.imul(hi ^ 0x5bd1e995, 0x9e3779b1) >>> 0) % (this.mask + 1);
     const wa = a >>> 5;
