@@ -409,6 +409,53 @@ describe("partial-order reduction (sleep sets + persistent sets)", () => {
   });
 });
 
+describe("--preemption-bound none: every interleaving, the state space searched to its end", () => {
+  test("completes on the built-in 1-CPU and 2-CPU check scenarios of two tasks, and finds their variants", () => {
+    for (const [name, variant] of [
+      ["check-gp-fixup", "gp-fixup-irqs-on"],
+      ["check-ipi-in-bh", "ipi-in-bh"],
+    ]) {
+      const good = builtin(name);
+      const pass = explore(good.cs.boot, [], { maxStates: 10_000_000 }, null);
+      assert.equal(pass.verdict, "pass", name);
+      assert.equal(pass.coverage, "complete", name);
+      const bounded = explore(good.cs.boot, [], NO_BUDGET, 1);
+      assert.ok(pass.states > bounded.states, `${name}: more than within one preemption`);
+      const bad = builtin(name, [variant]);
+      assert.equal(explore(bad.cs.boot, [], { maxStates: 10_000_000 }, null).verdict, "violation", variant);
+    }
+  });
+
+  test("from the command line and from the scenario; a bad value is refused", () => {
+    const r = cli("check", "check-ipi-in-bh", "--preemption-bound", "none", "--json");
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).verdict, "pass");
+    assert.match(JSON.parse(r.stdout).coverage, /^complete/);
+    const bad = cli("check", "check-ipi-in-bh", "--preemption-bound", "nope");
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--preemption-bound must be a whole number/);
+    const ls = loadScenarioString(
+      readFileSync("scenarios/check-ipi-in-bh.yaml", "utf8").replace(
+        "preemption_bound: 0",
+        "preemption_bound: none",
+      ),
+      "x.yaml",
+    );
+    assert.equal(boundOf(ls.scenario.check), null);
+    assert.throws(
+      () =>
+        loadScenarioString(
+          readFileSync("scenarios/check-ipi-in-bh.yaml", "utf8").replace(
+            "preemption_bound: 0",
+            "preemption_bound: all",
+          ),
+          "x.yaml",
+        ),
+      /preemption_bound/,
+    );
+  });
+});
+
 describe("check --workers: threads sharing the visited set", () => {
   test("two workers give the sequential verdicts; a pass has the same states (and, unbounded, transitions)", () => {
     for (const p of PAIRS) {

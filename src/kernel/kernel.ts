@@ -200,6 +200,14 @@ export class Kernel extends Machine {
     this.mem.write(fr + FR_A1, a1);
   }
 
+  /**
+   * Clear each frame popped (check sets it): a dead frame's stale words would
+   * make states that differ in nothing live look distinct to the search, and
+   * its state space infinite without a preemption bound. `run` never looks
+   * at them and skips the four writes.
+   */
+  clearFrames = false;
+
   private clearFrame(fr: number): void {
     const mem = this.mem;
     mem.write(fr + FR_PATH, 0);
@@ -211,12 +219,9 @@ export class Kernel extends Machine {
   /** Pop the top frame of the stack `cpu` executes now. */
   ret(cpu: number): void {
     this.rets++;
-    // The popped frame is cleared: a dead frame's stale words would make
-    // states that differ in nothing live look distinct to check (and its
-    // state space infinite without a preemption bound).
     const d = this.get(this.C.irq_depth, cpu);
     if (d > 0) {
-      this.clearFrame(this.irqFrameAddr(cpu, d - 1));
+      if (this.clearFrames) this.clearFrame(this.irqFrameAddr(cpu, d - 1));
       this.set(this.C.irq_depth, cpu, d - 1);
     } else {
       const t = this.get(this.C.curr, cpu);
@@ -225,7 +230,7 @@ export class Kernel extends Machine {
         this.warn("kernel-stack", `cpu ${cpu}: return with no kernel frame`, cpu);
         return;
       }
-      this.clearFrame(this.taskFrameAddr(t, depth - 1));
+      if (this.clearFrames) this.clearFrame(this.taskFrameAddr(t, depth - 1));
       this.set(this.T.depth, t, depth - 1);
     }
     if (this.trace !== null) this.trace.pathExit(cpu, this.get(this.C.curr, cpu));

@@ -1,180 +1,44 @@
-// Symmetry reduction (Ip and Dill's scalarsets in Murphi; SPIN's symmetry
-// work): task slots, mm slots, files_structs, files and bonds are names, not
-// meanings. Two states that differ only in which slot holds which process,
-// or in which pid or mm allocation number a process got, behave alike: one
-// of them is enough. Before a state is looked up in the visited set, it is
-// mapped to a representative of its class, and the representative's
-// fingerprint is what the search stores.
-//
-// The representative is the state with its slots permuted (every pointer to
-// them renamed: CPUs' curr and loaded_mm, run-queue links, free lists,
-// device descriptors, kernel frames' pointer locals) and, where sound, its
-// pids and mm allocation numbers (ctx_id) renamed. Any permutation gives a
-// state of the same class, so the reduction is sound whichever it picks; it
-// picks one by sorting the live tasks by their contents (pointers masked),
-// which maps most states of one class to the same representative (not
-// always: ties keep slot order). Nothing is permuted that carries meaning of
-// its own: CPU numbers, idle tasks, devices, PASIDs, ASIDs.
-//
-// Pids are renamed only when no program writes FPU registers (user register
-// values carry their writer's pid) and there are no global ASIDs (their
-// sampling reads pid bits). mm allocation numbers are renamed only when
-// every ctx_id in the state is one of them.
-//
-// The search explores the state it reached, never the representative, so
-// every counterexample is a real schedule. The representative's fingerprint
-// is computed from the state's own, by taking out what moves and putting it
-// back where it moves to (memory.ts's wordDelta), so the cost is the words
-// of the slot regions that are not zero, not the whole state.
+// Symmetry reduction (Ip and Dill's scalarsets): task, mm, files_struct,
+// file and bond slots are names, not meanings. Before the plain search looks
+// a state up, it is mapped to a representative of its class: live slots
+// permuted among themselves (the tasks sorted by their contents, pointers
+// masked; the rest in the order the tasks point at them), every pointer
+// renamed (symmetry-kinds.ts), pids dropped and thread groups numbered where
+// no program writes FPU registers (their values carry their writer's pid)
+// and there are no global ASIDs (their sampling reads pid bits), mm
+// allocation numbers (and ctx_ids) renamed onto themselves in order where
+// every ctx_id is one of them. CPUs, idle tasks, devices, PASIDs and ASIDs
+// stay. Any permutation gives a state of the same class, so the reduction is
+// sound whichever the sort picks; the search explores the state it reached,
+// never the representative, so counterexamples are real schedules. The
+// representative's fingerprint is the state's own with what moves taken out
+// and put back where it moves to (memory.ts's wordDelta). docs/architecture.md
+// says more, and test/symmetry.test.ts what is checked.
 
 import { INIT_MM_CTX_ID } from "../hw/tlb.js";
 import type { Kernel } from "../kernel/kernel.js";
-import type { LocalRef, RefKind } from "../kernel/path.js";
-import type { Field } from "../machine/layout.js";
+import type { LocalRef } from "../kernel/path.js";
 import { HASH_HI, HASH_LO, wordDeltaHi, wordDeltaLo } from "../machine/memory.js";
 import { FR_A0, FR_PATH, FRAME_WORDS } from "../machine/state.js";
 import { OPCODE } from "../user/program.js";
-
-// What a word holds, for renaming.
-const PLAIN = 0;
-const TASK = 1;
-const MM = 2;
-const FILES = 3;
-const FILE = 4;
-const BOND = 5;
-const PID = 6;
-const TGID = 11;
-const GEN = 7; // an mm allocation number
-const CTX = 8; // a ctx_id: gen + 1, or INIT_MM_CTX_ID
-const SBMM = 9; // a store-buffered loaded_mm: mm + 2 (0: none)
-const FRAMES = 10; // kernel frames: locals renamed by their path's declared pointers
-
-const REF_KIND: Readonly<Record<RefKind, number>> = {
-  task: TASK,
-  mm: MM,
-  files: FILES,
-  file: FILE,
-  bond: BOND,
-};
-
-/**
- * Every word that names a slot or a renamed value, by struct and field; an
- * array field repeats its pattern (a TLB entry is PCID, page, ctx_id,
- * tlb_gen). Fields not here hold plain values. test/symmetry.test.ts checks
- * these names against the layout, and that the reduction merges only states
- * that behave alike.
- */
-export const POINTERS: Readonly<Record<string, Readonly<Record<string, readonly number[]>>>> = {
-  glob: {
-    task_free: [TASK],
-    mm_free: [MM],
-    files_free: [FILES],
-    sva_lock: [TASK],
-    bond_free: [BOND],
-    file_free: [FILE],
-  },
-  cpu: {
-    curr: [TASK],
-    idle: [TASK],
-    prev_task: [TASK],
-    xrstor_task: [TASK],
-    fpregs_owner: [TASK],
-    rq_head: [TASK],
-    rq_tail: [TASK],
-    prev_mm: [MM],
-    loaded_mm: [MM],
-    cr3_mm: [MM],
-    nmi_cr3_mm: [MM],
-    fi_mm: [MM],
-    sb_loaded_mm: [SBMM],
-    ctx_id: [CTX],
-    tlb: [PLAIN, PLAIN, CTX, PLAIN],
-    irq_frames: [FRAMES],
-  },
-  task: {
-    pid: [PID],
-    tgid: [TGID],
-    mm: [MM],
-    active_mm: [MM],
-    files: [FILES],
-    rq_next: [TASK],
-    frames: [FRAMES],
-  },
-  mm: { next_free: [MM], gen: [GEN] },
-  files: { next_free: [FILES], fd: [FILE] },
-  file: { bond: [BOND], opener: [MM], next_free: [FILE] },
-  bond: { mm: [MM], next_free: [BOND] },
-  dev: { wq: [PLAIN, MM, TASK], pt: [PLAIN, MM], tlb: [PLAIN, MM], drain: [TASK, PLAIN] },
-};
-
-/** The kind of each word of one instance of a struct (its stride). */
-function kindsOf(struct: string, fields: Readonly<Record<string, Field>>, stride: number): Int8Array {
-  const out = new Int8Array(stride);
-  const ptrs = POINTERS[struct] ?? {};
-  for (const name in ptrs) {
-    const f = fields[name];
-    if (f === undefined) throw new Error(`symmetry: ${struct} has no field ${name}`);
-    const pat = ptrs[name];
-    for (let i = 0; i < f.len; i++) out[f.off + i] = pat[i % pat.length];
-  }
-  return out;
-}
-
-/**
- * A region of slots the reduction permutes: the live ones (their `live`
- * word nonzero) among themselves; a free slot stays where it is.
- */
-interface Slots {
-  base: number;
-  stride: number;
-  count: number;
-  kinds: Int8Array;
-  /** Offsets of the words that need renaming (pointers, renamed values), frames excepted. */
-  refOffs: Int32Array;
-  /** Offset of the word that is nonzero in a live slot. */
-  live: number;
-  /** new slot of each old one */
-  map: Int32Array;
-  /** the live slots in their new order (old slot numbers), then their slots in slot order */
-  order: Int32Array;
-  sorted: Int32Array;
-  n: number;
-  /** Some slot moves (after finish). */
-  moved: boolean;
-  /** Bit (1 << kind) of every kind of word it holds. */
-  kindMask: number;
-}
-
-function slots(
-  struct: string,
-  r: { base: number; stride: number; count: number; f: Readonly<Record<string, Field>> },
-  live: Field,
-): Slots {
-  const kinds = kindsOf(struct, r.f, r.stride);
-  const refOffs: number[] = [];
-  let kindMask = 0;
-  for (let o = 0; o < r.stride; o++) {
-    if (kinds[o] !== PLAIN && kinds[o] !== FRAMES) refOffs.push(o);
-    kindMask |= 1 << kinds[o];
-  }
-  // frames hold pointers of any kind
-  if ((kindMask & (1 << FRAMES)) !== 0)
-    kindMask |= (1 << TASK) | (1 << MM) | (1 << FILES) | (1 << FILE) | (1 << BOND);
-  return {
-    base: r.base,
-    stride: r.stride,
-    count: r.count,
-    kinds,
-    refOffs: Int32Array.from(refOffs),
-    live: live.off,
-    map: new Int32Array(r.count),
-    order: new Int32Array(r.count),
-    sorted: new Int32Array(r.count),
-    n: 0,
-    moved: false,
-    kindMask,
-  };
-}
+import {
+  BOND,
+  CTX,
+  FILE,
+  FILES,
+  FRAMES,
+  GEN,
+  kindsOf,
+  MM,
+  PID,
+  PLAIN,
+  REF_KIND,
+  SBMM,
+  type Slots,
+  slots,
+  TASK,
+  TGID,
+} from "./symmetry-kinds.js";
 
 export class Symmetry {
   /** The representative's fingerprint, after `key()`. */

@@ -31,6 +31,7 @@ const passive: Scheduler = {
 /** A machine for `check`: every tick ends a slice, compute runs as one step. */
 export function checkMachine(spec: BootSpec, properties: readonly string[]): { k: Kernel; e: Engine } {
   const k = boot({ ...spec, params: { ...spec.params, sliceTicks: 1 } });
+  k.clearFrames = true;
   const invs =
     properties.length === 0 ? CORE_INVARIANTS : CORE_INVARIANTS.filter((i) => properties.includes(i.name));
   const e = new Engine(k, invs, passive);
