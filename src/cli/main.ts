@@ -496,7 +496,7 @@ function program(): Command {
     .option("--memory <MiB>", "memory budget (resident set)", intArg("--memory", 16, 1e7))
     .option(
       "--preemption-bound <k|none>",
-      "at most k preemptions (ticks) per path; `none`: every interleaving, the state space searched to its end (see docs/checking.md: which to use when)",
+      "at most k preemptions (ticks) per path (races rarely need more than 2: a bound looks deep into a large scenario); `none`: every interleaving, the state space searched to its end (for small scenarios)",
       (v: string): number | "none" => (v === "none" ? v : intArg("--preemption-bound", 0, 1000)(v)),
     )
     .option(
