@@ -14,6 +14,7 @@ import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioString } from "../src/scenario/load.js";
 import { explore } from "../src/search/plain.js";
 import { boundOf } from "../src/search/plan.js";
+import { replaySchedule } from "../src/search/replay.js";
 import { Symmetry } from "../src/search/symmetry.js";
 import { checkMachine, enabled, endFinding, stepFinding } from "../src/search/transitions.js";
 
@@ -240,6 +241,12 @@ describe("symmetry reduction", () => {
       assert.equal(sym.finding?.property, plain.finding?.property, what);
       assert.ok(sym.states <= plain.states, what);
       assert.match(sym.coverage, /, symmetry$/);
+      if (sym.finding !== null) {
+        // found on a state stored by its representative, the schedule is a real one
+        const r = replaySchedule(cs.boot, [], sym.finding.schedule);
+        assert.equal(r.error, null, what);
+        assert.equal(r.finding?.property, sym.finding.property, what);
+      }
     }
   });
 
