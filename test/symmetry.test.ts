@@ -14,6 +14,7 @@ import { compileScenario } from "../src/scenario/compile.js";
 import { loadScenarioString } from "../src/scenario/load.js";
 import { explore } from "../src/search/plain.js";
 import { boundOf } from "../src/search/plan.js";
+import { explorePor } from "../src/search/por.js";
 import { replaySchedule } from "../src/search/replay.js";
 import { Symmetry } from "../src/search/symmetry.js";
 import { checkMachine, enabled, endFinding, stepFinding } from "../src/search/transitions.js";
@@ -250,7 +251,7 @@ describe("symmetry reduction", () => {
     }
   });
 
-  test("gives plain search's verdict on generated scenarios (fast-check)", () => {
+  test("symmetry and --por give plain search's verdict on generated scenarios (fast-check)", () => {
     const op = fc.constantFrom(
       "{ bind: dsa0 }",
       "{ enqcmd: dsa0 }",
@@ -297,10 +298,14 @@ describe("symmetry reduction", () => {
         const budget = { maxStates: 60_000 };
         const plain = explore(cs.boot, [], budget, s.bound);
         const sym = explore(cs.boot, [], budget, s.bound, null, "always");
-        if (plain.verdict === "incomplete" || sym.verdict === "incomplete") return;
+        const por = explorePor(cs.boot, [], budget, s.bound);
+        if (plain.verdict === "incomplete" || sym.verdict === "incomplete" || por.verdict === "incomplete")
+          return;
         compared++;
-        assert.equal(sym.verdict, plain.verdict, src);
-        assert.equal(sym.finding?.property, plain.finding?.property, src);
+        for (const r of [sym, por]) {
+          assert.equal(r.verdict, plain.verdict, `${r.coverage}\n${src}`);
+          assert.equal(r.finding?.property, plain.finding?.property, `${r.coverage}\n${src}`);
+        }
       }),
       { numRuns: 40, seed: 7 },
     );
