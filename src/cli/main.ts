@@ -26,6 +26,7 @@ import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
+import { readInputFile } from "../scenario/read.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario, describeSchedule } from "../search/check.js";
@@ -190,13 +191,7 @@ interface ReplayFlags {
 }
 
 function cmdReplay(file: string, o: ReplayFlags): number {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InputError(`${file}: cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  const sf = parseSchedule(text, file);
+  const sf = parseSchedule(readInputFile(file), file);
   const scenarioPath = o.scenario ?? sf.scenarioFile;
   const ls = loadScenarioFile(resolveScenario(scenarioPath));
   const cs = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
@@ -331,15 +326,7 @@ async function cmdSweep(file: string, o: SweepFlags): Promise<number> {
 }
 
 function cmdMerge(files: string[], o: { out?: string }): number {
-  const inputs = files.map((file) => {
-    try {
-      return { file, text: readFileSync(file, "utf8") };
-    } catch (err) {
-      throw new InputError(
-        `${file}: cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
-    }
-  });
+  const inputs = files.map((file) => ({ file, text: readInputFile(file) }));
   // Shards of one check (check --json) or of one sweep (NDJSON), never a mix.
   const checks = inputs.filter((i) => isCheckResult(i.text));
   if (checks.length > 0 && checks.length < inputs.length) {

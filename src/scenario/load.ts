@@ -2,12 +2,13 @@
  * Loading scenario files: YAML or JSON text -> validated `Scenario`, with every error reported as one
  * line `file:line:col: path: message` pointing at the offending node of the document.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { InputError } from "./errors.js";
+import { readInputFile } from "./read.js";
 import { type DocPath, type Scenario, ScenarioSchema } from "./schema.js";
 
 export interface LoadedScenario {
@@ -25,13 +26,7 @@ export function loadScenarioFile(file: string): LoadedScenario {
   if (!EXTENSIONS.includes(extname(file).toLowerCase())) {
     throw new InputError(`${file}: not a scenario file (expected a .yaml, .yml or .json file)`);
   }
-  let source: string;
-  try {
-    source = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InputError(`${file}: cannot read file: ${readFailure(err)}`);
-  }
-  return loadScenarioString(source, file);
+  return loadScenarioString(readInputFile(file), file);
 }
 
 /** Parses and validates scenario text; `file` names it in messages, and a `.json` name means strict JSON. */
@@ -266,15 +261,4 @@ function checkStrictJson(source: string, fail: (offset: number, message: string)
     const reason = firstLine(message.split(/ in JSON at |, "| is not valid JSON/)[0]);
     throw fail(offset, `invalid JSON: ${reason}`);
   }
-}
-
-function readFailure(err: unknown): string {
-  const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
-  const reasons: Record<string, string> = {
-    ENOENT: "no such file",
-    EISDIR: "is a directory",
-    EACCES: "permission denied",
-    ENOTDIR: "a parent is not a directory",
-  };
-  return reasons[code] ?? (code || firstLine(err instanceof Error ? err.message : String(err)));
 }
