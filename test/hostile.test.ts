@@ -8,6 +8,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { compileScenario } from "../src/scenario/compile.js";
+import { InputError } from "../src/scenario/errors.js";
+import { loadScenarioString } from "../src/scenario/load.js";
 import { type CliResult, cli } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "asidlab-hostile-"));
@@ -76,5 +79,65 @@ describe("input files are read only if they are regular files of at most 16 MiB"
       badInput(cli("sweep", "sweeps/lifetimes.yaml", "--out", f("fifo.ndjson"))),
       /fifo\.ndjson: cannot use as --out \(a results file\): not a regular file \(a FIFO\)$/,
     );
+  });
+});
+
+/** The InputError message of loading and compiling `text` as `file`. */
+function loadError(text: string, file: string): string {
+  try {
+    compileScenario(loadScenarioString(text, file));
+  } catch (err) {
+    assert.ok(err instanceof InputError, `an InputError, not ${String(err)}`);
+    return err.message;
+  }
+  assert.fail("no error");
+}
+
+/** `{repeat: 2, do: [...]}` nested `depth` deep around one compute, as JSON. */
+function repeats(depth: number): string {
+  let p = '{"compute": 1}';
+  for (let i = 0; i < depth; i++) p = `{"repeat": 2, "do": [${p}]}`;
+  return `{"name": "t", "processes": [{"name": "a", "program": [${p}]}]}`;
+}
+
+describe("nesting is bounded before any recursive parse", () => {
+  const deepList = (n: number) => `${"[".repeat(n)}"x"${"]".repeat(n)}`;
+
+  test("a JSON or YAML name nested 1,000 lists deep is one located line", () => {
+    const json = `{"name": ${deepList(1000)}, "processes": [{"name": "a", "program": [{"compute": 1}]}]}`;
+    assert.equal(
+      loadError(json, "x.json"),
+      "x.json:1:72: nested deeper than 64 levels of lists and mappings",
+    );
+    const yaml = `name: ${deepList(1000)}\nprocesses:\n  - {name: a, program: [compute: 1]}\n`;
+    assert.equal(
+      loadError(yaml, "x.yaml"),
+      "x.yaml:1:70: nested deeper than 64 levels of lists and mappings",
+    );
+  });
+
+  test("YAML block nesting counts too", () => {
+    let yaml = "name: t\nprocesses:\n  - name: a\n    program:\n";
+    for (let i = 0; i < 1000; i++) yaml += `${" ".repeat(6 + 2 * i)}-\n`;
+    assert.match(
+      loadError(yaml, "x.yaml"),
+      /^x\.yaml:66:\d+: nested deeper than 64 levels of lists and mappings$/,
+    );
+  });
+
+  test("340 nested repeats: loops nested deeper than 6, at the seventh loop's body", () => {
+    const text = repeats(340);
+    const seventh = text.split('"do": [', 8).slice(0, 7).join('"do": [').length + '"do": '.length;
+    assert.equal(
+      loadError(text, "x.json"),
+      `x.json:1:${seventh + 1}: loops nested deeper than 6 (repeat and count both nest)`,
+    );
+    // and through the CLI: exit 2, one line, not an internal error
+    writeFileSync(f("repeats.json"), text);
+    assert.match(badInput(cli("run", f("repeats.json"))), /repeats\.json:1:\d+: loops nested deeper than 6/);
+  });
+
+  test("7 nested repeats, within the bound, get the compiler's message", () => {
+    assert.equal(loadError(repeats(7), "x.json").includes("loops nested deeper than 6"), true);
   });
 });

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { type Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { InputError } from "./errors.js";
+import { tooDeep } from "./nesting.js";
 import { readInputFile } from "./read.js";
 import { type DocPath, type Scenario, ScenarioSchema } from "./schema.js";
 
@@ -61,6 +62,14 @@ export function loadLocated<S extends z.ZodType>(
   kind: { what: string; empty: string; keys: string },
 ): Located<z.output<S>> {
   const json = extname(file).toLowerCase() === ".json";
+  // Before anything recursive sees the text (the YAML parser, zod, the compiler).
+  const deep = tooDeep(source);
+  if (deep !== null) {
+    const before = source.slice(0, deep.offset);
+    const line = before.split("\n").length;
+    const col = deep.offset - (before.lastIndexOf("\n") + 1) + 1;
+    throw new InputError(`${file}:${line}:${col}: ${deep.message}`);
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(source, { lineCounter, prettyErrors: false, schema: json ? "json" : "core" });
   const at = (offset: number): string => {
