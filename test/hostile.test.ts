@@ -141,3 +141,58 @@ describe("nesting is bounded before any recursive parse", () => {
     assert.equal(loadError(repeats(7), "x.json").includes("loops nested deeper than 6"), true);
   });
 });
+
+describe("keys are checked against own properties, never the prototype", () => {
+  test("--policy __proto__=x, constructor=x, toString=x", () => {
+    for (const key of ["__proto__", "constructor", "toString"]) {
+      assert.match(
+        badInput(cli("run", "thread-pool", "--policy", `${key}=x`)),
+        new RegExp(`^--policy ${key}=x: expected key=value with key one of pasid_lifetime, `),
+      );
+    }
+  });
+
+  test("--vary: a prototype key at the top or along a path", () => {
+    assert.match(
+      badInput(cli("compare", "thread-pool", "--vary", "toString=a")),
+      /^--vary toString: unknown key/,
+    );
+    for (const key of ["machine.__proto__", "machine.constructor", "processes.0.toString"]) {
+      const last = key.split(".").pop();
+      assert.equal(
+        badInput(cli("compare", "thread-pool", "--seeds", "1", "--vary", `${key}=1`)),
+        `--vary ${key}: '${last}' is not a key of the scenario`,
+      );
+    }
+    assert.equal(
+      badInput(cli("compare", "thread-pool", "--seeds", "1", "--vary", "machine.constructor.x=1")),
+      "--vary machine.constructor.x: no 'machine.constructor' in the scenario",
+    );
+  });
+
+  test("--kernel and --vary kernel= name no prototype key", () => {
+    for (const v of ["__proto__", "constructor", "toString"]) {
+      assert.match(
+        badInput(cli("run", "thread-pool", "--kernel", v)),
+        new RegExp(`unknown kernel variant '${v}'`),
+      );
+    }
+  });
+
+  test("costs: {toString: 5} is an unknown cost; a __proto__ key in a file is refused where it is", () => {
+    const program = '"processes": [{"name": "a", "program": [{"compute": 1}]}]';
+    assert.equal(
+      loadError(`{"name": "t", "costs": {"toString": 5}, ${program}}`, "x.json"),
+      "x.json:1:37: costs.toString: unknown cost kind 'toString'",
+    );
+    assert.equal(
+      loadError(`{"name": "t", "machine": {"__proto__": {"cpus": 999}}, ${program}}`, "x.json"),
+      "x.json:1:27: '__proto__' is not allowed as a key",
+    );
+    writeFileSync(f("proto-sweep.yaml"), "name: s\nscenarios: [thread-pool]\nvary: {__proto__: [1]}\n");
+    assert.equal(
+      badInput(cli("sweep", f("proto-sweep.yaml"))),
+      `${f("proto-sweep.yaml")}:3:8: '__proto__' is not allowed as a key`,
+    );
+  });
+});

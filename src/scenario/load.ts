@@ -5,7 +5,17 @@
 import { existsSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+} from "yaml";
 import type { z } from "zod";
 import { InputError } from "./errors.js";
 import { tooDeep } from "./nesting.js";
@@ -90,6 +100,18 @@ export function loadLocated<S extends z.ZodType>(
   const top = doc.contents;
   if (top === null) throw fail(0, `empty ${kind.what} (expected ${kind.empty})`);
   if (!isMap(top)) throw fail(top.range?.[0] ?? 0, `the top level must be a mapping (${kind.keys})`);
+
+  // `__proto__` as a key would set the object's prototype in toJS and vanish from the data.
+  let proto: number | null = null;
+  visit(doc, {
+    Pair(_, pair) {
+      if (isScalar(pair.key) && pair.key.value === "__proto__") {
+        proto = startOf(pair.key) ?? 0;
+        return visit.BREAK;
+      }
+    },
+  });
+  if (proto !== null) throw fail(proto, "'__proto__' is not allowed as a key");
 
   let data: unknown;
   try {
