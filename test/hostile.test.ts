@@ -3,15 +3,17 @@
 // runaway read or another exit code.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { fsMessage } from "../src/cli/guard.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { InputError } from "../src/scenario/errors.js";
 import { loadScenarioString } from "../src/scenario/load.js";
-import { type CliResult, cli } from "./helpers.js";
+import { fsFailure } from "../src/scenario/read.js";
+import { type CliResult, cli, REPO_ROOT } from "./helpers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "asidlab-hostile-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -164,9 +166,21 @@ describe("keys are checked against own properties, never the prototype", () => {
         `--vary ${key}: '${last}' is not a key of the scenario`,
       );
     }
+    // compare prints its table before it writes the plots: the error is still one line and exit 2
+    const r = cli(
+      "compare",
+      "thread-pool",
+      "--seeds",
+      "1",
+      "--vary",
+      "machine.cpus=1,2",
+      "--plot",
+      f("a-file"),
+    );
+    assert.equal(r.status, 2, r.stderr);
     assert.equal(
-      badInput(cli("compare", "thread-pool", "--seeds", "1", "--vary", "machine.constructor.x=1")),
-      "--vary machine.constructor.x: no 'machine.constructor' in the scenario",
+      r.stderr,
+      `asidlab: ${f("a-file/thread-pool.compare.json")}: cannot write: ${f("a-file")} is not a directory\n`,
     );
   });
 
@@ -194,5 +208,81 @@ describe("keys are checked against own properties, never the prototype", () => {
       badInput(cli("sweep", f("proto-sweep.yaml"))),
       `${f("proto-sweep.yaml")}:3:8: '__proto__' is not allowed as a key`,
     );
+  });
+});
+
+describe("filesystem errors on output are one line and exit 2", () => {
+  writeFileSync(f("a-file"), "not a directory\n");
+
+  test("report FILE --html, or an output under a file where a directory is expected", () => {
+    assert.equal(
+      badInput(cli("report", f("a-file"), "--html", f("out.html"))),
+      `${f("a-file")}: not a directory (expected one written by compare --plot, sweep --out or demo)`,
+    );
+    assert.equal(
+      badInput(cli("run", "thread-pool", "--trace", f("a-file/t.json"))),
+      `${f("a-file/t.json")}: cannot write trace: not a directory`,
+    );
+    // compare prints its table before it writes the plots: the error is still one line and exit 2
+    const r = cli(
+      "compare",
+      "thread-pool",
+      "--seeds",
+      "1",
+      "--vary",
+      "machine.cpus=1,2",
+      "--plot",
+      f("a-file"),
+    );
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(
+      r.stderr,
+      `asidlab: ${f("a-file/thread-pool.compare.json")}: cannot write: ${f("a-file")} is not a directory\n`,
+    );
+  });
+
+  test("stdout on a full device (ENOSPC): exit 2, not 1 with a stack trace", () => {
+    const full = openSync("/dev/full", "w");
+    const r = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "run", "thread-pool", "--json"],
+      {
+        cwd: REPO_ROOT,
+        encoding: "utf8",
+        stdio: ["ignore", full, "pipe"],
+        timeout: 60_000,
+      },
+    );
+    closeSync(full);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, "asidlab: standard output: cannot write: no space left on device\n");
+  });
+
+  test("stdout a closed pipe (EPIPE): exit 2, one line", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "run", "thread-pool", "--json"],
+      {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    child.stdout.destroy(); // the reader goes away before anything is written
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const status = await new Promise<number | null>((res) => child.on("close", (code) => res(code)));
+    assert.equal(status, 2, stderr);
+    assert.equal(stderr, "asidlab: standard output: cannot write: broken pipe\n");
+  });
+
+  test("an uncaught filesystem error (EACCES, ENOSPC, ...) is worded, not an internal error", () => {
+    const err = Object.assign(new Error("EACCES: permission denied, open '/x/y'"), {
+      code: "EACCES",
+      syscall: "open",
+      path: "/x/y",
+    });
+    assert.equal(fsMessage(err), "/x/y: cannot open: permission denied");
+    assert.equal(fsMessage(new TypeError("x is not a function")), null, "a bug stays an internal error");
+    assert.equal(fsFailure({ code: "ENOSPC" }), "no space left on device");
   });
 });

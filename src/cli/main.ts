@@ -26,7 +26,7 @@ import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
-import { readInputFile } from "../scenario/read.js";
+import { fsFailure, readInputFile } from "../scenario/read.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario, describeSchedule } from "../search/check.js";
@@ -35,6 +35,7 @@ import { plan } from "../search/plan.js";
 import { replaySchedule } from "../search/replay.js";
 import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
 import type { Progress } from "../search/types.js";
+import { fsMessage, guardStdout } from "./guard.js";
 
 function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -84,9 +85,7 @@ function cmdRun(file: string, o: RunFlags): number {
     try {
       writeFileSync(o.trace, r.trace);
     } catch (err) {
-      throw new InputError(
-        `${o.trace}: cannot write trace: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
+      throw new InputError(`${o.trace}: cannot write trace: ${fsFailure(err)}`);
     }
   }
   process.stdout.write(o.json ? runJson(r) : runTable(r, cs.boot.params.cpus));
@@ -173,9 +172,7 @@ function cmdCheck(file: string, o: CheckFlags): number {
       mkdirSync(dirname(schedulePath), { recursive: true });
       writeFileSync(schedulePath, formatSchedule(schedule));
     } catch (err) {
-      throw new InputError(
-        `${schedulePath}: cannot write the schedule: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
+      throw new InputError(`${schedulePath}: cannot write the schedule: ${fsFailure(err)}`);
     }
   }
   process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name));
@@ -247,7 +244,7 @@ function writeOut(path: string, text: string): void {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, text);
   } catch (err) {
-    throw new InputError(`${path}: cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new InputError(`${path}: cannot write: ${fsFailure(err)}`);
   }
 }
 
@@ -548,6 +545,7 @@ function program(): Command {
 }
 
 async function main(argv: string[]): Promise<void> {
+  guardStdout();
   const cli = program();
   if (argv.length <= 2) {
     process.stderr.write(cli.helpInformation());
@@ -565,6 +563,12 @@ async function main(argv: string[]): Promise<void> {
     }
     if (err instanceof InputError) {
       process.stderr.write(`asidlab: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const fs = fsMessage(err);
+    if (fs !== null) {
+      process.stderr.write(`asidlab: ${fs}\n`);
       process.exitCode = 2;
       return;
     }

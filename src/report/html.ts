@@ -9,7 +9,7 @@
 // is a section (with the plots NAME-*.svg), each sweep NDJSON another (its
 // cells summarised over seeds), and traces/*.json are linked at the end.
 
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { CONTRACT_METRICS } from "../machine/metrics.js";
 import { type CompareRow, type RunGroup, summarise } from "../run/compare.js";
@@ -70,6 +70,10 @@ interface CompareDoc {
 /** The sections when DIR has no report.json: one per comparison and per sweep, then the traces. */
 export function discover(dir: string): ReportManifest {
   if (!existsSync(dir)) throw new InputError(`${dir}: no such directory`);
+  if (!statSync(dir).isDirectory())
+    throw new InputError(
+      `${dir}: not a directory (expected one written by compare --plot, sweep --out or demo)`,
+    );
   const files = readdirSync(dir).sort();
   const sections: ReportSection[] = [];
   for (const f of files.filter((f) => f.endsWith(".compare.json"))) {

@@ -23,7 +23,7 @@ import { CONTRACT_METRICS, CORE_METRICS } from "../machine/metrics.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, type LoadedScenario, loadScenarioFile } from "../scenario/load.js";
-import { existingRegularFile, readInputFile } from "../scenario/read.js";
+import { existingRegularFile, fsFailure, readInputFile } from "../scenario/read.js";
 import type { LoadedSweep } from "../scenario/sweep-spec.js";
 import { checkVaries, crossProduct, type Vary, variedScenario } from "./compare.js";
 import type { CellOutcome, CellResult, CellTask } from "./sweep-worker.js";
@@ -234,7 +234,7 @@ function writeAtomically(path: string, text: string): void {
     writeFileSync(tmp, text);
     renameSync(tmp, path);
   } catch (err) {
-    throw new InputError(`${path}: cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new InputError(`${path}: cannot write: ${fsFailure(err)}`);
   }
 }
 

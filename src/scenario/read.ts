@@ -84,12 +84,16 @@ function tooLarge(file: string): InputError {
 /** A filesystem error (an errno code) in a few words: `no such file`, `permission denied`, ... */
 export function fsFailure(err: unknown): string {
   const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
+  // mkdir -p through a file: a component of the path is a file, not a directory
+  const e = err as NodeJS.ErrnoException;
+  if (code === "EEXIST" && e.syscall === "mkdir" && e.path !== undefined)
+    return `${e.path} is not a directory`;
   const reasons: Record<string, string> = {
     ENOENT: "no such file",
     EISDIR: "is a directory",
     EACCES: "permission denied",
     EPERM: "operation not permitted",
-    ENOTDIR: "a parent is not a directory",
+    ENOTDIR: "not a directory",
     ENOSPC: "no space left on device",
     EDQUOT: "disk quota exceeded",
     EROFS: "read-only file system",
