@@ -4,7 +4,16 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -284,5 +293,50 @@ describe("filesystem errors on output are one line and exit 2", () => {
     assert.equal(fsMessage(err), "/x/y: cannot open: permission denied");
     assert.equal(fsMessage(new TypeError("x is not a function")), null, "a bug stays an internal error");
     assert.equal(fsFailure({ code: "ENOSPC" }), "no space left on device");
+  });
+});
+
+describe("replay refuses a schedule that does not reach the violation it records", () => {
+  // One counterexample, then copies of it cut, edited and with a step removed.
+  const out = f("c.schedule");
+  const check = cli("check", "check-exit-inflight", "--kernel", "free-at-mmput", "--out", out);
+  const lines = readFileSync(out, "utf8").split("\n").slice(0, -1);
+  const head = lines.filter((l) => l.startsWith("#"));
+  const steps = lines.length - head.length;
+  const variant = (name: string, ls: string[]) => {
+    writeFileSync(f(name), `${ls.join("\n")}\n`);
+    return f(name);
+  };
+
+  test("the whole schedule still replays to its violation (exit 1)", () => {
+    assert.equal(check.status, 1, check.stderr);
+    const r = cli("replay", out);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stdout, new RegExp(`pasid-reuse: .* \\(at step ${steps}\\)\n$`));
+  });
+
+  test("cut to its header, cut short, or missing a step: exit 2 saying where it stops", () => {
+    assert.equal(
+      badInput(cli("replay", variant("header.schedule", head))),
+      `${f("header.schedule")}: no steps: the schedule ends without reaching the violation it records (pasid-reuse): cut short or edited? run check again`,
+    );
+    assert.equal(
+      badInput(cli("replay", variant("half.schedule", lines.slice(0, head.length + 10)))),
+      `${f("half.schedule")}:${head.length + 10}: step 10: the schedule ends without reaching the violation it records (pasid-reuse): cut short or edited? run check again`,
+    );
+    const dropped = lines.filter((_, i) => i !== head.length + 5);
+    assert.match(
+      badInput(cli("replay", variant("dropped.schedule", dropped))),
+      /^.*dropped\.schedule:\d+: step \d+: /,
+    );
+  });
+
+  test("a step whose number is out of range names the field, not another transition", () => {
+    const edited = [...lines];
+    edited[head.length + 1] = "cpu 99999999999999999999";
+    assert.equal(
+      badInput(cli("replay", variant("edited.schedule", edited))),
+      `${f("edited.schedule")}:${head.length + 2}:5: cpu 99999999999999999999: the CPU number is out of range (at most 1048575)`,
+    );
   });
 });

@@ -225,16 +225,20 @@ function cmdReplay(file: string, o: ReplayFlags): number {
       trace.startRun();
     },
   );
-  if (r.error !== null) throw new InputError(`${file}: ${r.error}`);
+  // Where a replay stops short, say where: the line of the step not enabled, or the last step.
+  if (r.error !== null) throw new InputError(`${file}:${sf.lines[r.at]}: ${r.error}`);
+  if (r.finding === null) {
+    const where =
+      sf.schedule.length === 0 ? `${file}: no steps` : `${file}:${sf.lines[r.at - 1]}: step ${r.at}`;
+    throw new InputError(
+      `${where}: the schedule ends without reaching the violation it records (${sf.property}): cut short or edited? run check again`,
+    );
+  }
   const meta = { scenario: cs.name, schedule: file, property: sf.property };
   if (o.trace !== undefined && trace !== null) writeOut(o.trace, (trace as ChromeTrace).finish(meta));
   if (o.itf !== undefined) writeOut(o.itf, itfDocument(scenarioPath, `${sf.property}: ${sf.message}`, itf));
   const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
   process.stdout.write(`replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${lines.join("")}`);
-  if (r.finding === null) {
-    process.stdout.write("no violation at the end of the schedule\n");
-    return 0;
-  }
   process.stdout.write(`${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
   return 1;
 }
