@@ -9,7 +9,7 @@ import type { Engine } from "../src/engine/engine.js";
 import type { Kernel } from "../src/kernel/kernel.js";
 import { mmdropHooks } from "../src/kernel/mm.js";
 import { MM_FREE, MM_LIVE, MM_ZOMBIE, PF_IDLE, TASK_FREE } from "../src/machine/state.js";
-import type { SchedulerName } from "../src/run/session.js";
+import { runScenario, type SchedulerName } from "../src/run/session.js";
 import type { CompiledScenario } from "../src/scenario/compile.js";
 import { bootEngine, builtin, drive, Recorder, type StepInfo, scenario } from "./helpers.js";
 
@@ -532,4 +532,31 @@ processes:
       assert.ok(k.metrics.syscalls < 1000, `${where}: ${k.metrics.syscalls} syscalls`);
     }
   });
+});
+
+describe("a thread killed by exec while it sleeps", () => {
+  // The first thread sleeps long; the second execs meanwhile, and de_thread() kills the sleeper. Its
+  // hrtimer must be cancelled as it dies (do_nanosleep's hrtimer_cancel), not fire later for a dead
+  // or reused task slot: the forks after the exec take the freed slot.
+  const SLEEP_EXEC = `name: sleep-exec
+machine: { cpus: 2 }
+processes:
+  - name: a
+    program:
+      - clone_thread: [ { sleep: 1000000 }, { exit: 0 } ]
+      - sleep: 1000
+      - exec: [ { compute: 1000 } ]
+      - fork: [ { compute: 100 } ]
+      - fork: [ { compute: 100 } ]
+      - compute: 2000000
+`;
+  for (const sched of ["sim", "random"] as const) {
+    test(`leaves no timer to fire for it (${sched})`, () => {
+      for (const seed of [1, 2, 3]) {
+        const r = runScenario(scenario(SLEEP_EXEC, { seed }), { scheduler: sched });
+        assert.deepEqual(r.violations, [], `seed ${seed}`);
+        assert.equal(r.metrics.execs, 1);
+      }
+    });
+  }
 });

@@ -26,6 +26,7 @@ import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
+import { fsFailure, readInputFile } from "../scenario/read.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario, describeSchedule } from "../search/check.js";
@@ -34,6 +35,7 @@ import { plan } from "../search/plan.js";
 import { replaySchedule } from "../search/replay.js";
 import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
 import type { Progress } from "../search/types.js";
+import { fsMessage, guardStdout } from "./guard.js";
 
 function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -83,9 +85,7 @@ function cmdRun(file: string, o: RunFlags): number {
     try {
       writeFileSync(o.trace, r.trace);
     } catch (err) {
-      throw new InputError(
-        `${o.trace}: cannot write trace: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
+      throw new InputError(`${o.trace}: cannot write trace: ${fsFailure(err)}`);
     }
   }
   process.stdout.write(o.json ? runJson(r) : runTable(r, cs.boot.params.cpus));
@@ -172,9 +172,7 @@ function cmdCheck(file: string, o: CheckFlags): number {
       mkdirSync(dirname(schedulePath), { recursive: true });
       writeFileSync(schedulePath, formatSchedule(schedule));
     } catch (err) {
-      throw new InputError(
-        `${schedulePath}: cannot write the schedule: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
+      throw new InputError(`${schedulePath}: cannot write the schedule: ${fsFailure(err)}`);
     }
   }
   process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name));
@@ -190,13 +188,7 @@ interface ReplayFlags {
 }
 
 function cmdReplay(file: string, o: ReplayFlags): number {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InputError(`${file}: cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  const sf = parseSchedule(text, file);
+  const sf = parseSchedule(readInputFile(file), file);
   const scenarioPath = o.scenario ?? sf.scenarioFile;
   const ls = loadScenarioFile(resolveScenario(scenarioPath));
   const cs = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
@@ -233,16 +225,20 @@ function cmdReplay(file: string, o: ReplayFlags): number {
       trace.startRun();
     },
   );
-  if (r.error !== null) throw new InputError(`${file}: ${r.error}`);
+  // Where a replay stops short, say where: the line of the step not enabled, or the last step.
+  if (r.error !== null) throw new InputError(`${file}:${sf.lines[r.at]}: ${r.error}`);
+  if (r.finding === null) {
+    const where =
+      sf.schedule.length === 0 ? `${file}: no steps` : `${file}:${sf.lines[r.at - 1]}: step ${r.at}`;
+    throw new InputError(
+      `${where}: the schedule ends without reaching the violation it records (${sf.property}): cut short or edited? run check again`,
+    );
+  }
   const meta = { scenario: cs.name, schedule: file, property: sf.property };
   if (o.trace !== undefined && trace !== null) writeOut(o.trace, (trace as ChromeTrace).finish(meta));
   if (o.itf !== undefined) writeOut(o.itf, itfDocument(scenarioPath, `${sf.property}: ${sf.message}`, itf));
   const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
   process.stdout.write(`replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${lines.join("")}`);
-  if (r.finding === null) {
-    process.stdout.write("no violation at the end of the schedule\n");
-    return 0;
-  }
   process.stdout.write(`${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
   return 1;
 }
@@ -252,7 +248,7 @@ function writeOut(path: string, text: string): void {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, text);
   } catch (err) {
-    throw new InputError(`${path}: cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new InputError(`${path}: cannot write: ${fsFailure(err)}`);
   }
 }
 
@@ -331,15 +327,7 @@ async function cmdSweep(file: string, o: SweepFlags): Promise<number> {
 }
 
 function cmdMerge(files: string[], o: { out?: string }): number {
-  const inputs = files.map((file) => {
-    try {
-      return { file, text: readFileSync(file, "utf8") };
-    } catch (err) {
-      throw new InputError(
-        `${file}: cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
-    }
-  });
+  const inputs = files.map((file) => ({ file, text: readInputFile(file) }));
   // Shards of one check (check --json) or of one sweep (NDJSON), never a mix.
   const checks = inputs.filter((i) => isCheckResult(i.text));
   if (checks.length > 0 && checks.length < inputs.length) {
@@ -561,6 +549,7 @@ function program(): Command {
 }
 
 async function main(argv: string[]): Promise<void> {
+  guardStdout();
   const cli = program();
   if (argv.length <= 2) {
     process.stderr.write(cli.helpInformation());
@@ -578,6 +567,12 @@ async function main(argv: string[]): Promise<void> {
     }
     if (err instanceof InputError) {
       process.stderr.write(`asidlab: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const fs = fsMessage(err);
+    if (fs !== null) {
+      process.stderr.write(`asidlab: ${fs}\n`);
       process.exitCode = 2;
       return;
     }

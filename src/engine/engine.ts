@@ -38,6 +38,8 @@ export interface Scheduler {
   next(e: Engine): number;
   /** `task` armed a timer for `ns` from the current transition's time. */
   armTimer(e: Engine, task: number, ns: number): void;
+  /** `task`'s armed timer was cancelled: it must not fire. */
+  cancelTimer(e: Engine, task: number): void;
   /** An interrupt was raised on `cpu` during the current transition. */
   kick(e: Engine, cpu: number): void;
   /** Device `d` accepted a descriptor during the current transition. */
@@ -78,6 +80,7 @@ export class Engine {
     k.link = {
       kick: (cpu) => sched.kick(this, cpu),
       armTimer: (task, ns) => sched.armTimer(this, task, ns),
+      cancelTimer: (task) => sched.cancelTimer(this, task),
       deviceKick: (d) => sched.deviceKick(this, d),
     };
   }

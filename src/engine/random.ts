@@ -59,4 +59,9 @@ export class RandomScheduler implements Scheduler {
   armTimer(_e: Engine, task: number): void {
     this.timers.push(task);
   }
+
+  cancelTimer(_e: Engine, task: number): void {
+    const i = this.timers.indexOf(task);
+    if (i >= 0) this.timers.splice(i, 1);
+  }
 }

@@ -35,6 +35,8 @@ export class SimScheduler implements Scheduler {
   private inHeap = new Uint8Array(0);
   private cpusInHeap = 0;
   private timersPending = 0;
+  /** Per task with a timer armed: when it expires. A heap entry that does not match was cancelled. */
+  private timerAt = new Map<number, number>();
   private inflight = -1;
   private now = 0;
   private tickCycles = 0;
@@ -116,7 +118,12 @@ export class SimScheduler implements Scheduler {
       if (kind === TR_DEVICE) {
         this.devDone = trArg(item);
         this.devDoneTime = time;
-      } else this.timersPending--;
+      } else {
+        this.timersPending--;
+        // A cancelled timer (its sleeper was killed) stays in the heap until here: dropped.
+        if (this.timerAt.get(trArg(item)) !== time) continue;
+        this.timerAt.delete(trArg(item));
+      }
       return item;
     }
   }
@@ -157,7 +164,13 @@ export class SimScheduler implements Scheduler {
   }
 
   armTimer(_e: Engine, task: number, ns: number): void {
-    this.heap.push(this.now + nsToCycles(ns, this.mhz), trTimer(task));
+    const when = this.now + nsToCycles(ns, this.mhz);
+    this.heap.push(when, trTimer(task));
+    this.timerAt.set(task, when);
     this.timersPending++;
+  }
+
+  cancelTimer(_e: Engine, task: number): void {
+    this.timerAt.delete(task);
   }
 }

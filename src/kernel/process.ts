@@ -15,6 +15,7 @@ import { pasid_put } from "./iommu.js";
 import { mm_alloc, mmgrab, P_MMPUT } from "./mm.js";
 import { defPath, frameLocals } from "./path.js";
 import { P_SCHEDULE, SM_DEAD, wake_up_process } from "./sched.js";
+import { hrtimer_cancel } from "./sleep.js";
 
 const EXIT = frameLocals({ code: [0] });
 
@@ -27,6 +28,8 @@ export const P_EXIT = defPath("do_exit", [
       if ((k.get(k.T.flags, t) & PF_EXITING) !== 0) k.warn("exit", `task ${t} exits twice`, cpu);
       k.set(k.T.flags, t, k.get(k.T.flags, t) | PF_EXITING);
       k.set(k.T.exit_code, t, EXIT.code.get(k, fr));
+      // A sleeper killed by de_thread() returns from do_nanosleep() through hrtimer_cancel() first.
+      hrtimer_cancel(k, t);
       k.callHooks(cpu, k.hooks.exit);
     },
   ],

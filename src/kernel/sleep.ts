@@ -34,6 +34,19 @@ export const P_NANOSLEEP = defPath("hrtimer_nanosleep", [
 ]);
 
 /**
+ * hrtimer_cancel() of a sleeper woken otherwise than by its timer (do_nanosleep() cancels the timer
+ * when schedule() returns): a thread killed by de_thread() while it sleeps must not leave its timer
+ * armed to fire for a dead (or reused) task slot. Called as the killed sleeper dies.
+ */
+export function hrtimer_cancel(k: Kernel, t: number): void {
+  const tif = k.get(k.T.tif, t);
+  if ((tif & TIF_TIMER_ARMED) === 0) return;
+  k.set(k.T.tif, t, tif & ~TIF_TIMER_ARMED);
+  if (k.add(k.G.nr_timers, 0, -1) < 0) k.warn("timer", "more timers cancelled than were armed", -1);
+  k.link.cancelTimer(t);
+}
+
+/**
  * The sleeper's hrtimer expired on the CPU it slept on: the timer interrupt
  * is raised there (it wakes a halted CPU) and hrtimer_wakeup() runs.
  * Simplified: the callback runs at expiry as one atomic action, not inside

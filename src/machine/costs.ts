@@ -53,7 +53,7 @@ export type CostTable = Record<CostKind, number>;
 export function costTable(overrides: Readonly<Record<string, number>>): CostTable | { unknown: string } {
   const t: CostTable = { ...DEFAULT_COSTS };
   for (const [k, v] of Object.entries(overrides)) {
-    if (!(k in t)) return { unknown: k };
+    if (!Object.hasOwn(t, k)) return { unknown: k }; // not `in`: toString is no cost
     t[k as CostKind] = v;
   }
   return t;

@@ -37,6 +37,8 @@ export interface EngineLink {
   kick(cpu: number): void;
   /** `task` sleeps; wake it after `ns` (an hrtimer). */
   armTimer(task: number, ns: number): void;
+  /** `task`'s timer is cancelled before it fired (hrtimer_cancel: its sleeper was woken otherwise). */
+  cancelTimer(task: number): void;
   /** Device `d` accepted a descriptor (it has work to complete). */
   deviceKick(d: number): void;
 }
@@ -80,7 +82,7 @@ export class Machine {
   trace: TraceSink | null = null;
   /** The simulation's source of compute jitter (null: none). */
   jitter: Rng | null = null;
-  link: EngineLink = { kick() {}, armTimer() {}, deviceKick() {} };
+  link: EngineLink = { kick() {}, armTimer() {}, cancelTimer() {}, deviceKick() {} };
 
   constructor(
     readonly mem: Memory,

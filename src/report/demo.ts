@@ -11,6 +11,7 @@ import { runScenario } from "../run/session.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
+import { fsFailure } from "../scenario/read.js";
 import { compareJson } from "./compare-report.js";
 import { MANIFEST, type ReportManifest, type ReportSection } from "./html.js";
 import { comparePlots, paramsLabel, writePlot } from "./plot.js";
@@ -410,6 +411,6 @@ function write(path: string, text: string): void {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, text);
   } catch (err) {
-    throw new InputError(`${path}: cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new InputError(`${path}: cannot write: ${fsFailure(err)}`);
   }
 }

@@ -9,11 +9,12 @@
 // is a section (with the plots NAME-*.svg), each sweep NDJSON another (its
 // cells summarised over seeds), and traces/*.json are linked at the end.
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { CONTRACT_METRICS } from "../machine/metrics.js";
 import { type CompareRow, type RunGroup, summarise } from "../run/compare.js";
 import { InputError } from "../scenario/errors.js";
+import { readInputFile } from "../scenario/read.js";
 import { chooseMetrics } from "./compare-report.js";
 
 export interface ReportSection {
@@ -48,11 +49,7 @@ const num = (x: number) =>
   Number.isInteger(x) ? x.toLocaleString("en-US") : x.toLocaleString("en-US", { maximumFractionDigits: 1 });
 
 function readText(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    throw new InputError(`${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  return readInputFile(path);
 }
 
 function readJson<T>(path: string): T {
@@ -73,6 +70,10 @@ interface CompareDoc {
 /** The sections when DIR has no report.json: one per comparison and per sweep, then the traces. */
 export function discover(dir: string): ReportManifest {
   if (!existsSync(dir)) throw new InputError(`${dir}: no such directory`);
+  if (!statSync(dir).isDirectory())
+    throw new InputError(
+      `${dir}: not a directory (expected one written by compare --plot, sweep --out or demo)`,
+    );
   const files = readdirSync(dir).sort();
   const sections: ReportSection[] = [];
   for (const f of files.filter((f) => f.endsWith(".compare.json"))) {

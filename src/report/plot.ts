@@ -15,6 +15,7 @@ import * as vega from "vega";
 import * as vl from "vega-lite";
 import type { CompareRow } from "../run/compare.js";
 import { InputError } from "../scenario/errors.js";
+import { fsFailure } from "../scenario/read.js";
 
 /** A Vega-Lite spec, as JSON. */
 export type VlSpec = Record<string, unknown>;
@@ -185,7 +186,7 @@ export async function writePlot(dir: string, plot: Plot): Promise<WrittenPlot> {
     writeFileSync(files.svg, svg);
     writeFileSync(files.png, renderPng(svg));
   } catch (err) {
-    throw new InputError(`${dir}: cannot write plots: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new InputError(`${dir}: cannot write plots: ${fsFailure(err)}`);
   }
   return files;
 }

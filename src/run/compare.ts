@@ -64,7 +64,7 @@ export function meanCi(xs: readonly number[]): { mean: number; ci95: [number, nu
 
 /** Apply one varied value to a copy of the scenario document; validated by the schema. */
 function applyVary(doc: Record<string, unknown>, key: string, value: string): void {
-  if (key in POLICY_VALUES) {
+  if (Object.hasOwn(POLICY_VALUES, key)) {
     doc.policy = { ...(doc.policy as object), [key]: value };
     return;
   }
@@ -74,14 +74,17 @@ function applyVary(doc: Record<string, unknown>, key: string, value: string): vo
   }
   const path = key.split(".");
   let at: Record<string, unknown> = doc;
+  // Own properties only, here and for the last key: `machine.constructor.x` must not reach Object.
   for (let i = 0; i < path.length - 1; i++) {
-    const next = at[path[i]];
+    const next = Object.hasOwn(at, path[i]) ? at[path[i]] : undefined;
     if (next === undefined || typeof next !== "object" || next === null) {
       throw new InputError(`--vary ${key}: no '${path.slice(0, i + 1).join(".")}' in the scenario`);
     }
     at = next as Record<string, unknown>;
   }
   const last = path[path.length - 1];
+  if (!Object.hasOwn(at, last) && last in at)
+    throw new InputError(`--vary ${key}: '${last}' is not a key of the scenario`);
   const num = Number(value);
   at[last] =
     value === "true"
@@ -96,7 +99,7 @@ function applyVary(doc: Record<string, unknown>, key: string, value: string): vo
 const KNOWN_TOP = new Set(["machine", "processes", "devices", "costs"]);
 
 function checkKey(key: string): void {
-  if (key in POLICY_VALUES || key === "kernel") return;
+  if (Object.hasOwn(POLICY_VALUES, key) || key === "kernel") return;
   if (!KNOWN_TOP.has(key.split(".")[0])) {
     throw new InputError(
       `--vary ${key}: unknown key (a policy: ${Object.keys(POLICY_VALUES).join(", ")}; kernel; or a path such as machine.cpus, processes.0.threads, devices.dsa0.wq_depth)`,

@@ -14,7 +14,7 @@
 // order (through a temporary file and a rename).
 
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,7 @@ import { CONTRACT_METRICS, CORE_METRICS } from "../machine/metrics.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, type LoadedScenario, loadScenarioFile } from "../scenario/load.js";
+import { existingRegularFile, fsFailure, readInputFile } from "../scenario/read.js";
 import type { LoadedSweep } from "../scenario/sweep-spec.js";
 import { checkVaries, crossProduct, type Vary, variedScenario } from "./compare.js";
 import type { CellOutcome, CellResult, CellTask } from "./sweep-worker.js";
@@ -206,13 +207,9 @@ function parseHead(line: string): LineHead | null {
 /** The finished cells in an earlier output of this sweep and shard (for resuming). */
 function readDone(plan: SweepPlan, shard: Shard, out: string): Map<number, string> {
   const done = new Map<number, string>();
-  if (!existsSync(out)) return done;
-  let text: string;
-  try {
-    text = readFileSync(out, "utf8");
-  } catch (err) {
-    throw new InputError(`${out}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  // Never a device or FIFO (`--out /dev/full` is not an earlier result, nor a file to rename over).
+  if (!existingRegularFile(out, "--out (a results file)")) return done;
+  const text = readInputFile(out);
   const lines = text.split("\n");
   // The last piece is "" after a final newline, or a line torn by a kill: dropped either way.
   lines.pop();
@@ -237,7 +234,7 @@ function writeAtomically(path: string, text: string): void {
     writeFileSync(tmp, text);
     renameSync(tmp, path);
   } catch (err) {
-    throw new InputError(`${path}: cannot write: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new InputError(`${path}: cannot write: ${fsFailure(err)}`);
   }
 }
 

@@ -243,7 +243,8 @@ export function applyPolicy(base: Policies, kvs: readonly string[]): Policies {
     const eq = kv.indexOf("=");
     const key = kv.slice(0, eq);
     const value = kv.slice(eq + 1);
-    if (eq < 0 || !(key in POLICY_VALUES)) {
+    // Own keys only: `__proto__`, `constructor` or `toString` is no policy.
+    if (eq < 0 || !Object.hasOwn(POLICY_VALUES, key)) {
       throw new InputError(
         `--policy ${kv}: expected key=value with key one of ${Object.keys(POLICY_VALUES).join(", ")}`,
       );

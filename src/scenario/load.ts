@@ -2,12 +2,24 @@
  * Loading scenario files: YAML or JSON text -> validated `Scenario`, with every error reported as one
  * line `file:line:col: path: message` pointing at the offending node of the document.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Document, isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  visit,
+} from "yaml";
 import type { z } from "zod";
 import { InputError } from "./errors.js";
+import { tooDeep } from "./nesting.js";
+import { readInputFile } from "./read.js";
 import { type DocPath, type Scenario, ScenarioSchema } from "./schema.js";
 
 export interface LoadedScenario {
@@ -25,13 +37,7 @@ export function loadScenarioFile(file: string): LoadedScenario {
   if (!EXTENSIONS.includes(extname(file).toLowerCase())) {
     throw new InputError(`${file}: not a scenario file (expected a .yaml, .yml or .json file)`);
   }
-  let source: string;
-  try {
-    source = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InputError(`${file}: cannot read file: ${readFailure(err)}`);
-  }
-  return loadScenarioString(source, file);
+  return loadScenarioString(readInputFile(file), file);
 }
 
 /** Parses and validates scenario text; `file` names it in messages, and a `.json` name means strict JSON. */
@@ -66,6 +72,14 @@ export function loadLocated<S extends z.ZodType>(
   kind: { what: string; empty: string; keys: string },
 ): Located<z.output<S>> {
   const json = extname(file).toLowerCase() === ".json";
+  // Before anything recursive sees the text (the YAML parser, zod, the compiler).
+  const deep = tooDeep(source);
+  if (deep !== null) {
+    const before = source.slice(0, deep.offset);
+    const line = before.split("\n").length;
+    const col = deep.offset - (before.lastIndexOf("\n") + 1) + 1;
+    throw new InputError(`${file}:${line}:${col}: ${deep.message}`);
+  }
   const lineCounter = new LineCounter();
   const doc = parseDocument(source, { lineCounter, prettyErrors: false, schema: json ? "json" : "core" });
   const at = (offset: number): string => {
@@ -86,6 +100,18 @@ export function loadLocated<S extends z.ZodType>(
   const top = doc.contents;
   if (top === null) throw fail(0, `empty ${kind.what} (expected ${kind.empty})`);
   if (!isMap(top)) throw fail(top.range?.[0] ?? 0, `the top level must be a mapping (${kind.keys})`);
+
+  // `__proto__` as a key would set the object's prototype in toJS and vanish from the data.
+  let proto: number | null = null;
+  visit(doc, {
+    Pair(_, pair) {
+      if (isScalar(pair.key) && pair.key.value === "__proto__") {
+        proto = startOf(pair.key) ?? 0;
+        return visit.BREAK;
+      }
+    },
+  });
+  if (proto !== null) throw fail(proto, "'__proto__' is not allowed as a key");
 
   let data: unknown;
   try {
@@ -266,15 +292,4 @@ function checkStrictJson(source: string, fail: (offset: number, message: string)
     const reason = firstLine(message.split(/ in JSON at |, "| is not valid JSON/)[0]);
     throw fail(offset, `invalid JSON: ${reason}`);
   }
-}
-
-function readFailure(err: unknown): string {
-  const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
-  const reasons: Record<string, string> = {
-    ENOENT: "no such file",
-    EISDIR: "is a directory",
-    EACCES: "permission denied",
-    ENOTDIR: "a parent is not a directory",
-  };
-  return reasons[code] ?? (code || firstLine(err instanceof Error ? err.message : String(err)));
 }

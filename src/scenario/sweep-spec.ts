@@ -12,11 +12,11 @@
  *
  * Cells: scenarios x vary x policies x seeds, in that order (first key outermost, seeds innermost).
  */
-import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { z } from "zod";
 import { InputError } from "./errors.js";
 import { type Located, loadLocated } from "./load.js";
+import { readInputFile } from "./read.js";
 import { POLICY_VALUES, type PolicyKey } from "./schema.js";
 
 const nonEmpty = <T extends z.ZodType>(item: T, what: string) =>
@@ -67,14 +67,7 @@ export interface LoadedSweep extends Located<SweepSpec> {
 export function loadSweepFile(file: string): LoadedSweep {
   if (![".yaml", ".yml", ".json"].includes(extname(file).toLowerCase()))
     throw new InputError(`${file}: not a sweep file (expected a .yaml, .yml or .json file)`);
-  let source: string;
-  try {
-    source = readFileSync(file, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError(`${file}: cannot read file: ${code === "ENOENT" ? "no such file" : String(code)}`);
-  }
-  return loadSweepString(source, file);
+  return loadSweepString(readInputFile(file), file);
 }
 
 export function loadSweepString(source: string, file: string): LoadedSweep {

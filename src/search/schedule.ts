@@ -4,7 +4,7 @@
 // against a changed scenario or model is refused instead of silently
 // diverging. Transitions are written as "cpu 0", "tick 1", "timer 5", "device 0".
 
-import { describeTransition, parseTransition } from "../engine/engine.js";
+import { describeTransition, parseTransition, TR_SHIFT } from "../engine/engine.js";
 import { allPaths } from "../kernel/path.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
@@ -18,6 +18,12 @@ export interface ScheduleFile {
   property: string;
   message: string;
   schedule: number[];
+}
+
+/** A schedule read from a file. */
+export interface ParsedSchedule extends ScheduleFile {
+  /** The 1-based line of each step in the file (where a replay that stops there says so). */
+  lines: number[];
 }
 
 /** FNV-1a, 32 bits, twice with different offsets: a 64-bit hex digest of the text. */
@@ -59,10 +65,11 @@ export function formatSchedule(f: ScheduleFile): string {
 }
 
 /** Parse a schedule file's text; errors name file:line. */
-export function parseSchedule(text: string, file: string): ScheduleFile {
+export function parseSchedule(text: string, file: string): ParsedSchedule {
   const lines = text.split("\n");
   const meta: Record<string, string> = {};
   const schedule: number[] = [];
+  const at: number[] = [];
   lines.forEach((raw, i) => {
     const line = raw.trim();
     if (line === "") return;
@@ -76,7 +83,16 @@ export function parseSchedule(text: string, file: string): ScheduleFile {
       throw new InputError(
         `${file}:${i + 1}:1: not a transition: '${line}' (expected cpu N, tick N, timer N or device N)`,
       );
+    // A number too large for its field would alias another transition (cpu 99999999999999999999 read as timer 0).
+    const [kind, n] = line.split(/\s+/);
+    if (describeTransition(tr) !== `${kind} ${n}`) {
+      const field = kind === "timer" ? "task" : kind === "device" ? "device" : "CPU";
+      throw new InputError(
+        `${file}:${i + 1}:${raw.indexOf(n) + 1}: ${kind} ${n}: the ${field} number is out of range (at most ${TR_SHIFT - 1})`,
+      );
+    }
     schedule.push(tr);
+    at.push(i + 1);
   });
   for (const key of ["scenario", "stamp", "property"]) {
     if (meta[key] === undefined)
@@ -91,5 +107,6 @@ export function parseSchedule(text: string, file: string): ScheduleFile {
     property: meta.property,
     message: meta.message ?? "",
     schedule,
+    lines: at,
   };
 }

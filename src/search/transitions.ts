@@ -24,6 +24,7 @@ const passive: Scheduler = {
   start() {},
   next: () => -1,
   armTimer() {},
+  cancelTimer() {}, // the explorer's timers are the tasks' TIF_TIMER_ARMED bits
   kick() {},
   deviceKick() {},
 };

@@ -1,0 +1,342 @@
+// Hostile and careless input (issue #18): whatever the file or flag, a clear
+// one-line error naming the place and exit 2; never a stack trace, a hang, a
+// runaway read or another exit code.
+
+import assert from "node:assert/strict";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { fsMessage } from "../src/cli/guard.js";
+import { compileScenario } from "../src/scenario/compile.js";
+import { InputError } from "../src/scenario/errors.js";
+import { loadScenarioString } from "../src/scenario/load.js";
+import { fsFailure } from "../src/scenario/read.js";
+import { type CliResult, cli, REPO_ROOT } from "./helpers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "asidlab-hostile-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const f = (name: string) => join(dir, name);
+
+/** Exit 2, nothing on stdout, one `asidlab: ` line on stderr with no stack trace; returns the message. */
+function badInput(r: CliResult): string {
+  assert.equal(r.status, 2, `exit code (stderr: ${r.stderr})`);
+  assert.equal(r.stdout, "", "nothing on stdout");
+  const lines = r.stderr.split("\n");
+  assert.equal(lines.pop(), "", "stderr ends its line");
+  assert.equal(lines.length, 1, `exactly one line on stderr: ${JSON.stringify(r.stderr)}`);
+  assert.ok(lines[0].startsWith("asidlab: "), lines[0]);
+  assert.ok(!/internal error/.test(lines[0]), lines[0]);
+  return lines[0].slice("asidlab: ".length);
+}
+
+describe("input files are read only if they are regular files of at most 16 MiB", () => {
+  // Made once: a symlink to /dev/zero, a FIFO with no writer, a directory, a file over the cap.
+  symlinkSync("/dev/zero", f("zero.yaml"));
+  execFileSync("mkfifo", [f("fifo.yaml"), f("fifo.schedule"), f("fifo.ndjson")]);
+  mkdirSync(f("dir.yaml"));
+  writeFileSync(f("big.yaml"), Buffer.alloc(16 * 2 ** 20 + 1, 0x20));
+
+  test("a scenario that is a symlink to /dev/zero, a FIFO, a directory or too large", () => {
+    assert.equal(
+      badInput(cli("run", f("zero.yaml"))),
+      `${f("zero.yaml")}: cannot read file: not a regular file (a character device)`,
+    );
+    assert.equal(
+      badInput(cli("check", f("fifo.yaml"))),
+      `${f("fifo.yaml")}: cannot read file: not a regular file (a FIFO)`,
+    );
+    assert.equal(badInput(cli("run", f("dir.yaml"))), `${f("dir.yaml")}: cannot read file: is a directory`);
+    assert.equal(
+      badInput(cli("run", f("big.yaml"))),
+      `${f("big.yaml")}: cannot read file: larger than the 16 MiB limit on input files`,
+    );
+  });
+
+  test("schedules, sweep files, shards and report inputs alike", () => {
+    assert.match(
+      badInput(cli("replay", f("fifo.schedule"))),
+      /fifo\.schedule: cannot read file: not a regular file \(a FIFO\)$/,
+    );
+    assert.match(
+      badInput(cli("sweep", f("fifo.yaml"))),
+      /fifo\.yaml: cannot read file: not a regular file \(a FIFO\)$/,
+    );
+    assert.match(badInput(cli("merge", "/dev/zero")), /^\/dev\/zero: cannot read file: not a regular file/);
+    mkdirSync(f("report"));
+    execFileSync("mkfifo", [f("report/report.json")]);
+    assert.match(
+      badInput(cli("report", f("report"), "--html", f("report.html"))),
+      /report\.json: cannot read file: not a regular file \(a FIFO\)$/,
+    );
+  });
+
+  test("sweep --out that is a device or a FIFO is not read as an earlier result", () => {
+    assert.equal(
+      badInput(cli("sweep", "sweeps/lifetimes.yaml", "--out", "/dev/full")),
+      "/dev/full: cannot use as --out (a results file): not a regular file (a character device)",
+    );
+    assert.match(
+      badInput(cli("sweep", "sweeps/lifetimes.yaml", "--out", f("fifo.ndjson"))),
+      /fifo\.ndjson: cannot use as --out \(a results file\): not a regular file \(a FIFO\)$/,
+    );
+  });
+});
+
+/** The InputError message of loading and compiling `text` as `file`. */
+function loadError(text: string, file: string): string {
+  try {
+    compileScenario(loadScenarioString(text, file));
+  } catch (err) {
+    assert.ok(err instanceof InputError, `an InputError, not ${String(err)}`);
+    return err.message;
+  }
+  assert.fail("no error");
+}
+
+/** `{repeat: 2, do: [...]}` nested `depth` deep around one compute, as JSON. */
+function repeats(depth: number): string {
+  let p = '{"compute": 1}';
+  for (let i = 0; i < depth; i++) p = `{"repeat": 2, "do": [${p}]}`;
+  return `{"name": "t", "processes": [{"name": "a", "program": [${p}]}]}`;
+}
+
+describe("nesting is bounded before any recursive parse", () => {
+  const deepList = (n: number) => `${"[".repeat(n)}"x"${"]".repeat(n)}`;
+
+  test("a JSON or YAML name nested 1,000 lists deep is one located line", () => {
+    const json = `{"name": ${deepList(1000)}, "processes": [{"name": "a", "program": [{"compute": 1}]}]}`;
+    assert.equal(
+      loadError(json, "x.json"),
+      "x.json:1:72: nested deeper than 64 levels of lists and mappings",
+    );
+    const yaml = `name: ${deepList(1000)}\nprocesses:\n  - {name: a, program: [compute: 1]}\n`;
+    assert.equal(
+      loadError(yaml, "x.yaml"),
+      "x.yaml:1:70: nested deeper than 64 levels of lists and mappings",
+    );
+  });
+
+  test("YAML block nesting counts too", () => {
+    let yaml = "name: t\nprocesses:\n  - name: a\n    program:\n";
+    for (let i = 0; i < 1000; i++) yaml += `${" ".repeat(6 + 2 * i)}-\n`;
+    assert.match(
+      loadError(yaml, "x.yaml"),
+      /^x\.yaml:66:\d+: nested deeper than 64 levels of lists and mappings$/,
+    );
+  });
+
+  test("340 nested repeats: loops nested deeper than 6, at the seventh loop's body", () => {
+    const text = repeats(340);
+    const seventh = text.split('"do": [', 8).slice(0, 7).join('"do": [').length + '"do": '.length;
+    assert.equal(
+      loadError(text, "x.json"),
+      `x.json:1:${seventh + 1}: loops nested deeper than 6 (repeat and count both nest)`,
+    );
+    // and through the CLI: exit 2, one line, not an internal error
+    writeFileSync(f("repeats.json"), text);
+    assert.match(badInput(cli("run", f("repeats.json"))), /repeats\.json:1:\d+: loops nested deeper than 6/);
+  });
+
+  test("7 nested repeats, within the bound, get the compiler's message", () => {
+    assert.equal(loadError(repeats(7), "x.json").includes("loops nested deeper than 6"), true);
+  });
+});
+
+describe("keys are checked against own properties, never the prototype", () => {
+  test("--policy __proto__=x, constructor=x, toString=x", () => {
+    for (const key of ["__proto__", "constructor", "toString"]) {
+      assert.match(
+        badInput(cli("run", "thread-pool", "--policy", `${key}=x`)),
+        new RegExp(`^--policy ${key}=x: expected key=value with key one of pasid_lifetime, `),
+      );
+    }
+  });
+
+  test("--vary: a prototype key at the top or along a path", () => {
+    assert.match(
+      badInput(cli("compare", "thread-pool", "--vary", "toString=a")),
+      /^--vary toString: unknown key/,
+    );
+    for (const key of ["machine.__proto__", "machine.constructor", "processes.0.toString"]) {
+      const last = key.split(".").pop();
+      assert.equal(
+        badInput(cli("compare", "thread-pool", "--seeds", "1", "--vary", `${key}=1`)),
+        `--vary ${key}: '${last}' is not a key of the scenario`,
+      );
+    }
+    // compare prints its table before it writes the plots: the error is still one line and exit 2
+    const r = cli(
+      "compare",
+      "thread-pool",
+      "--seeds",
+      "1",
+      "--vary",
+      "machine.cpus=1,2",
+      "--plot",
+      f("a-file"),
+    );
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(
+      r.stderr,
+      `asidlab: ${f("a-file/thread-pool.compare.json")}: cannot write: ${f("a-file")} is not a directory\n`,
+    );
+  });
+
+  test("--kernel and --vary kernel= name no prototype key", () => {
+    for (const v of ["__proto__", "constructor", "toString"]) {
+      assert.match(
+        badInput(cli("run", "thread-pool", "--kernel", v)),
+        new RegExp(`unknown kernel variant '${v}'`),
+      );
+    }
+  });
+
+  test("costs: {toString: 5} is an unknown cost; a __proto__ key in a file is refused where it is", () => {
+    const program = '"processes": [{"name": "a", "program": [{"compute": 1}]}]';
+    assert.equal(
+      loadError(`{"name": "t", "costs": {"toString": 5}, ${program}}`, "x.json"),
+      "x.json:1:37: costs.toString: unknown cost kind 'toString'",
+    );
+    assert.equal(
+      loadError(`{"name": "t", "machine": {"__proto__": {"cpus": 999}}, ${program}}`, "x.json"),
+      "x.json:1:27: '__proto__' is not allowed as a key",
+    );
+    writeFileSync(f("proto-sweep.yaml"), "name: s\nscenarios: [thread-pool]\nvary: {__proto__: [1]}\n");
+    assert.equal(
+      badInput(cli("sweep", f("proto-sweep.yaml"))),
+      `${f("proto-sweep.yaml")}:3:8: '__proto__' is not allowed as a key`,
+    );
+  });
+});
+
+describe("filesystem errors on output are one line and exit 2", () => {
+  writeFileSync(f("a-file"), "not a directory\n");
+
+  test("report FILE --html, or an output under a file where a directory is expected", () => {
+    assert.equal(
+      badInput(cli("report", f("a-file"), "--html", f("out.html"))),
+      `${f("a-file")}: not a directory (expected one written by compare --plot, sweep --out or demo)`,
+    );
+    assert.equal(
+      badInput(cli("run", "thread-pool", "--trace", f("a-file/t.json"))),
+      `${f("a-file/t.json")}: cannot write trace: not a directory`,
+    );
+    // compare prints its table before it writes the plots: the error is still one line and exit 2
+    const r = cli(
+      "compare",
+      "thread-pool",
+      "--seeds",
+      "1",
+      "--vary",
+      "machine.cpus=1,2",
+      "--plot",
+      f("a-file"),
+    );
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(
+      r.stderr,
+      `asidlab: ${f("a-file/thread-pool.compare.json")}: cannot write: ${f("a-file")} is not a directory\n`,
+    );
+  });
+
+  test("stdout on a full device (ENOSPC): exit 2, not 1 with a stack trace", () => {
+    const full = openSync("/dev/full", "w");
+    const r = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "run", "thread-pool", "--json"],
+      {
+        cwd: REPO_ROOT,
+        encoding: "utf8",
+        stdio: ["ignore", full, "pipe"],
+        timeout: 60_000,
+      },
+    );
+    closeSync(full);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, "asidlab: standard output: cannot write: no space left on device\n");
+  });
+
+  test("stdout a closed pipe (EPIPE): exit 2, one line", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "run", "thread-pool", "--json"],
+      {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    child.stdout.destroy(); // the reader goes away before anything is written
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const status = await new Promise<number | null>((res) => child.on("close", (code) => res(code)));
+    assert.equal(status, 2, stderr);
+    assert.equal(stderr, "asidlab: standard output: cannot write: broken pipe\n");
+  });
+
+  test("an uncaught filesystem error (EACCES, ENOSPC, ...) is worded, not an internal error", () => {
+    const err = Object.assign(new Error("EACCES: permission denied, open '/x/y'"), {
+      code: "EACCES",
+      syscall: "open",
+      path: "/x/y",
+    });
+    assert.equal(fsMessage(err), "/x/y: cannot open: permission denied");
+    assert.equal(fsMessage(new TypeError("x is not a function")), null, "a bug stays an internal error");
+    assert.equal(fsFailure({ code: "ENOSPC" }), "no space left on device");
+  });
+});
+
+describe("replay refuses a schedule that does not reach the violation it records", () => {
+  // One counterexample, then copies of it cut, edited and with a step removed.
+  const out = f("c.schedule");
+  const check = cli("check", "check-exit-inflight", "--kernel", "free-at-mmput", "--out", out);
+  const lines = readFileSync(out, "utf8").split("\n").slice(0, -1);
+  const head = lines.filter((l) => l.startsWith("#"));
+  const steps = lines.length - head.length;
+  const variant = (name: string, ls: string[]) => {
+    writeFileSync(f(name), `${ls.join("\n")}\n`);
+    return f(name);
+  };
+
+  test("the whole schedule still replays to its violation (exit 1)", () => {
+    assert.equal(check.status, 1, check.stderr);
+    const r = cli("replay", out);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stdout, new RegExp(`pasid-reuse: .* \\(at step ${steps}\\)\n$`));
+  });
+
+  test("cut to its header, cut short, or missing a step: exit 2 saying where it stops", () => {
+    assert.equal(
+      badInput(cli("replay", variant("header.schedule", head))),
+      `${f("header.schedule")}: no steps: the schedule ends without reaching the violation it records (pasid-reuse): cut short or edited? run check again`,
+    );
+    assert.equal(
+      badInput(cli("replay", variant("half.schedule", lines.slice(0, head.length + 10)))),
+      `${f("half.schedule")}:${head.length + 10}: step 10: the schedule ends without reaching the violation it records (pasid-reuse): cut short or edited? run check again`,
+    );
+    const dropped = lines.filter((_, i) => i !== head.length + 5);
+    assert.match(
+      badInput(cli("replay", variant("dropped.schedule", dropped))),
+      /^.*dropped\.schedule:\d+: step \d+: /,
+    );
+  });
+
+  test("a step whose number is out of range names the field, not another transition", () => {
+    const edited = [...lines];
+    edited[head.length + 1] = "cpu 99999999999999999999";
+    assert.equal(
+      badInput(cli("replay", variant("edited.schedule", edited))),
+      `${f("edited.schedule")}:${head.length + 2}:5: cpu 99999999999999999999: the CPU number is out of range (at most 1048575)`,
+    );
+  });
+});
