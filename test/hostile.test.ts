@@ -340,3 +340,21 @@ describe("replay refuses a schedule that does not reach the violation it records
     );
   });
 });
+
+describe("numbers past a field's range", () => {
+  test("a huge number is told the field's range, not the safe-integer bound", () => {
+    const msg = loadError(
+      "name: x\nmachine: { cpus: 99999999999999999999 }\nprocesses: [ { name: a, program: [ { compute: 1 } ] } ]\n",
+      "c.yaml",
+    );
+    assert.match(msg, /^c\.yaml:2:18: machine\.cpus: .*<=256$/);
+    assert.doesNotMatch(msg, /9007199254740991/);
+    assert.match(
+      loadError(
+        "name: x\nmachine: { cpus: 1.5 }\nprocesses: [ { name: a, program: [ { compute: 1 } ] } ]\n",
+        "d.yaml",
+      ),
+      /machine\.cpus: .*int/,
+    );
+  });
+});

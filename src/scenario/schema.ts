@@ -41,7 +41,8 @@ export const MAX_TASKS = 100_000;
 const DEVICE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 const PROCESS_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
 
-const int = (min: number, max: number) => z.int().min(min).max(max);
+// Range first: a number past the range is told the range, not zod's safe-integer bound.
+const int = (min: number, max: number) => z.number().min(min).max(max).int();
 const quote = (s: string) => `'${s}'`;
 
 /** A strict object whose unknown-key error names the keys it does accept. */
