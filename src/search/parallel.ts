@@ -24,7 +24,7 @@ import { replaySchedule } from "./replay.js";
 import { BaseDfs, EXPLORE, REVISIT, SKIP, STOP as STOP_SEARCH, type Visit } from "./strategy.js";
 import { checkMachine } from "./transitions.js";
 import type { CheckBudget, ExploreResult, Finding } from "./types.js";
-import { FingerprintSet, SharedFingerprintMap, SharedFingerprints } from "./visited.js";
+import { FingerprintSet, SharedFingerprints } from "./visited.js";
 
 /** What a worker needs to build the machine: the scenario text, not the compiled object. */
 export interface ScenarioInput {
@@ -81,8 +81,8 @@ function workerMain(input: WorkerInput): void {
  * its index.
  */
 class ClaimDfs extends BaseDfs {
-  private readonly table: SharedFingerprints | null;
-  private readonly fewest: SharedFingerprintMap | null;
+  private readonly table: SharedFingerprints;
+
   private readonly w: number;
   // States claimed here and not yet added to the shared count (one atomic add per 1,024, not per state).
   private unflushed = 0;
@@ -94,8 +94,8 @@ class ClaimDfs extends BaseDfs {
     private readonly ctl: Int32Array,
   ) {
     super(k, { maxStates: input.limit });
-    this.table = input.preemptionBound === null ? new SharedFingerprints(input.table) : null;
-    this.fewest = input.preemptionBound === null ? null : new SharedFingerprintMap(input.table);
+    // Bounded: the table keeps each state's fewest ticks.
+    this.table = new SharedFingerprints(input.table, input.preemptionBound === null ? 2 : 3);
     this.w = input.index;
   }
 
@@ -109,22 +109,13 @@ class ClaimDfs extends BaseDfs {
   /** Claimed here, claimed by another worker, or the table is full. Every worker starts at the root, claimed or not. */
   visit(ticks: number, depth: number): Visit {
     const mem = this.k.mem;
-    if (this.fewest !== null) {
-      // Bounded: as the sequential search, a state reached again with fewer ticks is explored again.
-      const r = this.fewest.lowerOrNew(mem.hashLo(), mem.hashHi(), ticks);
-      if (r === 1) {
-        this.unflushed++;
-        return EXPLORE;
-      }
-      if (r !== null) return r === 2 ? REVISIT : SKIP;
-    } else {
-      const r = (this.table as SharedFingerprints).add(mem.hashLo(), mem.hashHi());
-      if (r === true) {
-        this.unflushed++;
-        return EXPLORE;
-      }
-      if (r === false) return SKIP;
+    // Bounded, as the sequential search: a state reached again with fewer ticks is explored again.
+    const r = this.table.lowerOrNew(mem.hashLo(), mem.hashHi(), ticks);
+    if (r === 1) {
+      this.unflushed++;
+      return EXPLORE;
     }
+    if (r !== null) return r === 2 ? REVISIT : SKIP;
     Atomics.store(this.ctl, FULL, 1);
     if (depth > 0) Atomics.store(this.ctl, STOP, 1);
     return STOP_SEARCH;
@@ -195,9 +186,7 @@ export function exploreParallel(
   let log2 = 16;
   while (log2 < 25 && 2 ** log2 * 0.75 < budget.maxStates) log2++;
   const limit = Math.min(budget.maxStates, Math.floor(2 ** log2 * 0.75));
-  const table = new SharedArrayBuffer(
-    preemptionBound === null ? SharedFingerprints.bytes(log2) : SharedFingerprintMap.bytes(log2),
-  );
+  const table = new SharedArrayBuffer(SharedFingerprints.bytes(log2, preemptionBound === null ? 2 : 3));
   const ctlBuf = new SharedArrayBuffer(4 * CTL_WORDS);
   const countsBuf = new SharedArrayBuffer(8 * PER_WORKER * workers);
   const scheduleBuf = new SharedArrayBuffer(4 * (MAX_SCHEDULE + 1));

@@ -190,7 +190,7 @@ export class Symmetry {
           if (v === 0) continue;
           const kd = kinds[o];
           let nv = v;
-          if (kd === FRAMES) nv = this.frameWord(from, o, v, isTask);
+          if (kd === FRAMES) nv = this.frameWord(from, o, v);
           else if (kd !== PLAIN) nv = this.rename(kd, v);
           lo ^= wordDeltaLo(from + o, v);
           hi ^= wordDeltaHi(from + o, v);
@@ -257,13 +257,7 @@ export class Symmetry {
           const v = w[from + o];
           const kd = kinds[o];
           out[to + o] =
-            v === 0
-              ? 0
-              : kd === FRAMES
-                ? this.frameWord(from, o, v, s === this.task)
-                : kd === PLAIN
-                  ? v
-                  : this.rename(kd, v);
+            v === 0 ? 0 : kd === FRAMES ? this.frameWord(from, o, v) : kd === PLAIN ? v : this.rename(kd, v);
         }
       }
     }
@@ -280,9 +274,8 @@ export class Symmetry {
     return out;
   }
 
-  /** A word of a task's kernel frames (`o` its offset in the slot at `from`), renamed. */
-  private frameWord(from: number, o: number, v: number, isTask: boolean): number {
-    if (!isTask) return v;
+  /** A word of a task's kernel frames (`o` its offset in the slot at `from`), renamed (only tasks hold frames). */
+  private frameWord(from: number, o: number, v: number): number {
     const T = this.k.T;
     const rel = o - T.frames.off;
     const x = rel % FRAME_WORDS;
@@ -406,7 +399,7 @@ export class Symmetry {
     const T = k.T;
     const s = this.mm;
     this.begin(s);
-    this.listLive(s, 1);
+    this.listLive(s);
     const t = this.task;
     for (let i = 1; i < this.firstUser; i++) {
       this.claim(s, w[T.mm.at + i * T.mm.stride]);
@@ -431,13 +424,13 @@ export class Symmetry {
     const T = k.T;
     const fs = this.files;
     this.begin(fs);
-    this.listLive(fs, 1);
+    this.listLive(fs);
     for (let i = 1; i < this.firstUser; i++) this.claim(fs, w[T.files.at + i * T.files.stride]);
     for (let p = 0; p < this.task.n; p++) this.claim(fs, w[T.files.at + this.task.order[p] * T.files.stride]);
     this.finish(fs);
     const f = this.file;
     this.begin(f);
-    this.listLive(f, 1);
+    this.listLive(f);
     const fd = k.F.fd;
     for (let p = 0; p < fs.n; p++) {
       const a = fd.at + fs.order[p] * fd.stride;
@@ -446,7 +439,7 @@ export class Symmetry {
     this.finish(f);
     const b = this.bond;
     this.begin(b);
-    this.listLive(b, 1);
+    this.listLive(b);
     for (let p = 0; p < f.n; p++) this.claim(b, w[k.FL.bond.at + f.order[p] * k.FL.bond.stride]);
     this.finish(b);
   }
@@ -546,11 +539,11 @@ export class Symmetry {
     s.n = 0;
   }
 
-  /** The live slots from `first` on, in slot order, into `sorted`; their count in `live`. */
-  private listLive(s: Slots, first: number): void {
+  /** The live slots (from 1: 0 is NULL), in slot order, into `sorted`; their count in `live`. */
+  private listLive(s: Slots): void {
     const w = this.w;
     let n = 0;
-    for (let i = first; i < s.count; i++) if (w[s.base + i * s.stride + s.live] !== 0) s.sorted[n++] = i;
+    for (let i = 1; i < s.count; i++) if (w[s.base + i * s.stride + s.live] !== 0) s.sorted[n++] = i;
     this.live = n;
   }
 

@@ -208,104 +208,81 @@ export class FingerprintMap {
 
 /**
  * The shared visited set: 64-bit fingerprints in open addressing over a
- * SharedArrayBuffer, fixed capacity. A slot is claimed by a CAS on its low
- * word, then its high word is stored; neither half is ever 0 in a stored
- * fingerprint (0 maps to 1), so a reader that sees the low word and a 0 high
- * word knows the writer is between its two stores and waits for it.
+ * SharedArrayBuffer, fixed capacity; with `words` 3, each with a value (a
+ * bounded search's fewest ticks). A slot is claimed by a CAS on its low
+ * word; its value is stored before its high word; neither half is ever 0 in
+ * a stored fingerprint (0 maps to 1), so a reader that sees the low word and
+ * a 0 high word knows the writer is between its stores and waits for it,
+ * and one that sees the high word sees the value. The value is lowered by a
+ * CAS loop (an atomic minimum).
  */
 export class SharedFingerprints {
   private readonly t: Int32Array;
   private readonly mask: number;
+  /** Whether the last `slot` call claimed the slot it returned. */
+  private claimed = false;
 
-  constructor(buf: SharedArrayBuffer) {
+  constructor(
+    buf: SharedArrayBuffer,
+    private readonly words: 2 | 3 = 2,
+  ) {
     this.t = new Int32Array(buf);
-    this.mask = (this.t.length >> 1) - 1;
+    this.mask = Math.floor(this.t.length / words) - 1;
   }
 
-  static bytes(capacityLog2: number): number {
-    return 8 << capacityLog2;
+  static bytes(capacityLog2: number, words: 2 | 3 = 2): number {
+    return (4 * words) << capacityLog2;
   }
 
-  /** True when this call put (lo, hi) in the table; false when it was there; null when the table is full. */
-  add(lo: number, hi: number): boolean | null {
-    lo |= 0;
-    hi |= 0;
-    if (lo === 0) lo = 1;
-    if (hi === 0) hi = 1;
-    const t = this.t;
-    let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
-    for (let probes = 0; probes <= this.mask; probes++) {
-      const a = 2 * i;
-      let l = Atomics.load(t, a);
-      if (l === 0) {
-        l = Atomics.compareExchange(t, a, 0, lo);
-        if (l === 0) {
-          Atomics.store(t, a + 1, hi);
-          return true;
-        }
-      }
-      if (l === lo) {
-        let h = Atomics.load(t, a + 1);
-        while (h === 0) h = Atomics.load(t, a + 1);
-        if (h === hi) return false;
-      }
-      i = (i + 1) & this.mask;
-    }
-    return null;
-  }
-}
-
-/**
- * The shared visited set of a bounded parallel search: three words a slot
- * (lo, hi, fewest ticks). A slot is claimed by a CAS on its low word; its
- * value is stored before its high word, so a reader that sees the high word
- * sees the value; the value is lowered by a CAS loop (an atomic minimum).
- */
-export class SharedFingerprintMap {
-  private readonly t: Int32Array;
-  private readonly mask: number;
-
-  constructor(buf: SharedArrayBuffer) {
-    this.t = new Int32Array(buf);
-    this.mask = Math.floor(this.t.length / 3) - 1;
-  }
-
-  static bytes(capacityLog2: number): number {
-    return 12 << capacityLog2;
-  }
-
-  /** 1: this call put (lo, hi) in the table with `v`; 2: it lowered its value to `v`; 0: neither; null: the table is full. */
+  /**
+   * 1: this call put (lo, hi) in the table with `v`; 2: it lowered its value
+   * to `v`; 0: neither (with 2 words a slot there is no value: 1 or 0);
+   * null: the table is full.
+   */
   lowerOrNew(lo: number, hi: number, v: number): 0 | 1 | 2 | null {
+    const a = this.slot(lo, hi, v);
+    if (a < 0) return null;
+    if (this.claimed) return 1;
+    if (this.words === 2) return 0;
+    const t = this.t;
+    for (;;) {
+      const old = Atomics.load(t, a + 2);
+      if (old <= v) return 0;
+      if (Atomics.compareExchange(t, a + 2, old, v) === old) return 2;
+    }
+  }
+
+  /** The slot of (lo, hi), claimed with value `v` if it was not there (`claimed`); -1 when the table is full. */
+  private slot(lo: number, hi: number, v: number): number {
     lo |= 0;
     hi |= 0;
     if (lo === 0) lo = 1;
     if (hi === 0) hi = 1;
     const t = this.t;
+    const words = this.words;
     let i = (Math.imul(lo ^ hi, 0x9e3779b1) >>> 0) & this.mask;
     for (let probes = 0; probes <= this.mask; probes++) {
-      const a = 3 * i;
+      const a = words * i;
       let l = Atomics.load(t, a);
       if (l === 0) {
         l = Atomics.compareExchange(t, a, 0, lo);
         if (l === 0) {
-          Atomics.store(t, a + 2, v);
+          if (words === 3) Atomics.store(t, a + 2, v);
           Atomics.store(t, a + 1, hi);
-          return 1;
+          this.claimed = true;
+          return a;
         }
       }
       if (l === lo) {
         let h = Atomics.load(t, a + 1);
         while (h === 0) h = Atomics.load(t, a + 1);
         if (h === hi) {
-          for (;;) {
-            const old = Atomics.load(t, a + 2);
-            if (old <= v) return 0;
-            if (Atomics.compareExchange(t, a + 2, old, v) === old) return 2;
-          }
+          this.claimed = false;
+          return a;
         }
       }
       i = (i + 1) & this.mask;
     }
-    return null;
+    return -1;
   }
 }
