@@ -29,6 +29,7 @@ import {
   CALIBRATION_WALKS,
   type Calibration,
   calibrate,
+  calibrationStopped,
   calibrationViolation,
   type WalkOptions,
   type WalkStats,
@@ -146,9 +147,10 @@ export function walkBound(
   spec: BootSpec,
   properties: readonly string[],
   o: WalkOptions,
+  budget: CheckBudget,
 ): { bound: number; cal: Calibration | null } {
   if (o.depth !== null) return { bound: o.depth, cal: null };
-  const cal = calibrate(spec, properties, o.seed, 0, CALIBRATION_BOUND, (k) => new PctWalk(k, 1, 1));
+  const cal = calibrate(spec, properties, o.seed, 0, CALIBRATION_BOUND, (k) => new PctWalk(k, 1, 1), budget);
   return { bound: cal.longest === null ? CALIBRATION_BOUND : BOUND_FACTOR * cal.longest, cal };
 }
 
@@ -160,8 +162,9 @@ export function pctWalks(
   budget: CheckBudget,
 ): ExploreResult {
   const what = `pct:0 walks (seed ${o.seed}, d=${d})`;
-  const { bound, cal } = walkBound(spec, properties, o);
+  const { bound, cal } = walkBound(spec, properties, o, budget);
   if (cal?.finding) return calibrationViolation(cal, what, NO_PREEMPTION);
+  if (cal?.stopped) return calibrationStopped(cal, what);
   let kSteps = bound;
   let spent = cal?.transitions ?? 0; // calibration's transitions so far, for a violation's count
   if (cal !== null) {
@@ -175,6 +178,7 @@ export function pctWalks(
         round * CALIBRATION_WALKS,
         bound,
         (k) => new PctWalk(k, k0, d),
+        budget,
       );
       if (c.finding)
         return calibrationViolation(
@@ -183,6 +187,7 @@ export function pctWalks(
           `of PCT round ${round} (k=${k0})`,
         );
       spent += c.transitions;
+      if (c.stopped) return calibrationStopped({ ...c, transitions: spent }, what);
       kSteps = Math.max(k0, c.longest ?? k0);
     }
   }

@@ -6,6 +6,7 @@ import { Rng } from "../machine/rng.js";
 import { NO_PREEMPTION, walkBound } from "./pct.js";
 import type { CheckBudget, ExploreResult } from "./types.js";
 import {
+  calibrationStopped,
   calibrationViolation,
   type WalkOptions,
   type WalkStats,
@@ -51,8 +52,10 @@ export function randomWalks(
   o: WalkOptions,
   budget: CheckBudget,
 ): ExploreResult {
-  const { bound, cal } = walkBound(spec, properties, o);
-  if (cal?.finding) return calibrationViolation(cal, `random:0 walks (seed ${o.seed})`, NO_PREEMPTION);
+  const { bound, cal } = walkBound(spec, properties, o, budget);
+  const what = `random:0 walks (seed ${o.seed})`;
+  if (cal?.finding) return calibrationViolation(cal, what, NO_PREEMPTION);
+  if (cal?.stopped) return calibrationStopped(cal, what);
   const stats: WalkStats = { cut: 0, longest: 0 };
   let strat: RandomWalk | null = null;
   const r = walks(

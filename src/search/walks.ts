@@ -89,7 +89,18 @@ export interface WalkStats {
   longest: number;
 }
 
-/** One walk from `init`: its steps, or a violation (with its schedule). */
+/** Steps between two polls of the budget inside a walk: a walk on a large machine can take seconds. */
+const POLL_STEPS = 256;
+
+interface Walked {
+  steps: number;
+  quiescent: boolean;
+  finding: Finding | null;
+  /** The budget's reason when it ended the walk early. */
+  stopped: string | null;
+}
+
+/** One walk from `init`: its steps, or a violation (with its schedule), or the budget's reason to stop. */
 function walkOnce(
   k: Kernel,
   e: ReturnType<typeof checkMachine>["e"],
@@ -97,21 +108,28 @@ function walkOnce(
   init: Int32Array,
   buf: Int32Array,
   bound: number,
-): { steps: number; quiescent: boolean; finding: Finding | null } {
+  poll: () => string | null,
+): Walked {
   k.mem.restore(init);
   const path: number[] = [];
   let n = enabled(k, buf);
   for (let step = 1; step <= bound && n > 0; step++) {
+    if (step % POLL_STEPS === 0) {
+      const why = poll();
+      if (why !== null) return { steps: path.length, quiescent: false, finding: null, stopped: why };
+    }
     const tr = buf[strategy.choose(buf, n, step)];
     path.push(tr);
     const bad = stepFinding(e, tr);
-    if (bad !== null) return { steps: path.length, quiescent: false, finding: { ...bad, schedule: path } };
+    if (bad !== null)
+      return { steps: path.length, quiescent: false, finding: { ...bad, schedule: path }, stopped: null };
     strategy.visit();
     n = enabled(k, buf); // for the next choice, and to know a terminal state
     const end = n === 0 ? endFinding(e) : null;
-    if (end !== null) return { steps: path.length, quiescent: true, finding: { ...end, schedule: path } };
+    if (end !== null)
+      return { steps: path.length, quiescent: true, finding: { ...end, schedule: path }, stopped: null };
   }
-  return { steps: path.length, quiescent: n === 0, finding: null };
+  return { steps: path.length, quiescent: n === 0, finding: null, stopped: null };
 }
 
 /** The walks of `set` on a fresh machine; the strategy is made once and told each walk's seed. */
@@ -141,19 +159,20 @@ export function walks(
     walks: strategy.walks,
   });
   const shard = set.shard ?? { k: 1, n: 1 };
-  let done = 0;
+  let walked = 0; // transitions of the walk under way, for polls
+  const poll = () =>
+    budget.stop ? budget.stop({ states: visited.size, transitions: transitions + walked, depth: stats.longest }) : null;
   for (let i = shard.k - 1; i < set.count; i += shard.n) {
     strategy.reset();
     strategy.begin(walkSeed(set.seed, i));
-    const w = walkOnce(k, e, strategy, init, buf, set.bound);
+    const w = walkOnce(k, e, strategy, init, buf, set.bound, poll);
     transitions += w.steps;
     if (w.steps > stats.longest) stats.longest = w.steps;
     if (w.finding !== null) return res("violation", w.finding, null);
+    if (w.stopped !== null) return res("incomplete", null, w.stopped);
     if (!w.quiescent) stats.cut++;
-    if (budget.stop && (++done & 15) === 0) {
-      const why = budget.stop({ states: visited.size, transitions, depth: stats.longest });
-      if (why !== null) return res("incomplete", null, why);
-    }
+    const why = poll();
+    if (why !== null) return res("incomplete", null, why);
   }
   return res("no-violation-found", null, null);
 }
@@ -165,6 +184,8 @@ export interface Calibration {
   walk: number;
   finding: Finding | null;
   transitions: number;
+  /** The budget's reason when it ended calibration early. */
+  stopped: string | null;
 }
 
 /**
@@ -179,6 +200,7 @@ export function calibrate(
   first: number,
   bound: number,
   make: (k: Kernel) => WalkStrategy,
+  budget: CheckBudget,
 ): Calibration {
   const { k, e } = checkMachine(spec, properties);
   const strategy = make(k);
@@ -186,14 +208,16 @@ export function calibrate(
   const buf = new Int32Array(MAX_ENABLED);
   let longest: number | null = null;
   let transitions = 0;
+  const poll = () => (budget.stop ? budget.stop({ states: 0, transitions, depth: longest ?? 0 }) : null);
   for (let j = first; j < first + CALIBRATION_WALKS; j++) {
     strategy.begin(calibrationSeed(seed, j));
-    const w = walkOnce(k, e, strategy, init, buf, bound);
+    const w = walkOnce(k, e, strategy, init, buf, bound, poll);
     transitions += w.steps;
-    if (w.finding !== null) return { longest, walk: j - first + 1, finding: w.finding, transitions };
+    if (w.finding !== null) return { longest, walk: j - first + 1, finding: w.finding, transitions, stopped: null };
+    if (w.stopped !== null) return { longest, walk: 0, finding: null, transitions, stopped: w.stopped };
     if (w.quiescent && (longest === null || w.steps > longest)) longest = w.steps;
   }
-  return { longest, walk: 0, finding: null, transitions };
+  return { longest, walk: 0, finding: null, transitions, stopped: null };
 }
 
 /** How walks are chosen and bounded: the common part of random and PCT searches. */
@@ -234,6 +258,21 @@ export function calibrationViolation(cal: Calibration, coverage: string, what: s
     maxDepth: f.schedule.length,
     coverage: `${coverage}: found by calibration walk ${cal.walk} of ${CALIBRATION_WALKS} ${what}`,
     reason: null,
+    collisionProbability: 0,
+    walks: 0,
+  };
+}
+
+/** The result when the budget ended calibration before any walk of the search. */
+export function calibrationStopped(cal: Calibration, coverage: string): ExploreResult {
+  return {
+    verdict: "incomplete",
+    finding: null,
+    states: 0,
+    transitions: cal.transitions,
+    maxDepth: cal.longest ?? 0,
+    coverage: `${coverage}: stopped while calibrating the walks' bound`,
+    reason: cal.stopped,
     collisionProbability: 0,
     walks: 0,
   };
