@@ -14,9 +14,16 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import {
+  budgetStop,
+  budgets,
+  capWorkers,
+  DEFAULT_MEMORY_CAP_MIB,
+  DEFAULT_TIME_S,
+} from "../src/cli/budget.js";
 import { fsMessage } from "../src/cli/guard.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { InputError } from "../src/scenario/errors.js";
@@ -356,5 +363,103 @@ describe("numbers past a field's range", () => {
       ),
       /machine\.cpus: .*int/,
     );
+  });
+});
+
+describe("sizes are bounded before the document is materialised", () => {
+  test("a list or mapping of more than 1,024 entries is refused where it starts", () => {
+    const procs = Array.from({ length: 1500 }, (_, i) => `  - { name: p${i}, program: [ { compute: 1 } ] }`);
+    const msg = loadError(`name: x\nprocesses:\n${procs.join("\n")}\n`, "wide.yaml");
+    assert.equal(msg, "wide.yaml:3:3: a list of 1500 items; at most 1024 in any list or mapping");
+    const costs = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`k${i}`, 1]));
+    assert.match(
+      loadError(JSON.stringify({ name: "x", costs, processes: [] }), "wide.json"),
+      /^wide\.json:1:\d+: a mapping of 2000 keys; at most 1024/,
+    );
+  });
+
+  test("under the generic bound, the schema's own maxima are told with the field", () => {
+    const procs = Array.from({ length: 65 }, (_, i) => `  - { name: p${i}, program: [ { compute: 1 } ] }`);
+    assert.match(
+      loadError(`name: x\nprocesses:\n${procs.join("\n")}\n`, "p.yaml"),
+      /^p\.yaml:\d+:\d+: processes: .*64/,
+    );
+    assert.match(
+      loadError(
+        `name: x\nkernel: [${Array(65).fill("a").join(", ")}]\nprocesses: [ { name: a, program: [ { compute: 1 } ] } ]\n`,
+        "k.yaml",
+      ),
+      /^k\.yaml:\d+:\d+: kernel: .*64/,
+    );
+  });
+
+  test("set_fixmap is capped at the fixmap's 1,024 pages, so one step is bounded work", () => {
+    assert.match(
+      loadError("name: x\nprocesses: [ { name: a, program: [ { set_fixmap: 67108864 } ] } ]\n", "fix.yaml"),
+      /^fix\.yaml:2:\d+: .*set_fixmap: .*<=1024$/,
+    );
+  });
+});
+
+describe("budgets that hold", () => {
+  test("run --time stops a long run where it is, says so, and exits 0", () => {
+    const r = cli("run", "big-machine", "--time", "1", "--json");
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { complete: boolean; stop_reason: string };
+    assert.equal(out.complete, false);
+    assert.equal(out.stop_reason, "time-budget");
+    assert.match(r.stderr, /run stopped at the time-budget; figures cover the part that ran/);
+  });
+
+  test("check on a 10,000-task machine ends at its time budget (symmetry is not tried there)", () => {
+    const r = cli("check", "big-machine", "--time", "2", "--json");
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { verdict: string; reason: string; coverage: string; states: number };
+    assert.equal(out.verdict, "incomplete");
+    assert.equal(out.reason, "time budget: 2 s");
+    assert.match(out.coverage, /symmetry not tried \(\d+ task slots, over 256\)/);
+    assert.ok(out.states > 0);
+  });
+
+  test("check --memory below what node itself takes stops at the first poll, saying which budget", () => {
+    const r = cli("check", "check-gp-fixup", "--memory", "16", "--json");
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { verdict: string; reason: string; states: number };
+    assert.equal(out.verdict, "incomplete");
+    assert.equal(out.reason, "memory budget: 16 MiB");
+    assert.ok(out.states <= 64, `stopped within one poll: ${out.states} states`);
+  });
+
+  test("default budgets: an hour and half the machine's memory, named as defaults when they end a search", () => {
+    const b = budgets(undefined, undefined);
+    assert.equal(b.timeS, DEFAULT_TIME_S);
+    assert.equal(b.memoryMiB, Math.min(DEFAULT_MEMORY_CAP_MIB, Math.floor(totalmem() / 2 ** 21)));
+    const tight = budgetStop({ ...b, memoryMiB: 16 });
+    assert.match(
+      tight.stop({ states: 0, transitions: 0, depth: 0 }) ?? "",
+      /memory budget: 16 MiB \(the default/,
+    );
+    const given = budgetStop(budgets(undefined, 16));
+    assert.equal(given.stop({ states: 0, transitions: 0, depth: 0 }), "memory budget: 16 MiB");
+    // A visited table about to double is counted before it is allocated.
+    const roomy = budgetStop(budgets(undefined, 1e6));
+    assert.equal(roomy.stop({ states: 0, transitions: 0, depth: 0 }), null);
+    assert.match(
+      roomy.stop({ states: 0, transitions: 0, depth: 0, reserve: 2 ** 40 }) ?? "",
+      /memory budget/,
+    );
+  });
+
+  test("--workers past the CPUs available is capped, with a note on stderr", () => {
+    const many = availableParallelism() + 6;
+    const r = cli("check", "check-ipi-in-bh", "--workers", String(many), "--json");
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`--workers ${many} capped at the ${availableParallelism()} CPUs? available`),
+    );
+    const out = JSON.parse(r.stdout) as { verdict: string; coverage: string };
+    assert.equal(out.verdict, "pass");
+    assert.equal(capWorkers(1).note, null);
   });
 });

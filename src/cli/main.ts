@@ -34,7 +34,14 @@ import { isCheckResult, mergeChecks } from "../search/merge.js";
 import { plan } from "../search/plan.js";
 import { replaySchedule } from "../search/replay.js";
 import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
-import type { Progress } from "../search/types.js";
+import {
+  budgetStop,
+  budgets,
+  capWorkers,
+  DEFAULT_MEMORY_CAP_MIB,
+  DEFAULT_TIME_S,
+  wallClockBudget,
+} from "./budget.js";
 import { fsMessage, guardStdout } from "./guard.js";
 
 function intArg(name: string, min: number, max: number) {
@@ -75,12 +82,18 @@ interface RunFlags {
   trace?: string;
   scheduler: SchedulerName;
   maxSteps?: number;
+  time?: number;
 }
 
 function cmdRun(file: string, o: RunFlags): number {
   const ls = loadScenarioFile(resolveScenario(file));
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
-  const r = runScenario(cs, { scheduler: o.scheduler, maxSteps: o.maxSteps, trace: o.trace !== undefined });
+  const r = runScenario(cs, {
+    scheduler: o.scheduler,
+    maxSteps: o.maxSteps,
+    trace: o.trace !== undefined,
+    budget: o.time === undefined ? undefined : wallClockBudget(o.time),
+  });
   if (o.trace !== undefined && r.trace !== undefined) {
     try {
       writeFileSync(o.trace, r.trace);
@@ -116,32 +129,18 @@ interface CheckFlags {
   shard?: string;
 }
 
-/** check's budgets of time and memory, and its progress line when stderr is a terminal. */
-function budgetStop(p: Progress, seconds: number, timeLimit?: number, memoryMiB?: number): string | null {
-  const rss = process.memoryUsage.rss() / 2 ** 20;
-  if (process.stderr.isTTY) {
-    const rate = seconds > 0 ? Math.round(p.states / seconds).toLocaleString("en-US") : "-";
-    process.stderr.write(
-      `\r\x1b[Kstates ${p.states.toLocaleString("en-US")}  ${rate} states/s  depth ${p.depth}  ${Math.round(rss)} MiB`,
-    );
-  }
-  if (timeLimit !== undefined && seconds > timeLimit) return `time budget: ${timeLimit} s`;
-  if (memoryMiB !== undefined && rss > memoryMiB) return `memory budget: ${memoryMiB} MiB`;
-  return null;
-}
-
 function cmdCheck(file: string, o: CheckFlags): number {
   const path = resolveScenario(file);
   const ls = loadScenarioFile(path);
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
+  const cap = capWorkers(o.workers);
+  if (cap.note !== null) process.stderr.write(`${cap.note}\n`);
   const p = plan(
     ls.scenario.check,
-    { ...o, shard: o.shard === undefined ? undefined : parseShard(o.shard) },
+    { ...o, workers: cap.workers, shard: o.shard === undefined ? undefined : parseShard(o.shard) },
     cs.seed,
   );
-  const started = process.hrtime.bigint();
-  const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
-  const timeLimit = o.time;
+  const { stop, elapsed } = budgetStop(budgets(o.time, o.memory));
   const shardPart = p.shard === null ? "" : `.shard-${p.shard.k}-of-${p.shard.n}`;
   const schedulePath = o.out ?? join("out", `${cs.name}${shardPart}.schedule`);
   const { result, schedule } = checkScenario(
@@ -150,7 +149,7 @@ function cmdCheck(file: string, o: CheckFlags): number {
     file, // as given: a built-in name or a path, the same on every machine
     {
       ...p,
-      stop: (pr) => budgetStop(pr, elapsed(), timeLimit, o.memory),
+      stop,
       workers:
         p.workers === null
           ? undefined
@@ -296,6 +295,8 @@ async function cmdSweep(file: string, o: SweepFlags): Promise<number> {
   const spec = loadSweepFile(file);
   const shard = o.shard === undefined ? undefined : parseShard(o.shard);
   const plan = planSweep(spec, o.vary.map(parseVary));
+  const cap = capWorkers(o.workers);
+  if (cap.note !== null) process.stderr.write(`${cap.note}\n`);
   // A progress bar when stderr is a terminal (and not in CI), never in a log.
   const tty = process.stderr.isTTY === true && !process.env.CI && o.progress !== false;
   const bar = tty
@@ -306,7 +307,7 @@ async function cmdSweep(file: string, o: SweepFlags): Promise<number> {
     : null;
   let started = false;
   const summary = await runSweep(plan, {
-    workers: o.workers,
+    workers: cap.workers,
     shard,
     out: o.out,
     progress: (done, total) => {
@@ -399,6 +400,11 @@ function program(): Command {
       "stop after this many steps",
       intArg("--max-steps", 1, Number.MAX_SAFE_INTEGER),
     )
+    .option(
+      "--time <seconds>",
+      "stop after this many seconds of wall-clock time (figures then cover the part that ran)",
+      intArg("--time", 1, 1e6),
+    )
     .action((file: string, o: RunFlags) => {
       process.exitCode = cmdRun(file, o);
     });
@@ -480,8 +486,12 @@ function program(): Command {
     .option("--policy <key=value>", POLICY_HELP, collect, [])
     .option("--kernel <variant>", KERNEL_HELP, collect, [])
     .option("--max-states <n>", "state budget", intArg("--max-states", 1, 1e10))
-    .option("--time <seconds>", "time budget", intArg("--time", 1, 1e6))
-    .option("--memory <MiB>", "memory budget (resident set)", intArg("--memory", 16, 1e7))
+    .option("--time <seconds>", `time budget (default ${DEFAULT_TIME_S})`, intArg("--time", 1, 1e6))
+    .option(
+      "--memory <MiB>",
+      `memory budget, resident set (default half the machine's memory, at most ${DEFAULT_MEMORY_CAP_MIB})`,
+      intArg("--memory", 16, 1e7),
+    )
     .option(
       "--preemption-bound <k|none>",
       "at most k preemptions (ticks) per path (races rarely need more than 2: a bound looks deep into a large scenario); `none`: every interleaving, the state space searched to its end (for small scenarios)",
@@ -503,7 +513,7 @@ function program(): Command {
     .option("--strict", "exit 3 when the verdict is incomplete")
     .option(
       "--workers <n>",
-      "exhaustive search on n worker threads sharing the visited set",
+      "exhaustive search on n worker threads sharing the visited set (at most the CPUs available)",
       intArg("--workers", 1, 64),
     )
     .option(

@@ -46,12 +46,17 @@ export interface Scheduler {
   deviceKick(e: Engine, d: number): void;
 }
 
-export type StopReason = "quiescent" | "step-limit" | "time-limit";
+export type StopReason = "quiescent" | "step-limit" | "time-limit" | "time-budget";
+
+/** Steps between two polls of a run's `budget` (a wall-clock check, from the command line). */
+const BUDGET_POLL_STEPS = 1 << 16;
 
 export interface RunLimits {
   maxSteps: number;
   /** Simulated time, in cycles of the CPU clocks. */
   maxCycles: number;
+  /** Polled every BUDGET_POLL_STEPS transitions: true stops the run ("time-budget"). */
+  budget?: () => boolean;
 }
 
 export class Engine {
@@ -136,9 +141,15 @@ export class Engine {
     s.start(this);
     const k = this.k;
     const clock = this.clock;
+    const budget = limits.budget;
+    let sincePoll = 0;
     for (;;) {
       const tr = s.next(this);
       if (tr < 0) break;
+      if (budget !== undefined && ++sincePoll === BUDGET_POLL_STEPS) {
+        sincePoll = 0;
+        if (budget()) return this.stop("time-budget");
+      }
       if (tr < TR_SHIFT && this.recorder === null) {
         // The hot path: a CPU step.
         this.current = tr;

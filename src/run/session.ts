@@ -33,6 +33,8 @@ export interface RunOptions {
   maxSteps?: number;
   /** Simulated-time limit in ns. */
   maxTimeNs?: number;
+  /** Polled during the run (`run --time`): true stops it where it is. */
+  budget?: () => boolean;
   trace?: boolean;
 }
 
@@ -81,6 +83,7 @@ export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunRes
   const stop = e.run({
     maxSteps: opts.maxSteps ?? DEFAULT_MAX_STEPS,
     maxCycles: Math.floor((maxTimeNs * mhz) / 1000),
+    budget: opts.budget,
   });
   finishMetrics(k, e);
   const result: RunResult = {

@@ -19,6 +19,10 @@ import {
 import type { z } from "zod";
 import { InputError } from "./errors.js";
 import { tooDeep } from "./nesting.js";
+
+/** The most items in any list, or keys in any mapping, of a scenario or sweep file (checked before toJS). */
+export const COLLECTION_MAX = 1024;
+
 import { readInputFile } from "./read.js";
 import { type DocPath, type Scenario, ScenarioSchema } from "./schema.js";
 
@@ -101,17 +105,34 @@ export function loadLocated<S extends z.ZodType>(
   if (top === null) throw fail(0, `empty ${kind.what} (expected ${kind.empty})`);
   if (!isMap(top)) throw fail(top.range?.[0] ?? 0, `the top level must be a mapping (${kind.keys})`);
 
-  // `__proto__` as a key would set the object's prototype in toJS and vanish from the data.
-  let proto: number | null = null;
+  // On the parsed tree, before toJS materialises it: `__proto__` as a key would set the object's
+  // prototype in toJS and vanish from the data; a list or mapping wider than COLLECTION_MAX is
+  // refused where it starts (no list in either file kind allows more; the schema's own, smaller
+  // maxima are said by zod afterwards).
+  let bad: { offset: number; message: string } | null = null;
   visit(doc, {
     Pair(_, pair) {
       if (isScalar(pair.key) && pair.key.value === "__proto__") {
-        proto = startOf(pair.key) ?? 0;
+        bad = { offset: startOf(pair.key) ?? 0, message: "'__proto__' is not allowed as a key" };
+        return visit.BREAK;
+      }
+    },
+    Collection(_, node) {
+      if (node.items.length > COLLECTION_MAX) {
+        const what = isSeq(node) ? "a list of" : "a mapping of";
+        const unit = isSeq(node) ? "items" : "keys";
+        bad = {
+          offset: node.range?.[0] ?? 0,
+          message: `${what} ${node.items.length} ${unit}; at most ${COLLECTION_MAX} in any list or mapping`,
+        };
         return visit.BREAK;
       }
     },
   });
-  if (proto !== null) throw fail(proto, "'__proto__' is not allowed as a key");
+  if (bad !== null) {
+    const b = bad as { offset: number; message: string };
+    throw fail(b.offset, b.message);
+  }
 
   let data: unknown;
   try {

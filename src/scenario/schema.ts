@@ -70,7 +70,10 @@ const MachineSchema = strict({
   /** jiffies at boot (the kernel's INITIAL_JIFFIES): consider_global_asid samples pid against it. */
   initial_jiffies: int(0, 2 ** 31 - 1).default(0),
   pasid_bits: int(1, 20).default(20),
-  xfeatures: z.array(z.enum(XFEATURES)).default((): XFeature[] => ["x87", "sse", "avx", "pkru", "pasid"]),
+  xfeatures: z
+    .array(z.enum(XFEATURES))
+    .max(XFEATURES.length)
+    .default((): XFeature[] => ["x87", "sse", "avx", "pkru", "pasid"]),
   /** CPUID(0xD, i) entries that differ from the built-in table (size, standard offset, 64-byte alignment). */
   cpuid_xstate: z
     .record(
@@ -83,7 +86,10 @@ const MachineSchema = strict({
     )
     .default(() => ({})),
   /** Dynamic components every process may use from the start, as if it had called ARCH_REQ_XCOMP_PERM. */
-  xcomp_perm: z.array(z.enum(["amx", "amx_tiledata"])).default(() => []),
+  xcomp_perm: z
+    .array(z.enum(["amx", "amx_tiledata"]))
+    .max(2)
+    .default(() => []),
   /** A softirq on every interrupt exit uses the FPU (crypto, networking): it saves the interrupted user registers. */
   softirq_fpu: z.boolean().default(false),
   /** A perf NMI with every tick, taken at the next step boundary whatever IF says (and explored by `check`). */
@@ -219,7 +225,15 @@ export interface RawOp {
 }
 
 const NS = int(0, 1e12);
+/** Lists of names (properties, kernel variants): fewer than this exist. */
+const LIST_MAX = 64;
 const PAGES = int(1, 2 ** 26);
+/**
+ * The x86-64 fixmap spans FIXMAP_PMD_NUM (2) page tables of 512 PTEs
+ * (arch/x86/include/asm/fixmap.h): no driver remaps more pages there, and
+ * set_pte_vaddr() flushes one page at a time, so the cap also bounds a step.
+ */
+const FIXMAP_PAGES = int(1, 1024);
 // Whether the device is declared under `devices` is checked on the whole scenario, below.
 const DEVICE_REF = z.string().min(1);
 
@@ -242,8 +256,8 @@ const OpSchema: z.ZodType<RawOp> = z.lazy(() =>
         syscall: NS.optional(),
         yield: z.literal(true).nullable().optional(),
         sleep: int(1, 1e12).optional(),
-        fpu: z.array(z.enum(XFEATURES)).min(1).optional(),
-        xstate_write: z.array(z.enum(XFEATURES)).min(1).optional(),
+        fpu: z.array(z.enum(XFEATURES)).min(1).max(XFEATURES.length).optional(),
+        xstate_write: z.array(z.enum(XFEATURES)).min(1).max(XFEATURES.length).optional(),
         kernel_fpu: z.literal(true).nullable().optional(),
         req_xcomp_perm: z.enum(["amx", "amx_tiledata"]).optional(),
         gp_fault: z.literal(true).nullable().optional(),
@@ -251,7 +265,7 @@ const OpSchema: z.ZodType<RawOp> = z.lazy(() =>
         mmap: PAGES.optional(),
         munmap: PAGES.optional(),
         mprotect: PAGES.optional(),
-        set_fixmap: PAGES.optional(),
+        set_fixmap: FIXMAP_PAGES.optional(),
         touch: PAGES.optional(),
         fork: ProgramSchema.optional(),
         clone_thread: ProgramSchema.optional(),
@@ -345,7 +359,7 @@ const ProcessSchema = strict({
 });
 
 const CheckSchema = strict({
-  properties: z.array(z.string()).optional(),
+  properties: z.array(z.string()).max(LIST_MAX).optional(),
   /** At most this many preemptions per path, or `none`: every interleaving (the state space searched to its end). */
   preemption_bound: z.union([int(0, 1000), z.literal("none")]).optional(),
   max_states: int(1, 1e10).optional(),
@@ -367,7 +381,10 @@ const ScenarioObject = strict({
   /** cost table overrides; the cost kinds are checked by the engine */
   costs: z.record(z.string(), int(0, 1e9)).default(() => ({})),
   /** kernel variants; the names are checked by the engine */
-  kernel: z.array(z.string()).default(() => []),
+  kernel: z
+    .array(z.string())
+    .max(LIST_MAX)
+    .default(() => []),
   /** Injected failures: the step `at` fails on its nth run (or every run). */
   faults: z
     .array(

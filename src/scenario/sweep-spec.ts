@@ -19,8 +19,14 @@ import { type Located, loadLocated } from "./load.js";
 import { readInputFile } from "./read.js";
 import { POLICY_VALUES, type PolicyKey } from "./schema.js";
 
+/** The most items in a sweep file's lists: a cross product of more is not a sweep that ends. */
+const SWEEP_LIST_MAX = 256;
+
 const nonEmpty = <T extends z.ZodType>(item: T, what: string) =>
-  z.array(item).min(1, { error: `no ${what}: an empty cross product (give at least one)` });
+  z
+    .array(item)
+    .min(1, { error: `no ${what}: an empty cross product (give at least one)` })
+    .max(SWEEP_LIST_MAX);
 
 const value = z.union([z.string().min(1), z.number(), z.boolean()]);
 
@@ -47,7 +53,7 @@ export const SweepSpecSchema = z.strictObject(
             : undefined,
       })
       .default({}),
-    metrics: z.array(z.string().min(1)).min(1).optional(),
+    metrics: z.array(z.string().min(1)).min(1).max(SWEEP_LIST_MAX).optional(),
     max_steps: z.int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   },
   {

@@ -23,7 +23,7 @@ import { Dfs } from "./dfs.js";
 import { replaySchedule } from "./replay.js";
 import { BaseDfs, EXPLORE, REVISIT, SKIP, STOP as STOP_SEARCH, type Visit } from "./strategy.js";
 import { checkMachine } from "./transitions.js";
-import type { CheckBudget, ExploreResult, Finding } from "./types.js";
+import { type CheckBudget, type ExploreResult, type Finding, POLL_STATES } from "./types.js";
 import { FingerprintSet, SharedFingerprints } from "./visited.js";
 
 /** What a worker needs to build the machine: the scenario text, not the compiled object. */
@@ -34,6 +34,7 @@ export interface ScenarioInput {
 }
 
 // Control words.
+const GRACE_WAITS = 2;
 const STOP = 0; // 1: stop (a violation, a budget, an error)
 const STATES = 1; // states claimed so far
 const DONE = 2; // workers finished
@@ -138,9 +139,9 @@ class ClaimDfs extends BaseDfs {
     return -1;
   }
 
-  /** Every 1,024 states claimed: the shared count, and whether to stop. */
+  /** Every POLL_STATES states claimed: the shared count, and whether to stop. */
   override poll(): string | null {
-    if (++this.sinceCheck !== 1024) return null;
+    if (++this.sinceCheck !== POLL_STATES) return null;
     this.sinceCheck = 0;
     const ctl = this.ctl;
     if (!this.flush()) {
@@ -224,9 +225,14 @@ export function exploreParallel(
   // Waits of at most 100 ms each while some worker has not started: 200 of
   // them (about 20 s) and the threads are given up on. No clock is read.
   let startWaits = 0;
+  // Once the budget says stop, waits of 100 ms for the workers to see it:
+  // after GRACE_WAITS the threads are terminated (one may still be booting a
+  // large machine), so a budget ends the search within about 0.2 s.
+  let graceWaits = 0;
   for (;;) {
     const done = Atomics.load(ctl, DONE);
     if (done === workers) break;
+    if (reason !== null && ++graceWaits > GRACE_WAITS && Atomics.load(ctl, WINNER) === 0) break;
     Atomics.wait(ctl, DONE, done, 100);
     if (Atomics.load(ctl, STARTED) < workers && ++startWaits > 200) {
       for (const th of threads) void th.terminate();

@@ -13,7 +13,7 @@ import { runDfs } from "./dfs.js";
 import { BaseDfs, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
 import { Symmetry } from "./symmetry.js";
 import { checkMachine } from "./transitions.js";
-import type { CheckBudget, ExploreResult } from "./types.js";
+import { type CheckBudget, type ExploreResult, POLL_STATES } from "./types.js";
 import { FingerprintMap, FingerprintSet } from "./visited.js";
 
 /** Visited-set slots for a state budget, up to 2^22, so that the table seldom grows (each doubling rehashes every state). */
@@ -25,6 +25,27 @@ export function visitedLog2(maxStates: number): number {
 
 /** States symmetry reduction is measured over before it is kept or switched off. */
 export const SYMMETRY_PROBATION = 20_000;
+/**
+ * A class's key costs time in proportion to the task slots: the probation
+ * is cut so that it costs about what SYMMETRY_PROBATION states of a
+ * 16-task machine do, but never below SYMMETRY_PROBATION_MIN states
+ * (big-machine's 10,064 slots: 512 states, not 20,000 at ~60 ms each).
+ */
+const SYMMETRY_PROBATION_WORK = SYMMETRY_PROBATION * 16;
+const SYMMETRY_PROBATION_MIN = 512;
+
+/**
+ * Above this many task slots symmetry is not tried by default: a key costs
+ * ~20 µs a slot (big-machine: ~0.2 s a state), and machines that large are
+ * searched by walks or within a budget, where plain states go furthest.
+ */
+export const SYMMETRY_MAX_TASK_SLOTS = 256;
+
+/** The probation's length for a machine of `taskSlots` task slots: a function of the scenario alone. */
+export function symmetryProbation(taskSlots: number): number {
+  const n = Math.floor(SYMMETRY_PROBATION_WORK / Math.max(1, taskSlots));
+  return Math.max(SYMMETRY_PROBATION_MIN, Math.min(SYMMETRY_PROBATION, n));
+}
 /** States merged per class it must reach to be kept (its cost per state, with margin). */
 export const SYMMETRY_KEEP = 3;
 
@@ -38,6 +59,7 @@ export class PlainDfs extends BaseDfs {
   /** While on probation: the states themselves (as `seen` or `fewest` would hold them), to measure what symmetry merges. */
   private raw: FingerprintSet | FingerprintMap | null;
   private symNote = "";
+  private readonly probationStates: number;
 
   constructor(
     k: Kernel,
@@ -47,12 +69,22 @@ export class PlainDfs extends BaseDfs {
     symmetry: boolean | "always" = false,
   ) {
     super(k, budget);
+    this.probationStates = symmetryProbation(k.L.task.count);
+    if (symmetry === true && k.L.task.count > SYMMETRY_MAX_TASK_SLOTS) {
+      symmetry = false;
+      this.symNote = `, symmetry not tried (${k.L.task.count} task slots, over ${SYMMETRY_MAX_TASK_SLOTS})`;
+    }
     this.sym = symmetry !== false ? new Symmetry(k) : null;
     this.raw = symmetry !== true ? null : bound === null ? new FingerprintSet(16) : new FingerprintMap(16);
     const log2 = visitedLog2(budget.maxStates);
     this.seen = bound === null ? new FingerprintSet(log2) : null;
     this.fewest = bound === null ? null : new FingerprintMap(log2);
   }
+
+  protected override reserve = (): number =>
+    (this.seen?.growSoon(POLL_STATES) ?? 0) +
+    (this.fewest?.growSoon(POLL_STATES) ?? 0) +
+    (this.raw?.growSoon(POLL_STATES) ?? 0);
 
   visit(ticks: number): Visit {
     let lo: number;
@@ -75,7 +107,7 @@ export class PlainDfs extends BaseDfs {
   /**
    * Symmetry reduction costs 3-5 times plain search per state (measured in
    * docs/performance.md): it stays on only if, over its first
-   * SYMMETRY_PROBATION states, it merged at least SYMMETRY_KEEP states into
+   * probationStates states, it merged at least SYMMETRY_KEEP states into
    * each one kept. Switched off, the search goes on with the states seen
    * on probation as its visited set (each explored, or merged with one
    * explored), so nothing is explored twice.
@@ -86,17 +118,17 @@ export class PlainDfs extends BaseDfs {
     if (raw instanceof FingerprintSet) raw.add(mem.hashLo(), mem.hashHi());
     else raw.lowerOrNew(mem.hashLo(), mem.hashHi(), ticks);
     const kept = this.seen !== null ? this.seen.size : (this.fewest as FingerprintMap).size;
-    if (kept < SYMMETRY_PROBATION) return;
+    if (kept < this.probationStates) return;
     const factor = raw.size / kept;
     this.raw = null;
     if (factor >= SYMMETRY_KEEP) {
-      this.symNote = `, symmetry (${factor.toFixed(1)} states per class over the first ${SYMMETRY_PROBATION})`;
+      this.symNote = `, symmetry (${factor.toFixed(1)} states per class over the first ${this.probationStates})`;
       return;
     }
     this.sym = null;
     if (raw instanceof FingerprintSet) this.seen = raw;
     else this.fewest = raw;
-    this.symNote = `, symmetry off after ${SYMMETRY_PROBATION} states (${factor.toFixed(2)} states per class, below ${SYMMETRY_KEEP})`;
+    this.symNote = `, symmetry off after ${this.probationStates} states (${factor.toFixed(2)} states per class, below ${SYMMETRY_KEEP})`;
   }
 
   describe(): string {

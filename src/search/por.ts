@@ -21,7 +21,7 @@ import { SleepMap } from "./sleepmap.js";
 import type { DfsStack } from "./stack.js";
 import { BaseDfs, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
 import { checkMachine, enabled, endFinding, MAX_ENABLED, stepFinding } from "./transitions.js";
-import type { Broken, CheckBudget, ExploreResult } from "./types.js";
+import { type Broken, type CheckBudget, type ExploreResult, POLL_STATES } from "./types.js";
 import { FingerprintSet } from "./visited.js";
 
 /** Which reductions `explorePor` applies; all on for `check --por`. */
@@ -552,7 +552,7 @@ export class PorDfs extends BaseDfs {
 
   override poll(states: number, transitions: number, depth: number): string | null {
     if (states >= this.budget.maxStates) return `state budget: ${this.budget.maxStates} states`;
-    if (++this.sinceStop === 1024 && this.budget.stop) {
+    if (++this.sinceStop === POLL_STATES && this.budget.stop) {
       this.sinceStop = 0;
       return this.budget.stop({ states, transitions, depth: depth + 1 });
     }

@@ -92,8 +92,11 @@ export abstract class BaseDfs implements DfsStrategy {
   }
 
   poll(states: number, transitions: number, depth: number): string | null {
-    return budgetReason(this.budget, states, transitions, depth);
+    return budgetReason(this.budget, states, transitions, depth, this.reserve);
   }
+
+  /** Bytes the strategy's tables may allocate before the next poll (their growth): none by default. */
+  protected reserve = (): number => 0;
 
   abstract describe(): string;
 }

@@ -20,6 +20,11 @@ export class FingerprintSet {
     return this.insert(lo | 0, hi | 0);
   }
 
+  /** The bytes the next growth allocates, when it may come within `margin` more states; else 0 (memory budgets). */
+  growSoon(margin: number): number {
+    return (this.size + margin) * 2 >= this.mask ? this.table.byteLength * 2 : 0;
+  }
+
   /** Bytes the table holds. */
   get bytes(): number {
     return this.table.byteLength;
@@ -163,6 +168,11 @@ export class FingerprintMap {
     if (this.size === size && t[a + 2] <= v) return false;
     t[a + 2] = v;
     return true;
+  }
+
+  /** The bytes the next growth allocates, when it may come within `margin` more states; else 0 (memory budgets). */
+  growSoon(margin: number): number {
+    return (this.size + margin) * 2 >= this.mask ? this.table.byteLength * 2 : 0;
   }
 
   get bytes(): number {

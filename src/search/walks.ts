@@ -159,9 +159,11 @@ export function walks(
     walks: strategy.walks,
   });
   const shard = set.shard ?? { k: 1, n: 1 };
-  let walked = 0; // transitions of the walk under way, for polls
+  const walked = 0; // transitions of the walk under way, for polls
   const poll = () =>
-    budget.stop ? budget.stop({ states: visited.size, transitions: transitions + walked, depth: stats.longest }) : null;
+    budget.stop
+      ? budget.stop({ states: visited.size, transitions: transitions + walked, depth: stats.longest })
+      : null;
   for (let i = shard.k - 1; i < set.count; i += shard.n) {
     strategy.reset();
     strategy.begin(walkSeed(set.seed, i));
@@ -213,7 +215,8 @@ export function calibrate(
     strategy.begin(calibrationSeed(seed, j));
     const w = walkOnce(k, e, strategy, init, buf, bound, poll);
     transitions += w.steps;
-    if (w.finding !== null) return { longest, walk: j - first + 1, finding: w.finding, transitions, stopped: null };
+    if (w.finding !== null)
+      return { longest, walk: j - first + 1, finding: w.finding, transitions, stopped: null };
     if (w.stopped !== null) return { longest, walk: 0, finding: null, transitions, stopped: w.stopped };
     if (w.quiescent && (longest === null || w.steps > longest)) longest = w.steps;
   }
