@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -151,6 +151,7 @@ describe("sweep", () => {
     }
     child.kill("SIGKILL");
     await exited;
+    assert.ok(existsSync(`${out}.lock`), "the killed sweep's lock is left behind (and taken over below)");
     const kept = readFileSync(out, "utf8").split("\n").length - 1;
     const r = cli("sweep", spec, "--workers", "2", "--out", out);
     assert.equal(r.status, 0, r.stderr);
@@ -160,6 +161,31 @@ describe("sweep", () => {
     assert.equal(Number(m[2]), 12 - kept, "only the cells not in the file ran");
     const whole = cli("sweep", spec, "--workers", "2");
     assert.equal(readFileSync(out, "utf8"), whole.stdout, "the same bytes as an uninterrupted sweep");
+  });
+
+  test("a second sweep on the same --out is refused while the first runs; the lock goes when it ends", async () => {
+    const spec = specFile(
+      "two.yaml",
+      "name: two\nscenarios: [fork-exec-churn]\nseeds: 200\nmetrics: [pasid_allocs]\n",
+    );
+    const out = join(dir, "two.ndjson");
+    const first = spawn(
+      process.execPath,
+      ["dist/src/cli/main.js", "sweep", spec, "--workers", "1", "--out", out],
+      { cwd: REPO_ROOT, stdio: "ignore" },
+    );
+    const exited = new Promise((resolve) => first.on("exit", resolve));
+    while (!existsSync(`${out}.lock`) && first.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+    const second = cli("sweep", spec, "--workers", "1", "--out", out);
+    assert.equal(first.exitCode, null, "the first sweep still runs (give it more seeds if this fails)");
+    assert.equal(second.status, 2, second.stderr);
+    assert.equal(
+      second.stderr,
+      `asidlab: ${out}: another sweep (pid ${first.pid}) is writing it; wait for it, or remove ${out}.lock if that process is not a sweep\n`,
+    );
+    await exited;
+    assert.equal(first.exitCode, 0);
+    assert.ok(!existsSync(`${out}.lock`), "released at the end");
   });
 
   test("a worker that crashes fails its cell with the error recorded; the rest goes on", async () => {

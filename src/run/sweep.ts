@@ -26,6 +26,7 @@ import { builtinScenarioDir, type LoadedScenario, loadScenarioFile } from "../sc
 import { existingRegularFile, fsFailure, readInputFile } from "../scenario/read.js";
 import type { LoadedSweep } from "../scenario/sweep-spec.js";
 import { checkVaries, crossProduct, type Vary, variedScenario } from "./compare.js";
+import { lockOutput } from "./outlock.js";
 import type { CellOutcome, CellResult, CellTask } from "./sweep-worker.js";
 
 /** Cells per message to a worker, at most. */
@@ -270,6 +271,15 @@ export function defaultWorkerUrl(): string {
 }
 
 export async function runSweep(plan: SweepPlan, opts: SweepOptions = {}): Promise<SweepSummary> {
+  const release = opts.out === undefined ? () => {} : lockOutput(opts.out);
+  try {
+    return await runLocked(plan, opts);
+  } finally {
+    release();
+  }
+}
+
+async function runLocked(plan: SweepPlan, opts: SweepOptions): Promise<SweepSummary> {
   const shard = opts.shard ?? { k: 1, n: 1 };
   const mine = plan.cells.filter((c) => c.index % shard.n === shard.k - 1);
   const done = opts.out === undefined ? new Map<number, string>() : readDone(plan, shard, opts.out);
