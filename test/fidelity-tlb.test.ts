@@ -63,8 +63,8 @@ function stepTo(k: Kernel, cpu: number, name: string, max = 200): boolean {
 }
 
 /** Step through flush_tlb_mm_range's IPIs (the step after flush_tlb_multi): which of the other CPUs got one. */
-function ipisOfNextFlush(k: Kernel, cpu: number): number[] {
-  assert.ok(stepTo(k, cpu, "flush_tlb_mm_range.inc_mm_tlb_gen"), "a flush_tlb_mm_range() is made");
+function ipisOfNextFlush(k: Kernel, cpu: number, within = 4): number[] {
+  assert.ok(stepTo(k, cpu, "flush_tlb_mm_range.inc_mm_tlb_gen", within), "a flush_tlb_mm_range() is made");
   cpu_step(k, cpu, 1000); // inc_mm_tlb_gen
   cpu_step(k, cpu, 1000); // flush_tlb_multi
   const out: number[] = [];
@@ -131,7 +131,7 @@ describe("item 1: the flushes at fork and exit", () => {
       runScenario(
         scenario(`
 name: forks
-machine: { cpus: 1, pcid: false }
+machine: { cpus: 1, pcid: false, pti: false }
 processes:
   - name: sh
     program: { repeat: ${rounds}, do: [ { touch: 1 }, { fork: [ { touch: 1 }, { exit: 0 } ] }, { sleep: 100000 } ] }
@@ -140,9 +140,9 @@ processes:
     const r = run(50);
     assert.equal(r.violations_total, 0);
     assert.equal(r.metrics.forks, 50);
-    // Without PCID every CR3 write flushes; the dup_mmap flushes are the full flushes that are not CR3 loads of a switch.
-    const local = r.metrics.tlb_flushes_full - r.metrics.asid_switches;
-    assert.ok(local >= 50, `${local} flushes outside switch_mm: one per fork at least`);
+    // Without PCID and PTI a CR3 write is a switch or flush_tlb_local(); the exits' flushes find
+    // their CPU lazy and switch to init_mm: the flush_tlb_local()s are dup_mmap's, one per fork.
+    assert.equal(r.metrics.tlb_flushes_full - r.metrics.asid_switches, r.metrics.forks);
   });
 });
 
