@@ -10,6 +10,7 @@ import type { Kernel } from "./kernel.js";
 import { mm_alloc, mmget } from "./mm.js";
 import { defPath, frameLocals } from "./path.js";
 import { finish_task_switch, wake_up_process } from "./sched.js";
+import { flush_tlb_mm } from "./tlb_flush.js";
 
 export const CLONE_VM = 0x100;
 export const CLONE_FILES = 0x400;
@@ -90,6 +91,15 @@ export const P_CLONE = defPath("kernel_clone", [
       }
       k.set(k.T.mm, child, mm);
       k.set(k.T.active_mm, child, mm);
+      if (mm !== oldmm && mm !== 0) {
+        // dup_mmap(): copy_page_range() copies the present PTEs (the parent's
+        // writable private ones write-protected for COW), then
+        // flush_tlb_mm(oldmm): a full flush of the parent's mm with IPIs to
+        // every CPU in its mm_cpumask, lazy ones included (freed_tables).
+        k.set(k.M.ptes, mm, k.get(k.M.ptes, oldmm));
+        k.set(k.M.ptes_end, mm, k.get(k.M.ptes_end, oldmm));
+        flush_tlb_mm(k, cpu, oldmm);
+      }
     },
   ],
   [

@@ -82,6 +82,12 @@ function __mmdrop(k: Kernel, mm: number, cpu: number): void {
 /** Functions run by __mmdrop() before the struct is freed (mm_pasid_drop lands here). */
 export const mmdropHooks: ((k: Kernel, mm: number, cpu: number) => void)[] = [];
 
+/**
+ * What exit_mmap() does after the mmu-notifier release, in order; a hook may
+ * call a path (tlb_finish_mmu()'s flush lands here, from kernel/tlb_flush.ts).
+ */
+export const exitMmapHooks: ((k: Kernel, mm: number, cpu: number) => void)[] = [];
+
 const MMPUT = frameLocals({ mm: [0, 0, 32, "mm"] }, "mmput");
 
 /**
@@ -107,11 +113,14 @@ export const P_MMPUT = defPath("mmput", [
   [
     "__mmput",
     (k, cpu, fr) => {
-      // exit_aio, ksm_exit, exit_mmap (with the mmu-notifier release): the
-      // address space is gone after this.
+      // exit_aio, ksm_exit, exit_mmap: mmu_notifier_release() first, then
+      // unmap_vmas() and free_pgtables() into a fullmm gather, whose
+      // tlb_finish_mmu() flushes (exitMmapHooks): the address space is gone
+      // after this.
       const mm = MMPUT.mm.get(k, fr);
       iommu_mm_release(k, mm, cpu);
       k.set(k.M.state, mm, MM_ZOMBIE);
+      for (const hook of exitMmapHooks) hook(k, mm, cpu);
     },
     "exit_mmap",
   ],

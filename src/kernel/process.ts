@@ -16,6 +16,7 @@ import { mm_alloc, mmgrab, P_MMPUT } from "./mm.js";
 import { defPath, frameLocals } from "./path.js";
 import { P_SCHEDULE, SM_DEAD, wake_up_process } from "./sched.js";
 import { hrtimer_cancel } from "./sleep.js";
+import { enter_lazy_tlb } from "./tlb.js";
 
 const EXIT = frameLocals({ code: [0] });
 
@@ -46,6 +47,7 @@ export const P_EXIT = defPath("do_exit", [
       if (k.get(k.T.active_mm, t) !== mm) k.warn("mm-refcount", `task ${t}: active_mm is not mm`, cpu);
       mmgrab(k, mm, cpu); // mmgrab_lazy_tlb(): stay on this mm lazily until we switch away
       k.set(k.T.mm, t, 0);
+      enter_lazy_tlb(k, cpu); // no user access from here: flushes may skip this CPU
       k.call(cpu, P_MMPUT, mm);
     },
   ],

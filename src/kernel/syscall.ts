@@ -24,7 +24,10 @@ export const SYS_NANOSLEEP = 5;
 export const SYS_OPEN = 6; // a1: device | OPEN_PRIVATE
 export const SYS_CLOSE = 7; // a1: device (the model closes that device's newest fd)
 export const SYS_MMAP = 8; // a1: pages (fresh mappings: nothing to flush)
-export const SYS_MUNMAP = 9; // a1: pages of [0, pages); flags: how many times in this one syscall
+export const SYS_MUNMAP = 9; // a1: pages of [0, pages); flags: how many times in this one syscall | mode << 20
+/** The munmap/mprotect flags: the count in the low 20 bits, the mode (munmap's tables, mprotect's change) above. */
+export const MEMOP_MODE_SHIFT = 20;
+const MEMOP_COUNT_MASK = (1 << MEMOP_MODE_SHIFT) - 1;
 export const SYS_MPROTECT = 10; // as munmap
 export const SYS_KERNEL_FPU = 11; // a syscall whose body uses the FPU (kernel_fpu_begin/end)
 export const SYS_XSTATE_WRITE = 12; // a1: mask of components to change in the caller's xstate
@@ -84,7 +87,8 @@ export const P_SYSCALL = defPath("do_syscall_64", [
             cpu,
             P_MEMOP,
             MEMOP.pages.put(arg),
-            MEMOP.count.put(SYSCALL.flags.get(k, fr)) |
+            MEMOP.count.put(SYSCALL.flags.get(k, fr) & MEMOP_COUNT_MASK) |
+              MEMOP.mode.put(SYSCALL.flags.get(k, fr) >>> MEMOP_MODE_SHIFT) |
               MEMOP.op.put(nr === SYS_MUNMAP ? MEMOP_MUNMAP : MEMOP_MPROTECT),
           );
           return;

@@ -277,6 +277,8 @@ export function tlb_mm_free(k: Kernel, mm: number, cpu: number): void {
   const m = k.M.cpumask;
   for (let i = 0; i < m.len; i++) k.mem.write(m.at + mm * m.stride + i, 0);
   mark_pages(k, mm, TLB_PAGES, 0);
+  k.set(k.M.ptes, mm, 0);
+  k.set(k.M.ptes_end, mm, 0);
 }
 
 mmdropHooks.push(tlb_mm_free);

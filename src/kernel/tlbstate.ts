@@ -204,3 +204,36 @@ export function mark_pages(k: Kernel, mm: number, pages: number, gen: number): v
   const n = Math.min(pages, TLB_PAGES);
   for (let p = 0; p < n; p++) k.mem.write(f.at + mm * f.stride + p, gen);
 }
+
+// --- present PTEs ------------------------------------------------------------------
+
+/** Pages 0 .. PTE_BITS-1 are tracked one bit each in mm.ptes; beyond, mm.ptes_end is an extent [PTE_BITS, end). */
+const PTE_BITS = 31;
+
+function lowMask(pages: number): number {
+  return pages >= PTE_BITS ? 0x7fffffff : (1 << pages) - 1;
+}
+
+/** A user access faulted pages [0, pages) in: their PTEs are present. */
+export function pte_populate(k: Kernel, mm: number, pages: number): void {
+  k.set(k.M.ptes, mm, k.get(k.M.ptes, mm) | lowMask(pages));
+  if (pages > PTE_BITS && pages > k.get(k.M.ptes_end, mm)) k.set(k.M.ptes_end, mm, pages);
+}
+
+/** Is any PTE of [0, pages) present (what zap_pte_range() / change_pte_range() would find)? */
+export function pte_present_in(k: Kernel, mm: number, pages: number): boolean {
+  if ((k.get(k.M.ptes, mm) & lowMask(pages)) !== 0) return true;
+  return pages > PTE_BITS && k.get(k.M.ptes_end, mm) > PTE_BITS;
+}
+
+/** Is a PTE present past [0, pages) (so the page table still maps something and is not freed)? */
+export function pte_present_beyond(k: Kernel, mm: number, pages: number): boolean {
+  if ((k.get(k.M.ptes, mm) & ~lowMask(pages)) !== 0) return true;
+  return k.get(k.M.ptes_end, mm) > Math.max(pages, PTE_BITS);
+}
+
+/** munmap cleared [0, pages). The extent past PTE_BITS goes only when covered whole (kept otherwise: an over-approximation). */
+export function pte_clear(k: Kernel, mm: number, pages: number): void {
+  k.set(k.M.ptes, mm, k.get(k.M.ptes, mm) & ~lowMask(pages));
+  if (pages >= k.get(k.M.ptes_end, mm)) k.set(k.M.ptes_end, mm, 0);
+}

@@ -42,6 +42,7 @@ export const DEFAULT_COSTS = {
   invpcid: 350, // one INVPCID (Dave Hansen, Dec 2017: ~350 cycles per page)
   tlb_fill: 30, // a page walk that fills a TLB entry (user_access miss)
   invlpgb: 400, // INVLPGB + TLBSYNC: a broadcast invalidation and the wait for it
+  secondary_tlb_flush: 1500, // mmu_notifier_arch_invalidate_secondary_tlbs: IOTLB + device-TLB (ATS) invalidation of a range, waited for
   user_mask_rmw: 40, // btr on user_pcid_flush_mask: its cache line taken exclusive
 } as const;
 

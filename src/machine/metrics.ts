@@ -56,6 +56,7 @@ export const CORE_METRICS = [
   "nmis",
   "invlpgb",
   "global_asids",
+  "secondary_tlb_flushes",
 ] as const;
 
 export type MetricName = (typeof CONTRACT_METRICS)[number] | (typeof CORE_METRICS)[number];

@@ -230,6 +230,8 @@ export function defineLayout(size: MachineSize) {
     asid_transition: 1, // CPUs running the mm may still use a dynamic ASID
     cpumask: cpumaskWords(size.cpus), // mm_cpumask(mm)
     page_gen: TLB_PAGES, // tlb_gen of the last flush request covering each tracked page
+    ptes: 1, // present PTEs: bit p for page p < 31 (touch sets, munmap clears)
+    ptes_end: 1, // present PTEs past page 30: the extent [31, ptes_end), 0: none
   });
   const files = b.region("files", size.tasks + 1, {
     count: 1,

@@ -14,6 +14,7 @@ import {
 import type { BootSpec } from "../kernel/boot.js";
 import { OPEN_PRIVATE } from "../kernel/devfile.js";
 import { isKernelVariant, KERNEL_VARIANT_NAMES, type KernelVariant, variantNeeds } from "../kernel/policy.js";
+import { MEMOP_MODE_SHIFT } from "../kernel/syscall.js";
 import { type CostTable, costTable } from "../machine/costs.js";
 import type { Program } from "../machine/machine.js";
 import { LOOP_DEPTH_MAX, MAX_ASID_AVAILABLE } from "../machine/state.js";
@@ -23,6 +24,8 @@ import type { LoadedScenario } from "./load.js";
 import {
   type DocPath,
   FAULT_SITES,
+  MPROTECT_CHANGES,
+  MUNMAP_TABLES,
   type NOp,
   type NProgram,
   normalizeProgram,
@@ -320,8 +323,20 @@ function emitOp(ctx: Ctx, op: NOp, name: string, code: number[], depth: number):
       code.push(OPCODE.mmap, op.pages);
       return;
     case "munmap":
+      code.push(
+        OPCODE.munmap,
+        op.pages,
+        OPCODE.arg,
+        op.count | (MUNMAP_TABLES.indexOf(op.tables) << MEMOP_MODE_SHIFT),
+      );
+      return;
     case "mprotect":
-      code.push(OPCODE[op.kind], op.pages, OPCODE.arg, op.count);
+      code.push(
+        OPCODE.mprotect,
+        op.pages,
+        OPCODE.arg,
+        op.count | (MPROTECT_CHANGES.indexOf(op.change) << MEMOP_MODE_SHIFT),
+      );
       return;
     case "set_fixmap":
       code.push(OPCODE.set_fixmap, op.pages);

@@ -208,7 +208,11 @@ export interface RawOp {
   signal?: true | null;
   mmap?: number;
   munmap?: number;
+  /** with `munmap`: whether it frees the page table (auto: when no present page of the mm is left in it) */
+  tables?: MunmapTables;
   mprotect?: number;
+  /** with `mprotect`: what the change does to the present PTEs (restrict and upgrade flush on x86; from-none does not) */
+  change?: MprotectChange;
   /** a syscall whose driver changes N kernel PTEs of this CPU (set_pte_vaddr): flush_tlb_one_kernel each */
   set_fixmap?: number;
   /** a user-mode access to pages 0 .. N-1 (through the TLB; the model tracks the first 8) */
@@ -223,6 +227,13 @@ export interface RawOp {
   do?: RawOp[];
   count?: number;
 }
+
+/** munmap's `tables:` values, in the kernel's TABLES_* order (kernel/tlb_flush.ts). */
+export const MUNMAP_TABLES = ["auto", "kept", "freed"] as const;
+export type MunmapTables = (typeof MUNMAP_TABLES)[number];
+/** mprotect's `change:` values, in the kernel's CHANGE_* order (kernel/tlb_flush.ts). */
+export const MPROTECT_CHANGES = ["restrict", "upgrade", "from-none"] as const;
+export type MprotectChange = (typeof MPROTECT_CHANGES)[number];
 
 const NS = int(0, 1e12);
 /** Lists of names (properties, kernel variants): fewer than this exist. */
@@ -264,7 +275,9 @@ const OpSchema: z.ZodType<RawOp> = z.lazy(() =>
         signal: z.literal(true).nullable().optional(),
         mmap: PAGES.optional(),
         munmap: PAGES.optional(),
+        tables: z.enum(MUNMAP_TABLES).optional(),
         mprotect: PAGES.optional(),
+        change: z.enum(MPROTECT_CHANGES).optional(),
         set_fixmap: FIXMAP_PAGES.optional(),
         touch: PAGES.optional(),
         fork: ProgramSchema.optional(),
@@ -299,6 +312,8 @@ function opKindsOf(op: object): OpKind[] {
 /** Keys an op of this kind accepts besides its own. */
 function extraKeys(kind: OpKind): string[] {
   if (kind === "bind") return ["private"];
+  if (kind === "munmap") return ["tables", "count"];
+  if (kind === "mprotect") return ["change", "count"];
   if (kind === "repeat") return ["do"];
   return COUNTABLE.has(kind) ? ["count"] : [];
 }
@@ -329,6 +344,20 @@ function checkOp(op: RawOp, ctx: z.RefinementCtx<RawOp>): void {
       code: "custom",
       path: ["private"],
       message: `'private' only goes with 'bind', not ${quote(kind)}`,
+    });
+  }
+  if (op.tables !== undefined && kind !== "munmap") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["tables"],
+      message: `'tables' only goes with 'munmap', not ${quote(kind)}`,
+    });
+  }
+  if (op.change !== undefined && kind !== "mprotect") {
+    ctx.addIssue({
+      code: "custom",
+      path: ["change"],
+      message: `'change' only goes with 'mprotect', not ${quote(kind)}`,
     });
   }
   if (op.count !== undefined && !COUNTABLE.has(kind)) {
@@ -479,7 +508,9 @@ export type NOp = NOpBase &
     | { kind: "yield" }
     | { kind: "fpu" | "xstate_write"; components: XFeature[] }
     | { kind: "kernel_fpu" | "req_xcomp_perm" | "gp_fault" | "signal" }
-    | { kind: "mmap" | "munmap" | "mprotect" | "set_fixmap" | "touch"; pages: number }
+    | { kind: "mmap" | "set_fixmap" | "touch"; pages: number }
+    | { kind: "munmap"; pages: number; tables: MunmapTables }
+    | { kind: "mprotect"; pages: number; change: MprotectChange }
     /** `program` is the child's (fork, clone_*) or the new image's (exec) */
     | { kind: "fork" | "clone_thread" | "clone_vm" | "exec"; program: NProgram }
     | { kind: "exit"; code: number }
@@ -511,8 +542,11 @@ function normalizeOp(op: RawOp, path: DocPath): NOp {
   if (op.gp_fault !== undefined) return { kind: "gp_fault", ...at };
   if (op.signal !== undefined) return { kind: "signal", ...at };
   if (op.mmap !== undefined) return { kind: "mmap", pages: op.mmap, ...at };
-  if (op.munmap !== undefined) return { kind: "munmap", pages: op.munmap, ...at };
-  if (op.mprotect !== undefined) return { kind: "mprotect", pages: op.mprotect, ...at };
+  if (op.munmap !== undefined)
+    return { kind: "munmap", pages: op.munmap, tables: op.tables ?? "auto", ...at };
+  if (op.mprotect !== undefined) {
+    return { kind: "mprotect", pages: op.mprotect, change: op.change ?? "restrict", ...at };
+  }
   if (op.set_fixmap !== undefined) return { kind: "set_fixmap", pages: op.set_fixmap, ...at };
   if (op.touch !== undefined) return { kind: "touch", pages: op.touch, ...at };
   if (op.fork !== undefined) return { kind: "fork", program: child(op.fork, "fork"), ...at };

@@ -31,6 +31,7 @@ import {
   SYS_WORK,
   SYS_XSTATE_WRITE,
 } from "../kernel/syscall.js";
+import { pte_populate } from "../kernel/tlbstate.js";
 import { raise_gp, user_fpu_touch } from "../kernel/traps.js";
 import { LOOP_DEPTH_MAX, TLB_PAGES } from "../machine/state.js";
 
@@ -227,6 +228,7 @@ export const USER_OPS = {
       const mm = k.get(k.T.mm, t);
       const n = Math.min(arg, TLB_PAGES);
       for (let p = 0; p < n; p++) user_access(k, cpu, mm, p);
+      pte_populate(k, mm, arg); // the first touch of a page faults its PTE in
       k.set(k.T.upc, t, upc + 1);
     },
   },
