@@ -234,6 +234,82 @@ describe(`--kernel ${FIX}: clear pasid_activated in fpu_flush_thread()`, () => {
   });
 });
 
+// --- the device side: dedicated work queues, SVA domains per mm per IOMMU --------------------
+
+describe("idxd_cdev_open(): a dedicated work queue takes one client (-EBUSY while it has one)", () => {
+  const yaml = (wq: string) => `
+name: dwq
+machine: { cpus: 1 }
+devices: { dsa0: { wq: ${wq} } }
+processes:
+  - name: a
+    program:
+      - bind: dsa0
+      - sleep: 20000
+      - unbind: dsa0
+      - sleep: 40000
+      - bind: dsa0          # the queue is free again
+      - unbind: dsa0
+  - name: b
+    program:
+      - sleep: 10000
+      - bind: dsa0          # a holds it: -EBUSY on a dedicated queue
+      - sleep: 40000
+`;
+
+  test("a second open while the first is open fails; after its release the queue opens again", () => {
+    // if (idxd_wq_refcount(wq) > 0 && wq_dedicated(wq)) { rc = -EBUSY; goto failed; }
+    // before iommu_sva_bind_device(): no PASID for the refused mm.
+    const d = runScenario(scenario(yaml("dedicated")));
+    assert.equal(d.violations_total, 0, JSON.stringify(d.violations));
+    assert.equal(d.metrics.bind_failures, 1, "b's open: -EBUSY");
+    assert.equal(d.metrics.pasid_allocs, 1, "only a's mm got a PASID");
+    const sh = runScenario(scenario(yaml("shared")));
+    assert.equal(sh.metrics.bind_failures, 0, "a shared queue takes any number of clients");
+    assert.equal(sh.metrics.pasid_allocs, 2);
+  });
+});
+
+describe("iommu_sva_bind_device(): one SVA domain per mm per IOMMU, domain->users counts its devices", () => {
+  const yaml = (iommus: [string, string]) => `
+name: sva-domains
+machine: { cpus: 1 }
+devices: { dsa0: { iommu: ${iommus[0]} }, iax0: { iommu: ${iommus[1]} } }
+processes:
+  - name: p
+    program: [ { bind: dsa0 }, { bind: iax0 }, { sleep: 10000 }, { unbind: iax0 }, { sleep: 10000 }, { unbind: dsa0 } ]
+`;
+  /** mm_count of the process's mm after each step of the run, deduplicated in order. */
+  function mmCounts(iommus: [string, string]): number[] {
+    const { k, e } = bootEngine(scenario(yaml(iommus)));
+    const seen: number[] = [];
+    let mm = 0;
+    drive(e, {
+      after: (s) => {
+        if (s.task <= 0 || s.cpu < 0) return;
+        const m = k.get(k.T.mm, s.task);
+        if (mm === 0 && m !== 0) mm = m;
+        if (mm === 0 || k.get(k.T.mm, s.task) !== mm) return;
+        const c = k.get(k.M.count, mm);
+        if (seen[seen.length - 1] !== c) seen.push(c);
+      },
+    });
+    assert.equal(e.k.violations.length, 0, JSON.stringify(e.k.violations));
+    return seen;
+  }
+
+  test("two devices behind one IOMMU: the second bind reuses the mm's domain (no second mmgrab), the last unbind frees it", () => {
+    // list_for_each_entry(domain, &mm->iommu_mm->sva_domains, next) { ...
+    // iommu_attach_device_pasid() ...; domain->users++; } before
+    // iommu_sva_domain_alloc() (its mmgrab); iommu_sva_unbind_device():
+    // if (--domain->users == 0) { list_del(); iommu_domain_free(); } (mmdrop).
+    const one = mmCounts(["dmar0", "dmar0"]);
+    const two = mmCounts(["dmar0", "dmar1"]);
+    const peak = (xs: number[]) => Math.max(...xs);
+    assert.equal(peak(two) - peak(one), 1, `one domain instead of two: ${one} vs ${two}`);
+  });
+});
+
 // --- the C reproducer compiles ----------------------------------------------------------------
 
 describe("docs/findings/repro-exec-enqcmd.c", () => {
