@@ -169,7 +169,9 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       const d = OPEN.dev.get(k, fr);
       const mm = k.get(k.T.mm, k.curr(cpu));
       const f = OPEN.file.get(k, fr);
-      // idxd_cdev_open(): a dedicated work queue takes one client.
+      // idxd_cdev_open(): a dedicated work queue takes one client. (Its client's
+      // submissions still go through the enqcmd op; the kernel's users use
+      // MOVDIR64B with the WQCFG PASID there: docs/model-vs-kernel.md.)
       if (k.model.devices[d].dedicated && wq_refcount(k, d) > 0) return open_unwind(k, cpu, fr, EBUSY);
       if (k.should_fail(FAULT_ALLOC_MM_DATA)) return open_unwind(k, cpu, fr, ENOMEM);
       const pasid =
