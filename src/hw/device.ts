@@ -15,7 +15,10 @@ export interface DeviceParams {
   latencyNs: number;
   /** min(the device's PASID width, the IOMMU's): PASIDs 1 .. maxPasids-1 are usable. */
   maxPasids: number;
+  /** A dedicated work queue: idxd_cdev_open() gives -EBUSY while it has a client. */
   dedicated: boolean;
+  /** The IOMMU the device sits behind (an index): SVA domains are per mm per IOMMU. */
+  iommu: number;
   /** The driver reserves a kernel PASID at probe (idxd's kernel work queue). */
   kernelWq: boolean;
 }

@@ -51,6 +51,7 @@ const FAULT_ALLOC_MM_DATA = 1;
 const FAULT_BIND_DEVICE = 2;
 const FAULT_ATTACH = 3;
 const ENOMEM = 12;
+const EBUSY = 16;
 /** An fd reserved by get_unused_fd_flags() but not yet installed: close() and fork do not see it. */
 const FD_RESERVED = -1;
 
@@ -97,6 +98,36 @@ export function sva_unlock(k: Kernel, cpu: number): void {
   k.set(k.G.sva_lock, 0, 0);
 }
 
+/**
+ * idxd_wq_refcount() of device `d`'s work queue: its files that completed
+ * open and are not yet freed (idxd_wq_get() at the end of a successful
+ * open, idxd_wq_put() at the end of release). Read under iommu_sva_lock, which the
+ * model's open holds where idxd holds wq->wq_lock.
+ */
+function wq_refcount(k: Kernel, d: number): number {
+  let n = 0;
+  for (let f = 1; f < k.L.file.count; f++) if (k.get(k.FL.dev, f) === d + 1 && k.get(k.FL.bond, f) !== 0) n++;
+  return n;
+}
+
+/**
+ * The other attached bonds that share `mm`'s SVA domain on `d`'s IOMMU
+ * (iommu_sva_bind_device() looks for a domain in
+ * mm->iommu_mm->sva_domains first; domain->users counts its attachments).
+ * A private PASID's bond has its own domain. `except` is the bond being
+ * created or released.
+ */
+function sva_domain_users(k: Kernel, d: number, mm: number, except: number): number {
+  const iommu = k.model.devices[d].iommu;
+  let n = 0;
+  for (let b = 1; b < k.L.bond.count; b++) {
+    if (b === except || k.get(k.B.mm, b) !== mm || k.get(k.B.priv, b) !== 0) continue;
+    const bd = k.get(k.B.dev, b);
+    if (bd !== 0 && k.model.devices[bd - 1].iommu === iommu) n++;
+  }
+  return n;
+}
+
 function bond_find(k: Kernel, d: number, mm: number): number {
   for (let b = 1; b < k.L.bond.count; b++) {
     if (k.get(k.B.dev, b) === d + 1 && k.get(k.B.mm, b) === mm && k.get(k.B.priv, b) === 0) return b;
@@ -138,6 +169,10 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       const d = OPEN.dev.get(k, fr);
       const mm = k.get(k.T.mm, k.curr(cpu));
       const f = OPEN.file.get(k, fr);
+      // idxd_cdev_open(): a dedicated work queue takes one client. (Its client's
+      // submissions still go through the enqcmd op; the kernel's users use
+      // MOVDIR64B with the WQCFG PASID there: docs/model-vs-kernel.md.)
+      if (k.model.devices[d].dedicated && wq_refcount(k, d) > 0) return open_unwind(k, cpu, fr, EBUSY);
       if (k.should_fail(FAULT_ALLOC_MM_DATA)) return open_unwind(k, cpu, fr, ENOMEM);
       const pasid =
         OPEN.priv.get(k, fr) !== 0
@@ -164,14 +199,21 @@ export const P_DEV_OPEN = defPath("idxd_cdev_open", [
       }
       const b = k.should_fail(FAULT_BIND_DEVICE) ? 0 : k.slot_pop(k.G.bond_free, k.B.next_free);
       if (b === 0) return open_unwind(k, cpu, fr, ENOMEM);
+      const priv = OPEN.priv.get(k, fr) !== 0;
+      const reuse = !priv && sva_domain_users(k, d, mm, b) > 0;
       k.set(k.B.dev, b, d + 1);
       k.set(k.B.mm, b, mm);
       k.set(k.B.pasid, b, k.get(k.FL.pasid, f));
-      k.set(k.B.priv, b, OPEN.priv.get(k, fr) !== 0 ? 1 : 0);
+      k.set(k.B.priv, b, priv ? 1 : 0);
       k.set(k.B.refs, b, 1);
       k.set(k.FL.bond, f, b);
       k.add(k.G.nr_bonds, 0, 1);
-      mmgrab(k, mm, cpu); // iommu_sva_domain_alloc(): the domain pins the mm
+      if (reuse) {
+        k.metrics.refcount_ops++; // domain->users++ on the mm's existing SVA domain
+        k.charge(k.costs.atomic);
+      } else {
+        mmgrab(k, mm, cpu); // iommu_sva_domain_alloc(): the domain pins the mm
+      }
     },
   ],
   [
@@ -242,6 +284,9 @@ function bond_release(k: Kernel, b: number, cpu: number): void {
   const mm = k.get(k.B.mm, b);
   const priv = k.get(k.B.priv, b) !== 0;
   const pasid = k.get(k.B.pasid, b);
+  const d = k.get(k.B.dev, b) - 1;
+  // --domain->users: the domain (and its mmgrab) goes with its last attachment.
+  const lastUser = priv || sva_domain_users(k, d, mm, b) === 0;
   k.set(k.B.dev, b, 0);
   k.set(k.B.mm, b, 0);
   k.set(k.B.pasid, b, 0);
@@ -250,7 +295,12 @@ function bond_release(k: Kernel, b: number, cpu: number): void {
   k.slot_push(k.G.bond_free, k.B.next_free, b);
   k.add(k.G.nr_bonds, 0, -1);
   if (priv) iommu_free_global_pasid(k, pasid, cpu);
-  mmdrop(k, mm, cpu); // iommu_domain_free(): the domain's mmgrab
+  if (lastUser) {
+    mmdrop(k, mm, cpu); // iommu_domain_free(): the domain's mmgrab
+  } else {
+    k.metrics.refcount_ops++;
+    k.charge(k.costs.atomic);
+  }
 }
 
 // --- close and release -----------------------------------------------------

@@ -4,15 +4,7 @@
 // unless the registers are still valid), clone and exec, the AMX permission
 // request, and kernel-mode FPU use (kernel_fpu_begin, softirqs).
 
-import {
-  lineCost,
-  MSR_IA32_PASID_VALID,
-  write_xreg,
-  xregAddr,
-  xs_value,
-  xsAddr,
-  xsaves,
-} from "../hw/xsave.js";
+import { lineCost, MSR_IA32_PASID_VALID, write_xreg, xsAddr, xsaves } from "../hw/xsave.js";
 import {
   XFEATURE_MASK_PASID,
   XFEATURE_MASK_XTILE_DATA,
@@ -69,11 +61,20 @@ export const P_FPU_RESTORE = defPath("switch_fpu_return", [
 const FPU_CLONE = frameLocals({ child: [0, 0, 32, "task"] }, "fpu_clone");
 
 /**
- * fpu_clone(): a0 = child. The child gets a default-sized buffer holding the
- * parent's current state (its live registers, saved straight into the
- * child's buffer: dynamic components are caller-saved and stay behind), its
- * permissions, and never the PASID (it takes its own #GP). Under the eager
- * policies a CLONE_VM child gets its mm's PASID state instead.
+ * fpu_clone(): a0 = child, in the kernel's order. fpstate_reset() gives the
+ * child the default permissions and a default-sized buffer (dynamic
+ * components are caller-saved and stay behind), then, for a user parent,
+ * under fpregs_lock(): if the parent has TIF_NEED_FPU_LOAD its registers are
+ * restored first (fpregs_restore_userregs(): an XRSTORS unless they are
+ * still valid here, and the parent's registers are live from then on), then
+ * save_fpregs_to_fpstate(dst_fpu) XSAVES them into the child's buffer: a
+ * different buffer from the last XRSTORS's, so every non-init component of
+ * the child's XCOMP_BV is written, PASID included. Then: the permissions of
+ * the group leader unless CLONE_THREAD (fpu_inherit_perms(); the model keeps
+ * them on every thread, so a thread gets the same), and "Children never
+ * inherit PASID state": its XSTATE_BV bit is cleared. A kernel-thread
+ * parent ('minimal') gives the init state. Under the eager policies a
+ * CLONE_VM child gets its mm's PASID state instead.
  */
 export const P_FPU_CLONE = defPath("fpu_clone", [
   [
@@ -85,27 +86,27 @@ export const P_FPU_CLONE = defPath("fpu_clone", [
       k.set(k.T.pasid_activated, child, 0); // dup_task_struct()
       k.set(k.T.fpu_last_cpu, child, -1);
       k.set(k.T.tif, child, k.get(k.T.tif, child) | TIF_NEED_FPU_LOAD);
-      k.set(k.T.xcomp_bv, child, L.defaultXcomp);
-      k.set(k.T.fpu_perm, child, userTask(k, parent) ? k.get(k.T.fpu_perm, parent) : 0);
+      k.set(k.T.xcomp_bv, child, L.defaultXcomp); // fpstate_reset()
       k.set(k.T.xs_newer, child, 0);
+      k.set(k.T.xfeatures, child, 0);
       for (let i = 0; i < XFEATURE_MAX; i++)
         if (k.w[xsAddr(k, child, i)] !== 0) k.mem.write(xsAddr(k, child, i), 0);
-      const live = userTask(k, parent) && (k.get(k.T.tif, parent) & TIF_NEED_FPU_LOAD) === 0;
-      let bv = 0;
-      let bytes = XSAVE_HDR_SIZE;
-      for (let m = L.defaultXcomp & ~XFEATURE_MASK_PASID; m !== 0; m &= m - 1) {
-        const bit = m & -m;
-        const i = 31 - Math.clz32(bit);
-        const v = !userTask(k, parent) ? 0 : live ? k.w[xregAddr(k, cpu, i)] : xs_value(k, parent, i);
-        k.mem.write(xsAddr(k, child, i), v);
-        if (v !== 0) {
-          bv |= bit;
-          bytes += L.sizes[i];
-        }
+      if (!userTask(k, parent)) {
+        // minimal: memcpy of init_fpstate's legacy area and header.
+        k.set(k.T.fpu_perm, child, 0);
+        k.charge(lineCost(k, XSAVE_HDR_SIZE));
+        return;
       }
-      k.set(k.T.xfeatures, child, bv); // "Children never inherit PASID state."
-      k.metrics.xsaves_bytes += bytes;
-      k.charge(k.costs.xsaves + lineCost(k, bytes));
+      k.set(k.T.fpu_perm, child, k.get(k.T.fpu_perm, parent));
+      k.add(k.C.fpregs_locked, cpu, 1); // fpregs_lock()
+      if ((k.get(k.T.tif, parent) & TIF_NEED_FPU_LOAD) !== 0) fpregs_restore_userregs(k, cpu, parent);
+      // The last XRSTORS here was from the parent's buffer (or init_fpstate): never the child's.
+      if (k.get(k.C.xrstor_task, cpu) === child)
+        k.warn("fpu-state", `fpu_clone: task ${child}'s buffer is this CPU's last XRSTORS source`, cpu);
+      xsaves(k, cpu, child); // save_fpregs_to_fpstate(dst_fpu)
+      k.add(k.C.fpregs_locked, cpu, -1);
+      const bv = k.get(k.T.xfeatures, child) & ~XFEATURE_MASK_PASID; // "Children never inherit PASID state."
+      k.set(k.T.xfeatures, child, bv);
       if (k.model.pasidMsr !== "gp-fixup" && (L.features & XFEATURE_MASK_PASID) !== 0) {
         const pasid = k.get(k.M.pasid, k.get(k.T.mm, child));
         if (pasid !== 0) {
@@ -119,22 +120,27 @@ export const P_FPU_CLONE = defPath("fpu_clone", [
 ]);
 
 /**
- * fpu_flush_thread() at exec: the dynamic buffer is freed and the image reset
- * to init (the PASID component included), to be loaded before user code
- * runs. pasid_activated is not touched: dup_task_struct() is the only place
- * that clears it (docs/findings.md).
+ * fpu_flush_thread() at exec: fpstate_reset() (the default-sized buffer and
+ * the default permissions: an ARCH_REQ_XCOMP_PERM grant does not survive
+ * exec, Documentation/arch/x86/xstate.rst) and fpu_reset_fpregs() (the image
+ * reset to init, the PASID component included, loaded before user code
+ * runs). Mainline leaves pasid_activated: dup_task_struct() is the only
+ * place that clears it (docs/findings/exec-pasid-activated.md); variant
+ * `exec-clears-pasid-activated` is the proposed fix and clears it here.
  */
 export const P_FPU_FLUSH_THREAD = defPath("fpu_flush_thread", [
   [
     "fpstate_reset",
     (k, cpu) => {
       const t = k.curr(cpu);
+      k.set(k.T.fpu_perm, t, 0); // fpu->perm.__state_perm = fpu_kernel_cfg.default_features
       for (let i = 0; i < XFEATURE_MAX; i++) if (k.w[xsAddr(k, t, i)] !== 0) k.mem.write(xsAddr(k, t, i), 0);
       k.set(k.T.xfeatures, t, 0);
       k.set(k.T.xcomp_bv, t, k.model.xstate.defaultXcomp);
       k.set(k.T.xs_newer, t, 0);
       k.set(k.T.fpu_last_cpu, t, -1);
       k.set(k.T.tif, t, k.get(k.T.tif, t) | TIF_NEED_FPU_LOAD);
+      if (k.model.variants.has("exec-clears-pasid-activated")) k.set(k.T.pasid_activated, t, 0);
     },
   ],
 ]);

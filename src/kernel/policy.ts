@@ -70,6 +70,11 @@ export const KERNEL_VARIANTS = {
       "6.15: user_pcid_flush_mask is an unsigned short; under PTI a global ASID's kernel PCID (7-2046) sets and tests bits past it, in the rest of struct tlb_state (fixed by the posted 'x86/mm: Fix potential overflow in user_pcid_flush_mask', June 2025)",
     needs: { deferredUserFlush: true },
   },
+  "exec-clears-pasid-activated": {
+    description:
+      "proposed fix (docs/findings/exec-pasid-activated.md): fpu_flush_thread() clears current->pasid_activated where exec resets the xstate (and with it IA32_PASID), so the new image's first ENQCMD takes the #GP fixup again instead of SIGSEGV",
+    needs: {},
+  },
   fea4e317f9e7: {
     description:
       "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",

@@ -108,8 +108,14 @@ export function compileScenario(ls: LoadedScenario, ov: Overrides = {}): Compile
       latencyNs: dc.latency_ns,
       maxPasids: 2 ** Math.min(m.pasid_bits, dc.pasid_bits ?? 20),
       dedicated: dc.wq === "dedicated",
+      iommu: 0,
       kernelWq: dc.kernel_wq,
     };
+  });
+  // Devices behind the same IOMMU share an mm's SVA domain: number the IOMMUs by first mention.
+  const iommus = devNames.map((name) => sc.devices[name].iommu ?? name);
+  devices.forEach((dev, i) => {
+    dev.iommu = iommus.indexOf(iommus[i]);
   });
   const built = buildXstateLayout(m.xfeatures, m.cpuid_xstate);
   if ("error" in built)

@@ -111,6 +111,8 @@ const DeviceSchema = strict({
   pasid_bits: int(1, 20).optional(),
   /** The driver reserves a kernel PASID at probe (idxd's kernel work queue). */
   kernel_wq: z.boolean().default(false),
+  /** The IOMMU the device sits behind (default: its own); devices behind one IOMMU share an mm's SVA domain. */
+  iommu: z.string().min(1).max(64).optional(),
 });
 export type DeviceConfig = z.output<typeof DeviceSchema>;
 
