@@ -36,6 +36,7 @@ const PAIRS = [
   { scenario: "check-ipi-in-bh", variant: "ipi-in-bh", property: "fpu-lost-update" },
   { scenario: "check-switching-flush", variant: "fea4e317f9e7", property: "tlb-stale" },
   { scenario: "check-switching-flush", variant: "83b0177a6c48", property: "tlb-stale" },
+  { scenario: "check-exec-sleeper", variant: "no-sleeper-cancel", property: "timer" },
 ];
 
 describe("every built-in variant/twin pair gives its verdict", () => {

@@ -80,6 +80,11 @@ export const KERNEL_VARIANTS = {
       "6.14-6.15: should_flush_tlb() sends no IPI to a CPU in LOADED_MM_SWITCHING: one between its NOFLUSH CR3 load and loaded_mm = next misses the flush (fixed by fea4e317f9e7)",
     needs: {},
   },
+  "no-sleeper-cancel": {
+    description:
+      "a mutant, no kernel version: do_nanosleep() goes to do_exit() on a fatal signal without hrtimer_cancel(), so a sleeper killed by exec's de_thread() leaves its timer armed for a dead task (the model's own bug until issue #18, kept so that check is seen to find it)",
+    needs: {},
+  },
 } as const satisfies Record<string, VariantDef>;
 
 export type KernelVariant = keyof typeof KERNEL_VARIANTS;

@@ -30,7 +30,7 @@ export const P_EXIT = defPath("do_exit", [
       k.set(k.T.flags, t, k.get(k.T.flags, t) | PF_EXITING);
       k.set(k.T.exit_code, t, EXIT.code.get(k, fr));
       // A sleeper killed by de_thread() returns from do_nanosleep() through hrtimer_cancel() first.
-      hrtimer_cancel(k, t);
+      if (!k.model.variants.has("no-sleeper-cancel")) hrtimer_cancel(k, t);
       k.callHooks(cpu, k.hooks.exit);
     },
   ],
