@@ -26,7 +26,7 @@ import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
-import { fsFailure, readInputFile } from "../scenario/read.js";
+import { checkOutputPath, fsFailure, readInputFile } from "../scenario/read.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario, describeSchedule } from "../search/check.js";
@@ -86,6 +86,7 @@ interface RunFlags {
 }
 
 function cmdRun(file: string, o: RunFlags): number {
+  if (o.trace !== undefined) checkOutputPath(o.trace);
   const ls = loadScenarioFile(resolveScenario(file));
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
   const r = runScenario(cs, {
@@ -130,6 +131,7 @@ interface CheckFlags {
 }
 
 function cmdCheck(file: string, o: CheckFlags): number {
+  if (o.out !== undefined) checkOutputPath(o.out);
   const path = resolveScenario(file);
   const ls = loadScenarioFile(path);
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
@@ -187,6 +189,7 @@ interface ReplayFlags {
 }
 
 function cmdReplay(file: string, o: ReplayFlags): number {
+  for (const out of [o.trace, o.itf]) if (out !== undefined) checkOutputPath(out);
   const sf = parseSchedule(readInputFile(file), file);
   const scenarioPath = o.scenario ?? sf.scenarioFile;
   const ls = loadScenarioFile(resolveScenario(scenarioPath));
@@ -243,6 +246,7 @@ function cmdReplay(file: string, o: ReplayFlags): number {
 }
 
 function writeOut(path: string, text: string): void {
+  checkOutputPath(path);
   try {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, text);

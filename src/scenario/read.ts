@@ -108,3 +108,28 @@ export function fsFailure(err: unknown): string {
   if (Object.hasOwn(reasons, code)) return reasons[code];
   return code || (err instanceof Error ? err.message : String(err)).split("\n", 1)[0].trim();
 }
+
+/**
+ * An output path the user named (--out, --trace, --itf, --html): checked before any work, so that
+ * a FIFO nobody reads is an error at once rather than a write that blocks forever after a long
+ * search. A FIFO is opened for writing without blocking: ENXIO means no reader. Other paths are
+ * left to the write itself (a missing directory is made; EISDIR, EACCES are worded there).
+ */
+export function checkOutputPath(path: string): void {
+  let st: Stats;
+  try {
+    st = statSync(path);
+  } catch {
+    return; // not there yet: the write creates it
+  }
+  if (!st.isFIFO()) return;
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENXIO") throw new InputError(`${path}: cannot write: a FIFO that no process reads`);
+    throw new InputError(`${path}: cannot write: ${fsFailure(err)}`);
+  }
+  closeSync(fd);
+}
