@@ -3,12 +3,19 @@
 // 1 a violation was seen, 2 bad input or usage (one line on stderr, naming
 // file:line:column where there is one, nothing on stdout).
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ChromeTrace } from "../engine/chrome-trace.js";
-import { describeTransition } from "../engine/engine.js";
 import { KERNEL_VARIANT_NAMES, POLICIES } from "../kernel/policy.js";
 import { checkJson, checkTable } from "../report/check-report.js";
 import {
@@ -18,12 +25,12 @@ import {
   compareMarkdown,
   compareTable,
 } from "../report/compare-report.js";
-import { itfDocument, itfState } from "../report/itf.js";
+import { exportCounterexample } from "../report/export.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compare, parseVary } from "../run/compare.js";
 import { runScenario, SCHEDULERS, type SchedulerName } from "../run/session.js";
 import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
-import { compileScenario } from "../scenario/compile.js";
+import { type CompiledScenario, compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
 import { fsFailure, readInputFile } from "../scenario/read.js";
@@ -32,7 +39,6 @@ import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario, describeSchedule } from "../search/check.js";
 import { isCheckResult, mergeChecks } from "../search/merge.js";
 import { plan } from "../search/plan.js";
-import { replaySchedule } from "../search/replay.js";
 import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
 import type { Progress } from "../search/types.js";
 import { fsMessage, guardStdout } from "./guard.js";
@@ -73,21 +79,61 @@ interface RunFlags {
   policy: string[];
   kernel: string[];
   trace?: string;
+  traceMaxEvents?: number;
   scheduler: SchedulerName;
   maxSteps?: number;
+}
+
+/** A trace file written as it is made: opened before the run (so a bad path fails first), written in chunks. */
+class TraceFile {
+  private readonly fd: number;
+  constructor(
+    readonly path: string,
+    mkdir: boolean,
+  ) {
+    try {
+      if (mkdir) mkdirSync(dirname(path), { recursive: true });
+      this.fd = openSync(path, "w");
+    } catch (err) {
+      throw new InputError(`${path}: cannot write trace: ${fsFailure(err)}`);
+    }
+  }
+  readonly write = (chunk: string): void => {
+    try {
+      writeSync(this.fd, chunk);
+    } catch (err) {
+      throw new InputError(`${this.path}: cannot write trace: ${fsFailure(err)}`);
+    }
+  };
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** The one line that says a trace was cut at --trace-max-events. */
+function traceCut(path: string, info: { events: number; truncated: boolean } | null): void {
+  if (info?.truncated)
+    process.stderr.write(
+      `asidlab: ${path}: trace cut at --trace-max-events (${info.events} events, every open slice closed); its metadata says "truncated": true\n`,
+    );
 }
 
 function cmdRun(file: string, o: RunFlags): number {
   const ls = loadScenarioFile(resolveScenario(file));
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
-  const r = runScenario(cs, { scheduler: o.scheduler, maxSteps: o.maxSteps, trace: o.trace !== undefined });
-  if (o.trace !== undefined && r.trace !== undefined) {
-    try {
-      writeFileSync(o.trace, r.trace);
-    } catch (err) {
-      throw new InputError(`${o.trace}: cannot write trace: ${fsFailure(err)}`);
-    }
+  const tf = o.trace === undefined ? null : new TraceFile(o.trace, false);
+  let info: { events: number; truncated: boolean } | null = null;
+  let r: ReturnType<typeof runScenario>;
+  try {
+    r = runScenario(cs, {
+      scheduler: o.scheduler,
+      maxSteps: o.maxSteps,
+      trace: tf === null ? false : { write: tf.write, maxEvents: o.traceMaxEvents, done: (i) => (info = i) },
+    });
+  } finally {
+    tf?.close();
   }
+  if (tf !== null) traceCut(tf.path, info);
   process.stdout.write(o.json ? runJson(r) : runTable(r, cs.boot.params.cpus));
   if (!r.complete)
     process.stderr.write(`asidlab: run stopped at the ${r.stop_reason}; figures cover the part that ran\n`);
@@ -114,6 +160,9 @@ interface CheckFlags {
   workers?: number;
   exhaustive?: boolean;
   shard?: string;
+  trace?: string;
+  itf?: string;
+  traceMaxEvents?: number;
 }
 
 /** check's budgets of time and memory, and its progress line when stderr is a terminal. */
@@ -175,6 +224,9 @@ function cmdCheck(file: string, o: CheckFlags): number {
       throw new InputError(`${schedulePath}: cannot write the schedule: ${fsFailure(err)}`);
     }
   }
+  if (schedule !== null && (o.trace !== undefined || o.itf !== undefined)) {
+    writeExports(cs, p.properties, schedule.schedule, o, file, schedulePath);
+  }
   process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name));
   if (result.verdict === "violation") return 1;
   if (result.verdict === "incomplete" && o.strict) return 3;
@@ -185,6 +237,36 @@ interface ReplayFlags {
   scenario?: string;
   trace?: string;
   itf?: string;
+  traceMaxEvents?: number;
+}
+
+/** A counterexample's Chrome trace and/or ITF, from one more replay of its schedule. */
+function writeExports(
+  cs: CompiledScenario,
+  props: readonly string[],
+  schedule: readonly number[],
+  o: { trace?: string; itf?: string; traceMaxEvents?: number },
+  scenarioFile: string,
+  schedulePath: string,
+): void {
+  const tf = o.trace === undefined ? null : new TraceFile(o.trace, true);
+  let x: ReturnType<typeof exportCounterexample>;
+  try {
+    x = exportCounterexample(
+      cs,
+      props,
+      schedule,
+      {
+        trace: tf === null ? undefined : { write: tf.write, maxEvents: o.traceMaxEvents },
+        itf: o.itf !== undefined,
+      },
+      { scenarioFile, schedule: schedulePath },
+    );
+  } finally {
+    tf?.close();
+  }
+  if (tf !== null) traceCut(tf.path, x.traceInfo);
+  if (o.itf !== undefined && x.itf !== null) writeOut(o.itf, x.itf);
 }
 
 function cmdReplay(file: string, o: ReplayFlags): number {
@@ -200,32 +282,8 @@ function cmdReplay(file: string, o: ReplayFlags): number {
     );
   }
   const steps = describeSchedule(cs, props, { ...sf });
-  // Exports: the same replay again, with a Chrome trace sink and/or ITF states (one step = 1 µs).
-  let trace: ChromeTrace | null = null;
-  let clock: Float64Array | null = null;
-  const itf: ReturnType<typeof itfState>[] = [];
-  const r = replaySchedule(
-    cs.boot,
-    props,
-    sf.schedule,
-    {
-      before(i) {
-        clock?.fill(i * cs.boot.params.cpuMhz);
-      },
-      after(i, tr, k) {
-        if (o.itf !== undefined) itf.push(itfState(k, i + 1, describeTransition(tr)));
-      },
-    },
-    (k, e) => {
-      if (o.itf !== undefined) itf.push(itfState(k, 0, "init"));
-      if (o.trace === undefined) return;
-      clock = e.clock;
-      trace = new ChromeTrace(k, e.clock);
-      k.trace = trace;
-      trace.startRun();
-    },
-  );
-  // Where a replay stops short, say where: the line of the step not enabled, or the last step.
+  // The same replay again, without exports: where it stops short, say where.
+  const r = exportCounterexample(cs, props, sf.schedule, {}, { scenarioFile: scenarioPath, schedule: file });
   if (r.error !== null) throw new InputError(`${file}:${sf.lines[r.at]}: ${r.error}`);
   if (r.finding === null) {
     const where =
@@ -234,9 +292,9 @@ function cmdReplay(file: string, o: ReplayFlags): number {
       `${where}: the schedule ends without reaching the violation it records (${sf.property}): cut short or edited? run check again`,
     );
   }
-  const meta = { scenario: cs.name, schedule: file, property: sf.property };
-  if (o.trace !== undefined && trace !== null) writeOut(o.trace, (trace as ChromeTrace).finish(meta));
-  if (o.itf !== undefined) writeOut(o.itf, itfDocument(scenarioPath, `${sf.property}: ${sf.message}`, itf));
+  // Exports: one more replay with a Chrome trace sink and/or ITF states (one step = 1 µs).
+  if (o.trace !== undefined || o.itf !== undefined)
+    writeExports(cs, props, sf.schedule, o, scenarioPath, file);
   const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
   process.stdout.write(`replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${lines.join("")}`);
   process.stdout.write(`${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
@@ -392,7 +450,15 @@ function program(): Command {
     .option("--seed <n>", "override the scenario's seed", intArg("--seed", 0, 2 ** 32 - 1))
     .option("--policy <key=value>", POLICY_HELP, collect, [])
     .option("--kernel <variant>", KERNEL_HELP, collect, [])
-    .option("--trace <file>", "write a Chrome Trace Event JSON (Perfetto) of the run")
+    .option(
+      "--trace <file>",
+      "write a Chrome Trace Event JSON (Perfetto) of the run, streamed: the whole run",
+    )
+    .option(
+      "--trace-max-events <n>",
+      'cut the trace at n events (every open slice closed; a line on stderr; "truncated": true in its metadata)',
+      intArg("--trace-max-events", 1, Number.MAX_SAFE_INTEGER),
+    )
     .addOption(new Option("--scheduler <name>", "who picks the next step").choices(SCHEDULERS).default("sim"))
     .option(
       "--max-steps <n>",
@@ -520,6 +586,16 @@ function program(): Command {
       "swarm shard k of n: random/PCT walks i with i mod n = k-1, or bitstate with hash seed k; `merge` joins the shards' --json",
     )
     .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")
+    .option(
+      "--trace <file>",
+      "on a violation, also write the counterexample as Chrome Trace Event JSON (one step = 1 µs)",
+    )
+    .option("--itf <file>", "on a violation, also write the counterexample as ITF JSON (Apalache, Quint)")
+    .option(
+      "--trace-max-events <n>",
+      "cut the trace at n events (as run's)",
+      intArg("--trace-max-events", 1, Number.MAX_SAFE_INTEGER),
+    )
     .action((file: string, o: CheckFlags) => {
       process.exitCode = cmdCheck(file, o);
     });
@@ -530,6 +606,11 @@ function program(): Command {
     .option("--scenario <file>", "the scenario, if not where the schedule says")
     .option("--trace <file>", "also write it as Chrome Trace Event JSON (Perfetto; one step = 1 µs)")
     .option("--itf <file>", "also write it as ITF JSON (the trace format of Apalache and Quint)")
+    .option(
+      "--trace-max-events <n>",
+      "cut the trace at n events (as run's)",
+      intArg("--trace-max-events", 1, Number.MAX_SAFE_INTEGER),
+    )
     .action((file: string, o: ReplayFlags) => {
       process.exitCode = cmdReplay(file, o);
     });
