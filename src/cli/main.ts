@@ -28,7 +28,7 @@ import {
 import { exportCounterexample } from "../report/export.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compare, parseVary } from "../run/compare.js";
-import { runScenario, SCHEDULERS, type SchedulerName } from "../run/session.js";
+import { runScenario, SCHEDULERS, type SchedulerName, type TraceInfo } from "../run/session.js";
 import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { type CompiledScenario, compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
@@ -111,10 +111,10 @@ class TraceFile {
 }
 
 /** The one line that says a trace was cut at --trace-max-events. */
-function traceCut(path: string, info: { events: number; truncated: boolean } | null): void {
+function traceCut(path: string, info: TraceInfo | null): void {
   if (info?.truncated)
     process.stderr.write(
-      `asidlab: ${path}: trace cut at --trace-max-events (${info.events} events, every open slice closed); its metadata says "truncated": true\n`,
+      `asidlab: ${path}: trace cut at --trace-max-events: ${info.events} events, the first ${info.truncatedAtUs} µs (every open slice closed there); its metadata says "truncated": true\n`,
     );
 }
 
@@ -122,7 +122,7 @@ function cmdRun(file: string, o: RunFlags): number {
   const ls = loadScenarioFile(resolveScenario(file));
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
   const tf = o.trace === undefined ? null : new TraceFile(o.trace, false);
-  let info: { events: number; truncated: boolean } | null = null;
+  let info: TraceInfo | null = null;
   let r: ReturnType<typeof runScenario>;
   try {
     r = runScenario(cs, {

@@ -421,6 +421,11 @@ export class ChromeTrace implements TraceSink {
     return this.events;
   }
 
+  /** Where the trace was cut (simulated µs), or -1. */
+  get truncatedAtUs(): number {
+    return this.cutAt;
+  }
+
   /** Close every open slice and end the JSON with its metadata; returns the whole text when no writer was given, else "". */
   finish(meta: Record<string, string | number>): string {
     if (!this.done) this.closeEverything();

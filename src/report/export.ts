@@ -4,6 +4,7 @@
 // (Apalache, Quint). Used by `check --trace/--itf` and `replay --trace/--itf`.
 
 import { ChromeTrace } from "../engine/chrome-trace.js";
+import type { TraceInfo } from "../run/session.js";
 import type { CompiledScenario } from "../scenario/compile.js";
 import { replaySchedule } from "../search/replay.js";
 import { type ItfMeta, itfAction, itfDocument, itfState } from "./itf.js";
@@ -29,7 +30,7 @@ export interface Exported {
   error: string | null;
   /** The Chrome trace's text when it was not streamed ("" when it was), or null. */
   trace: string | null;
-  traceInfo: { events: number; truncated: boolean } | null;
+  traceInfo: TraceInfo | null;
   itf: string | null;
 }
 
@@ -81,7 +82,7 @@ export function exportCounterexample(
       m.violation_at_step = r.at;
     }
     text = t.finish(m);
-    traceInfo = { events: t.count, truncated: t.truncated };
+    traceInfo = { events: t.count, truncated: t.truncated, truncatedAtUs: t.truncatedAtUs };
   }
   const description =
     r.finding === null ? "no violation reached" : `${r.finding.property}: ${r.finding.message}`;

@@ -37,11 +37,18 @@ export interface RunOptions {
   trace?: boolean | TraceOut;
 }
 
+/** How a trace ended: the events written, and whether (and at which simulated µs) it was cut. */
+export interface TraceInfo {
+  events: number;
+  truncated: boolean;
+  truncatedAtUs: number;
+}
+
 /** Where a streamed trace goes, its limit, and who is told how it ended. */
 export interface TraceOut {
   write: (chunk: string) => void;
   maxEvents?: number;
-  done?: (info: { events: number; truncated: boolean }) => void;
+  done?: (info: TraceInfo) => void;
 }
 
 export interface RunResult {
@@ -114,7 +121,7 @@ export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunRes
   if (trace !== null) {
     const text = trace.finish({ scenario: cs.name, seed: cs.seed, scheduler: sched.describe() });
     if (out === null) result.trace = text;
-    else out.done?.({ events: trace.count, truncated: trace.truncated });
+    else out.done?.({ events: trace.count, truncated: trace.truncated, truncatedAtUs: trace.truncatedAtUs });
   }
   return result;
 }
