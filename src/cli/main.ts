@@ -226,6 +226,9 @@ function cmdCheck(file: string, o: CheckFlags): number {
   }
   if (schedule !== null && (o.trace !== undefined || o.itf !== undefined)) {
     writeExports(cs, p.properties, schedule.schedule, o, file, schedulePath);
+  } else if (o.trace !== undefined || o.itf !== undefined) {
+    const files = [o.trace, o.itf].filter((f) => f !== undefined).join(" and ");
+    process.stderr.write(`asidlab: no counterexample, so ${files} not written\n`);
   }
   process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name));
   if (result.verdict === "violation") return 1;
