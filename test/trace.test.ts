@@ -358,6 +358,35 @@ describe("counterexamples, as Chrome trace and ITF", () => {
     };
   }
 
+  test("the ITF checker catches what Apalache's reader refuses", () => {
+    const doc = (states: Record<string, unknown>[]): ItfDoc => ({
+      "#meta": { format: "ITF" },
+      vars: ["x"],
+      states,
+    });
+    const int = (n: number) => ({ "#bigint": String(n) });
+    checkItf(
+      doc([
+        { "#meta": { index: 0 }, x: [] },
+        { "#meta": { index: 1 }, x: [{ a: int(1) }] },
+      ]),
+    );
+    assert.throws(() => checkItf(doc([{ "#meta": { index: 0 }, x: 1 }])), /plain JSON number/);
+    assert.throws(() => checkItf(doc([{ "#meta": { index: { "#bigint": "0" } }, x: true }])), /plain number/);
+    assert.throws(() => checkItf(doc([{ "#meta": { index: 0 }, x: [int(1), "a"] }])), /types differ/);
+    assert.throws(
+      () =>
+        checkItf(
+          doc([
+            { "#meta": { index: 0 }, x: { a: int(1) } },
+            { "#meta": { index: 1 }, x: { b: int(1) } },
+          ]),
+        ),
+      /types differ/,
+    );
+    assert.throws(() => checkItf(doc([{ "#meta": { index: 0 }, y: true }])), /exactly the variables/);
+  });
+
   test("check --trace: a valid trace, the violation marked, ENQCMD flows to the device's track, the kernel's call graph", () => {
     const c = counterexample("check-exit-inflight", "free-at-mmput");
     assert.equal(c.property, "pasid-reuse");
