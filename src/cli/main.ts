@@ -98,9 +98,10 @@ class TraceFile {
       throw new InputError(`${path}: cannot write trace: ${fsFailure(err)}`);
     }
   }
-  readonly write = (chunk: string): void => {
+  readonly write = (chunk: string | Uint8Array): void => {
     try {
-      writeSync(this.fd, chunk);
+      const b = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      for (let off = 0; off < b.length; ) off += writeSync(this.fd, b, off, b.length - off);
     } catch (err) {
       throw new InputError(`${this.path}: cannot write trace: ${fsFailure(err)}`);
     }

@@ -38,23 +38,22 @@ interface TFrame {
 }
 
 export interface ChromeTraceOptions {
-  /** Receives the JSON text in order; absent: kept in memory and returned by finish(). */
-  write?: (chunk: string) => void;
+  /** Receives the JSON text in order (a chunk is reused once the call returns); absent: kept in memory and returned by finish(). */
+  write?: (chunk: string | Uint8Array) => void;
   /** Stop after this many events (every open slice is then closed; the metadata says truncated). */
   maxEvents?: number;
   /** The time of a transition that is no CPU's step (device completions), in cycles; default: the latest CPU clock. */
   now?: () => number;
 }
 
-/** Events per chunk handed to the writer. */
-const CHUNK_EVENTS = 8192;
-
 type Args = Record<string, number | string>;
 
 export class ChromeTrace implements TraceSink {
-  private readonly write: (chunk: string) => void;
+  /** Where the bytes go: the writer (it must be done with a chunk when it returns), or kept. */
+  private readonly emit: (chunk: string | Uint8Array) => void;
   private readonly kept: string[] = [];
-  private buf: string[] = [];
+  private readonly out = Buffer.allocUnsafe(1 << 20);
+  private pos = 0;
   private events = 0;
   private readonly maxEvents: number;
   private readonly now: () => number;
@@ -87,7 +86,11 @@ export class ChromeTrace implements TraceSink {
     private readonly clock: Float64Array,
     opts: ChromeTraceOptions = {},
   ) {
-    this.write = opts.write ?? ((s) => this.kept.push(s));
+    const write = opts.write;
+    this.emit =
+      write === undefined
+        ? (c) => this.kept.push(typeof c === "string" ? c : Buffer.from(c).toString("utf8"))
+        : write;
     this.maxEvents = opts.maxEvents ?? Number.POSITIVE_INFINITY;
     this.now = opts.now ?? (() => Math.max(0, ...this.clock));
     const cpus = k.params.cpus;
@@ -101,7 +104,7 @@ export class ChromeTrace implements TraceSink {
     this.lastTs = new Float64Array(cpus + devs + 1);
     this.queue = Array.from({ length: devs }, () => []);
     this.serving = new Array(devs).fill(false);
-    this.write('{"traceEvents":[\n');
+    this.emit('{"traceEvents":[\n');
     this.meta("process_name", 0, { name: "machine" });
     for (let c = 0; c < cpus; c++) this.thread(c, `CPU ${c}`);
     for (let d = 0; d < devs; d++) this.thread(this.devTid0 + d, `device ${k.model.devices[d].name}`);
@@ -120,15 +123,20 @@ export class ChromeTrace implements TraceSink {
   }
 
   private put(json: string): void {
-    this.buf.push(json);
     this.events++;
-    if (this.buf.length >= CHUNK_EVENTS) this.flushBuf();
+    // At most 3 bytes per UTF-16 unit, and the separator.
+    if (this.pos + json.length * 3 + 2 > this.out.length) this.flushBuf();
+    if (this.events > 1) this.pos += this.out.write(",\n", this.pos, "latin1");
+    if (json.length * 3 > this.out.length) {
+      this.flushBuf();
+      this.emit(json);
+    } else this.pos += this.out.write(json, this.pos, "utf8");
   }
 
   private flushBuf(): void {
-    if (this.buf.length === 0) return;
-    this.write(`${this.buf.join(",\n")},\n`);
-    this.buf = [];
+    if (this.pos === 0) return;
+    this.emit(this.out.subarray(0, this.pos));
+    this.pos = 0;
   }
 
   /** Room for one more event; at the limit, cut the trace there (once). */
@@ -440,10 +448,9 @@ export class ChromeTrace implements TraceSink {
       m.max_events = this.maxEvents;
       m.truncated_at_us = this.cutAt;
     }
-    const last = this.buf.pop();
     this.flushBuf();
     const other = JSON.stringify(m);
-    this.write(`${last ?? ""}\n],"displayTimeUnit":"ns","metadata":${other},"otherData":${other}}\n`);
+    this.emit(`\n],"displayTimeUnit":"ns","metadata":${other},"otherData":${other}}\n`);
     return this.kept.join("");
   }
 }

@@ -11,7 +11,7 @@ import { type ItfMeta, itfAction, itfDocument, itfState } from "./itf.js";
 
 export interface ExportWanted {
   /** A Chrome trace: streamed to `write` (else returned as text), cut at `maxEvents`. */
-  trace?: { write?: (chunk: string) => void; maxEvents?: number };
+  trace?: { write?: (chunk: string | Uint8Array) => void; maxEvents?: number };
   /** An ITF document. */
   itf?: boolean;
 }

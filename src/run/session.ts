@@ -46,7 +46,7 @@ export interface TraceInfo {
 
 /** Where a streamed trace goes, its limit, and who is told how it ended. */
 export interface TraceOut {
-  write: (chunk: string) => void;
+  write: (chunk: string | Uint8Array) => void;
   maxEvents?: number;
   done?: (info: TraceInfo) => void;
 }
