@@ -3,12 +3,10 @@
 // 1 a violation was seen, 2 bad input or usage (one line on stderr, naming
 // file:line:column where there is one, nothing on stdout).
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { closeSync, existsSync, readdirSync, readFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { ChromeTrace } from "../engine/chrome-trace.js";
-import { describeTransition } from "../engine/engine.js";
 import { KERNEL_VARIANT_NAMES, POLICIES } from "../kernel/policy.js";
 import { checkJson, checkTable } from "../report/check-report.js";
 import {
@@ -18,21 +16,20 @@ import {
   compareMarkdown,
   compareTable,
 } from "../report/compare-report.js";
-import { itfDocument, itfState } from "../report/itf.js";
+import { exportCounterexample } from "../report/export.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compare, parseVary } from "../run/compare.js";
-import { runScenario, SCHEDULERS, type SchedulerName } from "../run/session.js";
+import { runScenario, SCHEDULERS, type SchedulerName, type TraceInfo } from "../run/session.js";
 import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
-import { compileScenario } from "../scenario/compile.js";
+import { type CompiledScenario, compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
-import { checkOutputPath, fsFailure, readInputFile } from "../scenario/read.js";
+import { checkOutputPath, fsFailure, openOutput, readInputFile, writeOutputFile } from "../scenario/read.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario, describeSchedule } from "../search/check.js";
 import { isCheckResult, mergeChecks } from "../search/merge.js";
 import { plan } from "../search/plan.js";
-import { replaySchedule } from "../search/replay.js";
 import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
 import {
   budgetStop,
@@ -80,28 +77,57 @@ interface RunFlags {
   policy: string[];
   kernel: string[];
   trace?: string;
+  traceMaxEvents?: number;
   scheduler: SchedulerName;
   maxSteps?: number;
   time?: number;
+}
+
+/** A trace file written as it is made: opened before the run (so a bad path fails first), written in chunks. */
+class TraceFile {
+  private readonly fd: number;
+  constructor(readonly path: string) {
+    this.fd = openOutput(path, "write trace");
+  }
+  readonly write = (chunk: string | Uint8Array): void => {
+    try {
+      const b = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      for (let off = 0; off < b.length; ) off += writeSync(this.fd, b, off, b.length - off);
+    } catch (err) {
+      throw new InputError(`${this.path}: cannot write trace: ${fsFailure(err)}`);
+    }
+  };
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** The one line that says a trace was cut at --trace-max-events. */
+function traceCut(path: string, info: TraceInfo | null): void {
+  if (info?.truncated)
+    process.stderr.write(
+      `asidlab: ${path}: trace cut at --trace-max-events: ${info.events} events, the first ${info.truncatedAtUs} µs (every open slice closed there); its metadata says "truncated": true\n`,
+    );
 }
 
 function cmdRun(file: string, o: RunFlags): number {
   if (o.trace !== undefined) checkOutputPath(o.trace);
   const ls = loadScenarioFile(resolveScenario(file));
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
-  const r = runScenario(cs, {
-    scheduler: o.scheduler,
-    maxSteps: o.maxSteps,
-    trace: o.trace !== undefined,
-    budget: o.time === undefined ? undefined : wallClockBudget(o.time),
-  });
-  if (o.trace !== undefined && r.trace !== undefined) {
-    try {
-      writeFileSync(o.trace, r.trace);
-    } catch (err) {
-      throw new InputError(`${o.trace}: cannot write trace: ${fsFailure(err)}`);
-    }
+  const tf = o.trace === undefined ? null : new TraceFile(o.trace);
+  let info: TraceInfo | null = null;
+  let r: ReturnType<typeof runScenario>;
+  try {
+    r = runScenario(cs, {
+      scheduler: o.scheduler,
+      maxSteps: o.maxSteps,
+      trace: tf === null ? false : { write: tf.write, maxEvents: o.traceMaxEvents, done: (i) => (info = i) },
+      budget: o.time === undefined ? undefined : wallClockBudget(o.time),
+    });
+  } finally {
+    tf?.close();
   }
+  if (tf !== null) traceCut(tf.path, info);
   process.stdout.write(o.json ? runJson(r) : runTable(r, cs.boot.params.cpus));
   if (!r.complete)
     process.stderr.write(`asidlab: run stopped at the ${r.stop_reason}; figures cover the part that ran\n`);
@@ -128,10 +154,13 @@ interface CheckFlags {
   workers?: number;
   exhaustive?: boolean;
   shard?: string;
+  trace?: string;
+  itf?: string;
+  traceMaxEvents?: number;
 }
 
 function cmdCheck(file: string, o: CheckFlags): number {
-  if (o.out !== undefined) checkOutputPath(o.out);
+  for (const out of [o.out, o.trace, o.itf]) if (out !== undefined) checkOutputPath(out);
   const path = resolveScenario(file);
   const ls = loadScenarioFile(path);
   const cs = compileScenario(ls, { seed: o.seed, policy: o.policy, kernel: o.kernel });
@@ -169,12 +198,13 @@ function cmdCheck(file: string, o: CheckFlags): number {
   if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
   result.seconds = Math.round(elapsed() * 1000) / 1000;
   if (schedule !== null) {
-    try {
-      mkdirSync(dirname(schedulePath), { recursive: true });
-      writeFileSync(schedulePath, formatSchedule(schedule));
-    } catch (err) {
-      throw new InputError(`${schedulePath}: cannot write the schedule: ${fsFailure(err)}`);
-    }
+    writeOutputFile(schedulePath, formatSchedule(schedule), "write the schedule");
+  }
+  if (schedule !== null && (o.trace !== undefined || o.itf !== undefined)) {
+    writeExports(cs, p.properties, schedule.schedule, o, file, schedulePath);
+  } else if (o.trace !== undefined || o.itf !== undefined) {
+    const files = [o.trace, o.itf].filter((f) => f !== undefined).join(" and ");
+    process.stderr.write(`asidlab: no counterexample, so ${files} not written\n`);
   }
   process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name));
   if (result.verdict === "violation") return 1;
@@ -186,6 +216,36 @@ interface ReplayFlags {
   scenario?: string;
   trace?: string;
   itf?: string;
+  traceMaxEvents?: number;
+}
+
+/** A counterexample's Chrome trace and/or ITF, from one more replay of its schedule. */
+function writeExports(
+  cs: CompiledScenario,
+  props: readonly string[],
+  schedule: readonly number[],
+  o: { trace?: string; itf?: string; traceMaxEvents?: number },
+  scenarioFile: string,
+  schedulePath: string,
+): void {
+  const tf = o.trace === undefined ? null : new TraceFile(o.trace);
+  let x: ReturnType<typeof exportCounterexample>;
+  try {
+    x = exportCounterexample(
+      cs,
+      props,
+      schedule,
+      {
+        trace: tf === null ? undefined : { write: tf.write, maxEvents: o.traceMaxEvents },
+        itf: o.itf !== undefined,
+      },
+      { scenarioFile, schedule: schedulePath },
+    );
+  } finally {
+    tf?.close();
+  }
+  if (tf !== null) traceCut(tf.path, x.traceInfo);
+  if (o.itf !== undefined && x.itf !== null) writeOut(o.itf, x.itf);
 }
 
 function cmdReplay(file: string, o: ReplayFlags): number {
@@ -202,32 +262,8 @@ function cmdReplay(file: string, o: ReplayFlags): number {
     );
   }
   const steps = describeSchedule(cs, props, { ...sf });
-  // Exports: the same replay again, with a Chrome trace sink and/or ITF states (one step = 1 µs).
-  let trace: ChromeTrace | null = null;
-  let clock: Float64Array | null = null;
-  const itf: ReturnType<typeof itfState>[] = [];
-  const r = replaySchedule(
-    cs.boot,
-    props,
-    sf.schedule,
-    {
-      before(i) {
-        clock?.fill(i * cs.boot.params.cpuMhz);
-      },
-      after(i, tr, k) {
-        if (o.itf !== undefined) itf.push(itfState(k, i + 1, describeTransition(tr)));
-      },
-    },
-    (k, e) => {
-      if (o.itf !== undefined) itf.push(itfState(k, 0, "init"));
-      if (o.trace === undefined) return;
-      clock = e.clock;
-      trace = new ChromeTrace(k, e.clock);
-      k.trace = trace;
-      trace.startRun();
-    },
-  );
-  // Where a replay stops short, say where: the line of the step not enabled, or the last step.
+  // The same replay again, without exports: where it stops short, say where.
+  const r = exportCounterexample(cs, props, sf.schedule, {}, { scenarioFile: scenarioPath, schedule: file });
   if (r.error !== null) throw new InputError(`${file}:${sf.lines[r.at]}: ${r.error}`);
   if (r.finding === null) {
     const where =
@@ -236,9 +272,9 @@ function cmdReplay(file: string, o: ReplayFlags): number {
       `${where}: the schedule ends without reaching the violation it records (${sf.property}): cut short or edited? run check again`,
     );
   }
-  const meta = { scenario: cs.name, schedule: file, property: sf.property };
-  if (o.trace !== undefined && trace !== null) writeOut(o.trace, (trace as ChromeTrace).finish(meta));
-  if (o.itf !== undefined) writeOut(o.itf, itfDocument(scenarioPath, `${sf.property}: ${sf.message}`, itf));
+  // Exports: one more replay with a Chrome trace sink and/or ITF states (one step = 1 µs).
+  if (o.trace !== undefined || o.itf !== undefined)
+    writeExports(cs, props, sf.schedule, o, scenarioPath, file);
   const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
   process.stdout.write(`replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${lines.join("")}`);
   process.stdout.write(`${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
@@ -246,13 +282,7 @@ function cmdReplay(file: string, o: ReplayFlags): number {
 }
 
 function writeOut(path: string, text: string): void {
-  checkOutputPath(path);
-  try {
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, text);
-  } catch (err) {
-    throw new InputError(`${path}: cannot write: ${fsFailure(err)}`);
-  }
+  writeOutputFile(path, text);
 }
 
 interface CompareFlags {
@@ -397,7 +427,15 @@ function program(): Command {
     .option("--seed <n>", "override the scenario's seed", intArg("--seed", 0, 2 ** 32 - 1))
     .option("--policy <key=value>", POLICY_HELP, collect, [])
     .option("--kernel <variant>", KERNEL_HELP, collect, [])
-    .option("--trace <file>", "write a Chrome Trace Event JSON (Perfetto) of the run")
+    .option(
+      "--trace <file>",
+      "write a Chrome Trace Event JSON (Perfetto) of the run, streamed: the whole run",
+    )
+    .option(
+      "--trace-max-events <n>",
+      'cut the trace at n events (every open slice closed; a line on stderr; "truncated": true in its metadata)',
+      intArg("--trace-max-events", 1, Number.MAX_SAFE_INTEGER),
+    )
     .addOption(new Option("--scheduler <name>", "who picks the next step").choices(SCHEDULERS).default("sim"))
     .option(
       "--max-steps <n>",
@@ -534,6 +572,16 @@ function program(): Command {
       "swarm shard k of n: random/PCT walks i with i mod n = k-1, or bitstate with hash seed k; `merge` joins the shards' --json",
     )
     .option("--no-shortest", "report the first counterexample found, not the shortest (shrunk either way)")
+    .option(
+      "--trace <file>",
+      "on a violation, also write the counterexample as Chrome Trace Event JSON (one step = 1 µs)",
+    )
+    .option("--itf <file>", "on a violation, also write the counterexample as ITF JSON (Apalache, Quint)")
+    .option(
+      "--trace-max-events <n>",
+      "cut the trace at n events (as run's)",
+      intArg("--trace-max-events", 1, Number.MAX_SAFE_INTEGER),
+    )
     .action((file: string, o: CheckFlags) => {
       process.exitCode = cmdCheck(file, o);
     });
@@ -544,6 +592,11 @@ function program(): Command {
     .option("--scenario <file>", "the scenario, if not where the schedule says")
     .option("--trace <file>", "also write it as Chrome Trace Event JSON (Perfetto; one step = 1 µs)")
     .option("--itf <file>", "also write it as ITF JSON (the trace format of Apalache and Quint)")
+    .option(
+      "--trace-max-events <n>",
+      "cut the trace at n events (as run's)",
+      intArg("--trace-max-events", 1, Number.MAX_SAFE_INTEGER),
+    )
     .action((file: string, o: ReplayFlags) => {
       process.exitCode = cmdReplay(file, o);
     });

@@ -46,11 +46,13 @@ export function cpu_step(k: Kernel, cpu: number, chunkNs: number): number {
     const s = p.steps[pc];
     k.mem.write(fr + FR_PC, pc + 1);
     const rets = k.rets;
+    if (k.trace !== null) k.trace.stepBegin?.(cpu);
     s.fn(k, cpu, fr);
     // Only a path's last step, or a step that returned, can leave a finished
     // frame on top (frames it pushed are fresh, and a switched-to stack never
     // holds one).
     if (pc + 1 >= p.steps.length || k.rets !== rets) pop_finished(k, cpu);
+    if (k.trace !== null) k.trace.stepEnd?.(cpu);
     return k.stepCost[p.id][pc] + k.extra;
   }
   if (w[cb + C.in_user.off] === 0) {

@@ -57,6 +57,11 @@ export class SimScheduler implements Scheduler {
     return `sim(seed=${this.seed})`;
   }
 
+  /** The time of the transition being run, in cycles (a device completion's time, for the trace). */
+  get time(): number {
+    return this.now;
+  }
+
   start(e: Engine): void {
     const p = e.k.params;
     this.mhz = p.cpuMhz;

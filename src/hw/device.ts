@@ -87,5 +87,8 @@ export function wq_complete<K extends Hw>(
   k.set(k.D.wq_head, d, (head + 1) % k.model.devices[d].wqDepth);
   k.set(k.D.wq_count, d, n - 1);
   k.metrics.descriptors_completed++;
-  if (k.trace !== null) k.trace.instant(-1, `${k.model.devices[d].name}: complete`, { pasid, mm });
+  if (k.trace !== null) {
+    if (k.trace.complete !== undefined) k.trace.complete(d, pasid, mm);
+    else k.trace.instant(-1, `${k.model.devices[d].name}: complete`, { pasid, mm });
+  }
 }

@@ -17,5 +17,7 @@ export const ENQCMD_GP = 2;
 export function enqcmd(k: Hw, cpu: number, d: number, mm: number, task: number): number {
   const msr = rdmsr_pasid(k, cpu);
   if ((msr & MSR_IA32_PASID_VALID) === 0) return ENQCMD_GP;
-  return wq_submit(k, d, msr & PASID_MASK, mm, task) ? ENQCMD_ACCEPTED : ENQCMD_RETRY;
+  if (!wq_submit(k, d, msr & PASID_MASK, mm, task)) return ENQCMD_RETRY;
+  if (k.trace !== null) k.trace.submit?.(cpu, d, msr & PASID_MASK);
+  return ENQCMD_ACCEPTED;
 }

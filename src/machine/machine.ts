@@ -49,6 +49,16 @@ export interface TraceSink {
   pathExit(cpu: number, task: number): void;
   contextSwitch(cpu: number, prev: number, next: number, nextStack: readonly string[]): void;
   instant(cpu: number, name: string, args: Record<string, number | string>): void;
+  /** Before a kernel step of the frame on top of `cpu`'s stack (a sink may open the frame's slice here). */
+  stepBegin?(cpu: number): void;
+  /** After that step, with the returns it made. */
+  stepEnd?(cpu: number): void;
+  /** Device `d` accepted a descriptor with `pasid` from `cpu` (ENQCMD). */
+  submit?(cpu: number, d: number, pasid: number): void;
+  /** Device `d` completed its oldest descriptor; its DMA went to `mm` (0: a fault). */
+  complete?(d: number, pasid: number, mm: number): void;
+  /** A finding (kernel.warn or an invariant), on `cpu` or on none (-1). */
+  violation?(cpu: number, property: string, message: string): void;
 }
 
 /** A user program's text, static per scenario (outside the state); a task's position in it is state. */
@@ -146,6 +156,7 @@ export class Machine {
   warn(property: string, message: string, cpu: number): void {
     this.violationCount++;
     if (this.violations.length >= MAX_VIOLATIONS_KEPT) return;
+    if (this.trace !== null) this.trace.violation?.(cpu, property, message);
     const path = cpu >= 0 ? this.where(cpu) : "user";
     this.violations.push({ property, step: this.stepNo, message, cpu, path });
   }

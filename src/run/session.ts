@@ -35,7 +35,22 @@ export interface RunOptions {
   maxTimeNs?: number;
   /** Polled during the run (`run --time`): true stops it where it is. */
   budget?: () => boolean;
-  trace?: boolean;
+  /** A Chrome trace: kept in memory (true; RunResult.trace), or streamed to a writer. */
+  trace?: boolean | TraceOut;
+}
+
+/** How a trace ended: the events written, and whether (and at which simulated µs) it was cut. */
+export interface TraceInfo {
+  events: number;
+  truncated: boolean;
+  truncatedAtUs: number;
+}
+
+/** Where a streamed trace goes, its limit, and who is told how it ended. */
+export interface TraceOut {
+  write: (chunk: string | Uint8Array) => void;
+  maxEvents?: number;
+  done?: (info: TraceInfo) => void;
 }
 
 export interface RunResult {
@@ -73,8 +88,10 @@ export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunRes
   const sched = makeScheduler(opts.scheduler ?? "sim", cs.seed);
   const e = new Engine(k, CORE_INVARIANTS, sched);
   let trace: ChromeTrace | null = null;
+  const out = typeof opts.trace === "object" ? opts.trace : null;
   if (opts.trace) {
-    trace = new ChromeTrace(k, e.clock);
+    const now = sched instanceof SimScheduler ? () => sched.time : undefined;
+    trace = new ChromeTrace(k, e.clock, { write: out?.write, maxEvents: out?.maxEvents, now });
     k.trace = trace;
     trace.startRun();
   }
@@ -104,8 +121,11 @@ export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunRes
     const v = k.violations[0];
     result.first_violation = { ...v, trace: traceTail(cs, opts, v.step) };
   }
-  if (trace !== null)
-    result.trace = trace.finish({ scenario: cs.name, seed: cs.seed, scheduler: sched.describe() });
+  if (trace !== null) {
+    const text = trace.finish({ scenario: cs.name, seed: cs.seed, scheduler: sched.describe() });
+    if (out === null) result.trace = text;
+    else out.done?.({ events: trace.count, truncated: trace.truncated, truncatedAtUs: trace.truncatedAtUs });
+  }
   return result;
 }
 

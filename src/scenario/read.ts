@@ -5,7 +5,18 @@
  * before a byte is read, so a symlink to /dev/zero, a FIFO or a directory is refused at once.
  * Every failure is an InputError: `FILE: cannot read file: why`.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  type Stats,
+  statSync,
+  writeSync,
+} from "node:fs";
+import { dirname } from "node:path";
 import { InputError } from "./errors.js";
 
 /** The largest input file read: 16 MiB (the README says so). */
@@ -109,13 +120,18 @@ export function fsFailure(err: unknown): string {
   return code || (err instanceof Error ? err.message : String(err)).split("\n", 1)[0].trim();
 }
 
+/** FIFOs opened for writing by checkOutputPath, kept open until openOutput hands them out. */
+const held = new Map<string, number>();
+
 /**
  * An output path the user named (--out, --trace, --itf, --html): checked before any work, so that
  * a FIFO nobody reads is an error at once rather than a write that blocks forever after a long
- * search. A FIFO is opened for writing without blocking: ENXIO means no reader. Other paths are
- * left to the write itself (a missing directory is made; EISDIR, EACCES are worded there).
+ * search. A FIFO is opened without blocking first (ENXIO: no reader), then for writing, and kept
+ * open (closing it would end the reader's input): openOutput hands that descriptor out. Other
+ * paths are left to the write itself (EISDIR, EACCES are worded there).
  */
 export function checkOutputPath(path: string): void {
+  if (held.has(path)) return;
   let st: Stats;
   try {
     st = statSync(path);
@@ -123,13 +139,46 @@ export function checkOutputPath(path: string): void {
     return; // not there yet: the write creates it
   }
   if (!st.isFIFO()) return;
-  let fd: number;
+  let probe: number;
   try {
-    fd = openSync(path, constants.O_WRONLY | (constants.O_NONBLOCK ?? 0));
+    probe = openSync(path, constants.O_WRONLY | (constants.O_NONBLOCK ?? 0));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENXIO") throw new InputError(`${path}: cannot write: a FIFO that no process reads`);
     throw new InputError(`${path}: cannot write: ${fsFailure(err)}`);
   }
-  closeSync(fd);
+  try {
+    held.set(path, openSync(path, constants.O_WRONLY)); // a reader is there: this does not block
+  } finally {
+    closeSync(probe);
+  }
+}
+
+/** A descriptor to write `path` from its start: a FIFO checked (and held) by checkOutputPath, or the file made anew. */
+export function openOutput(path: string, what = "write"): number {
+  checkOutputPath(path);
+  const fd = held.get(path);
+  if (fd !== undefined) {
+    held.delete(path);
+    return fd;
+  }
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    return openSync(path, "w");
+  } catch (err) {
+    throw new InputError(`${path}: cannot ${what}: ${fsFailure(err)}`);
+  }
+}
+
+/** The whole of `text` into `path` (a file made anew, or a FIFO with a reader). */
+export function writeOutputFile(path: string, text: string | Uint8Array, what = "write"): void {
+  const fd = openOutput(path, what);
+  try {
+    const b = typeof text === "string" ? Buffer.from(text) : text;
+    for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
+  } catch (err) {
+    throw new InputError(`${path}: cannot ${what}: ${fsFailure(err)}`);
+  } finally {
+    closeSync(fd);
+  }
 }
