@@ -118,6 +118,34 @@ function repeats(depth: number): string {
   return `{"name": "t", "processes": [{"name": "a", "program": [${p}]}]}`;
 }
 
+describe("an output that is a FIFO", () => {
+  execFileSync("mkfifo", [f("out.fifo")]);
+
+  test("with no reader: refused before the work, one line, exit 2 (check --out/--trace/--itf, run --trace)", () => {
+    const msg = `${f("out.fifo")}: cannot write: a FIFO that no process reads`;
+    for (const flag of ["--out", "--trace", "--itf"])
+      assert.equal(
+        badInput(cli("check", "check-gp-fixup", "--kernel", "gp-fixup-irqs-on", flag, f("out.fifo"))),
+        msg,
+      );
+    assert.equal(badInput(cli("run", "thread-pool", "--trace", f("out.fifo"))), msg);
+  });
+
+  test("with a reader: the whole output reaches it", async () => {
+    const reader = spawn("cat", [f("out.fifo")], { stdio: ["ignore", "pipe", "inherit"] });
+    const chunks: Buffer[] = [];
+    reader.stdout.on("data", (c: Buffer) => chunks.push(c));
+    const ended = new Promise((resolve) => reader.on("exit", resolve));
+    await new Promise((r) => setTimeout(r, 200)); // cat has opened the FIFO
+    const r = cli("check", "check-gp-fixup", "--kernel", "gp-fixup-irqs-on", "--out", f("out.fifo"));
+    assert.equal(r.status, 1, r.stderr);
+    await ended;
+    const text = Buffer.concat(chunks).toString("utf8");
+    assert.match(text, /^# asidlab counterexample schedule/);
+    assert.ok(text.endsWith("\n"));
+  });
+});
+
 describe("nesting is bounded before any recursive parse", () => {
   const deepList = (n: number) => `${"[".repeat(n)}"x"${"]".repeat(n)}`;
 
