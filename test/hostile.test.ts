@@ -9,6 +9,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -489,5 +490,74 @@ describe("budgets that hold", () => {
     const out = JSON.parse(r.stdout) as { verdict: string; coverage: string };
     assert.equal(out.verdict, "pass");
     assert.equal(capWorkers(1).note, null);
+  });
+});
+
+describe("no async work escapes the command line's guard", () => {
+  const files = readdirSync(join(REPO_ROOT, "src"), { recursive: true, encoding: "utf8" })
+    .filter((p) => p.endsWith(".ts"))
+    .map((p) => ({ path: `src/${p}`, text: readFileSync(join(REPO_ROOT, "src", p), "utf8") }));
+  /** The text without comments and string literals (so that code in a string is not code). */
+  const code = (t: string) =>
+    t
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/\/\/.*$/gm, "")
+      .replace(/`(?:\\.|[^`\\])*`|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'/g, '""');
+
+  test("the entry point installs the guards and awaits main(), which catches what commands throw", () => {
+    const main = readFileSync(join(REPO_ROOT, "src/cli/main.ts"), "utf8");
+    assert.match(main, /\n\s+guardProcess\(\);\n\s+guardStdout\(\);/);
+    assert.match(main, /try \{\n\s+await cli\.parseAsync\(argv\);\n\s+\} catch/);
+    assert.match(main, /\nawait main\(process\.argv\);\n$/);
+  });
+
+  test("every call of an async function is awaited or returned; every .then has a rejection handler", () => {
+    const asyncNames = new Set<string>();
+    for (const f of files)
+      for (const m of code(f.text).matchAll(/async function (\w+)/g)) asyncNames.add(m[1]);
+    assert.ok(asyncNames.size >= 5, [...asyncNames].join(", "));
+    const floating: string[] = [];
+    for (const f of files) {
+      const c = code(f.text);
+      for (const name of asyncNames)
+        for (const m of c.matchAll(new RegExp(`(?<![\\w.])${name}\\(`, "g"))) {
+          const before = c.slice(Math.max(0, m.index - 40), m.index);
+          if (/async function\s*$/.test(before)) continue; // the declaration
+          if (!/(await|return|=>)\s*$/.test(before)) floating.push(`${f.path}: ${name}(...) not awaited`);
+        }
+      for (const m of c.matchAll(/\.then\(/g)) {
+        // The call's arguments up to its closing parenthesis: a second one (onRejected) must be there.
+        let depth = 1;
+        let i = m.index + m[0].length;
+        let args = 1;
+        for (; i < c.length && depth > 0; i++) {
+          const ch = c[i];
+          if ("([{".includes(ch)) depth++;
+          else if (")]}".includes(ch)) depth--;
+          else if (ch === "," && depth === 1) args++;
+        }
+        if (args < 2 && !/^\s*\.catch\(/.test(c.slice(i)))
+          floating.push(`${f.path}: .then without onRejected`);
+      }
+      for (const m of c.matchAll(/set(?:Timeout|Interval|Immediate)\(\s*async|\bvoid\s+([\w.]+)\(/g))
+        if (m[1] === undefined || asyncNames.has(m[1].split(".").pop() ?? ""))
+          floating.push(`${f.path}: ${m[0]}`);
+    }
+    assert.deepEqual(floating, []);
+  });
+
+  test("an exception that escapes everything is one line and exit 70, not a stack trace and exit 1", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "-e",
+        'import("./src/cli/guard.ts").then((g) => { g.guardProcess(); setTimeout(() => { throw new Error("boom\\nsecond line"); }, 0); }, () => process.exit(9));',
+      ],
+      { cwd: REPO_ROOT, encoding: "utf8", env: { ...process.env, ASIDLAB_DEBUG: "" } },
+    );
+    assert.equal(r.status, 70, r.stderr);
+    assert.equal(r.stderr, "asidlab: internal error: boom\n");
   });
 });

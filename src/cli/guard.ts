@@ -26,3 +26,24 @@ export function guardStdout(): void {
     process.exit(2);
   });
 }
+
+/**
+ * The last line of defence: an exception or rejection that escaped every command (a bug, since
+ * main() catches what the commands throw) is one line and exit 70, never node's stack trace and
+ * exit 1; an escaped filesystem error is the environment's, exit 2. ASIDLAB_DEBUG adds the stack.
+ */
+export function guardProcess(): void {
+  const last = (err: unknown) => {
+    const fs = fsMessage(err);
+    if (fs !== null) {
+      writeSync(2, `asidlab: ${fs}\n`);
+      process.exit(2);
+    }
+    const msg = err instanceof Error ? err.message : String(err);
+    writeSync(2, `asidlab: internal error: ${msg.split("\n", 1)[0]}\n`);
+    if (process.env.ASIDLAB_DEBUG && err instanceof Error) writeSync(2, `${err.stack}\n`);
+    process.exit(70);
+  };
+  process.on("uncaughtException", last);
+  process.on("unhandledRejection", last);
+}

@@ -39,7 +39,7 @@ import {
   DEFAULT_TIME_S,
   wallClockBudget,
 } from "./budget.js";
-import { fsMessage, guardStdout } from "./guard.js";
+import { fsMessage, guardProcess, guardStdout } from "./guard.js";
 
 function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -616,6 +616,7 @@ function program(): Command {
 }
 
 async function main(argv: string[]): Promise<void> {
+  guardProcess();
   guardStdout();
   const cli = program();
   if (argv.length <= 2) {
