@@ -18,6 +18,7 @@ import {
   compareMarkdown,
   compareTable,
 } from "../report/compare-report.js";
+import { explainSchedule, type ListingFilter, listingText } from "../report/explain.js";
 import { itfDocument, itfState } from "../report/itf.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compare, parseVary } from "../run/compare.js";
@@ -29,7 +30,7 @@ import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
 import { fsFailure, readInputFile } from "../scenario/read.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
-import { checkScenario, describeSchedule } from "../search/check.js";
+import { checkScenario } from "../search/check.js";
 import { isCheckResult, mergeChecks } from "../search/merge.js";
 import { plan } from "../search/plan.js";
 import { replaySchedule } from "../search/replay.js";
@@ -175,7 +176,16 @@ function cmdCheck(file: string, o: CheckFlags): number {
       throw new InputError(`${schedulePath}: cannot write the schedule: ${fsFailure(err)}`);
     }
   }
-  process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name));
+  // The counterexample's steps with their changes as named fields, and the listing that reads them.
+  let listing: string | null = null;
+  if (schedule !== null && result.counterexample !== null) {
+    const ex = explainSchedule(cs, p.properties, schedule.schedule);
+    result.counterexample.steps.forEach((s, i) => {
+      s.changes = ex.steps[i]?.changes ?? [];
+    });
+    listing = listingText(ex);
+  }
+  process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name, listing));
   if (result.verdict === "violation") return 1;
   if (result.verdict === "incomplete" && o.strict) return 3;
   return 0;
@@ -185,6 +195,11 @@ interface ReplayFlags {
   scenario?: string;
   trace?: string;
   itf?: string;
+  from?: number;
+  to?: number;
+  cpu?: number;
+  task?: string;
+  raw?: boolean;
 }
 
 function cmdReplay(file: string, o: ReplayFlags): number {
@@ -199,7 +214,6 @@ function cmdReplay(file: string, o: ReplayFlags): number {
       `${file}: stale schedule: made from another version of ${scenarioPath} or of the model (stamp ${sf.stamp}); run check again`,
     );
   }
-  const steps = describeSchedule(cs, props, { ...sf });
   // Exports: the same replay again, with a Chrome trace sink and/or ITF states (one step = 1 µs).
   let trace: ChromeTrace | null = null;
   let clock: Float64Array | null = null;
@@ -237,9 +251,15 @@ function cmdReplay(file: string, o: ReplayFlags): number {
   const meta = { scenario: cs.name, schedule: file, property: sf.property };
   if (o.trace !== undefined && trace !== null) writeOut(o.trace, (trace as ChromeTrace).finish(meta));
   if (o.itf !== undefined) writeOut(o.itf, itfDocument(scenarioPath, `${sf.property}: ${sf.message}`, itf));
-  const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
-  process.stdout.write(`replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${lines.join("")}`);
-  process.stdout.write(`${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
+  const ex = explainSchedule(cs, props, sf.schedule);
+  const filter: ListingFilter = { from: o.from, to: o.to, cpu: o.cpu, task: o.task, raw: o.raw };
+  if (o.cpu !== undefined && o.cpu >= ex.cpus)
+    throw new InputError(
+      `--cpu ${o.cpu}: the scenario has ${ex.cpus} CPU${ex.cpus === 1 ? "" : "s"} (0..${ex.cpus - 1})`,
+    );
+  process.stdout.write(
+    `replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${listingText(ex, filter)}`,
+  );
   return 1;
 }
 
@@ -530,6 +550,14 @@ function program(): Command {
     .option("--scenario <file>", "the scenario, if not where the schedule says")
     .option("--trace <file>", "also write it as Chrome Trace Event JSON (Perfetto; one step = 1 µs)")
     .option("--itf <file>", "also write it as ITF JSON (the trace format of Apalache and Quint)")
+    .option("--from <n>", "list from step n", intArg("--from", 1, 1e9))
+    .option("--to <n>", "list up to step n", intArg("--to", 1, 1e9))
+    .option("--cpu <n>", "list only the steps of CPU n", intArg("--cpu", 0, 4095))
+    .option("--task <name|pid>", "list only the steps of this task (its scenario name, or pid)")
+    .option(
+      "--raw",
+      "also show the model's internal fields (kernel frames, user program counters, free lists)",
+    )
     .action((file: string, o: ReplayFlags) => {
       process.exitCode = cmdReplay(file, o);
     });
