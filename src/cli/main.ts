@@ -263,6 +263,42 @@ function cmdReplay(file: string, o: ReplayFlags): number {
   return 1;
 }
 
+interface ViewFlags {
+  scenario?: string;
+  out?: string;
+}
+
+/** `view FILE`: the counterexample explorer, one self-contained HTML page. */
+async function cmdView(file: string, o: ViewFlags): Promise<number> {
+  const sf = parseSchedule(readInputFile(file), file);
+  const scenarioPath = o.scenario ?? sf.scenarioFile;
+  const ls = loadScenarioFile(resolveScenario(scenarioPath));
+  const cs = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
+  const props = ls.scenario.check.properties ?? [];
+  if (stampOf(cs, ls.source, props) !== sf.stamp) {
+    throw new InputError(
+      `${file}: stale schedule: made from another version of ${scenarioPath} or of the model (stamp ${sf.stamp}); run check again`,
+    );
+  }
+  const r = replaySchedule(cs.boot, props, sf.schedule);
+  if (r.error !== null) throw new InputError(`${file}:${sf.lines[r.at]}: ${r.error}`);
+  if (r.finding === null) {
+    const where =
+      sf.schedule.length === 0 ? `${file}: no steps` : `${file}:${sf.lines[r.at - 1]}: step ${r.at}`;
+    throw new InputError(
+      `${where}: the schedule ends without reaching the violation it records (${sf.property}): cut short or edited? run check again`,
+    );
+  }
+  const { viewHtml } = await import("../report/view.js");
+  const ex = explainSchedule(cs, props, sf.schedule);
+  const out = o.out ?? `${file.replace(/\.schedule$/, "")}.html`;
+  writeOut(out, viewHtml(ex, file));
+  process.stdout.write(
+    `wrote ${out}: ${cs.name}, ${ex.steps.length} steps, ${ex.property} at step ${ex.violation}\n`,
+  );
+  return 0;
+}
+
 function writeOut(path: string, text: string): void {
   try {
     mkdirSync(dirname(path), { recursive: true });
@@ -560,6 +596,17 @@ function program(): Command {
     )
     .action((file: string, o: ReplayFlags) => {
       process.exitCode = cmdReplay(file, o);
+    });
+  cli
+    .command("view")
+    .description(
+      "explore a counterexample in the browser: one self-contained HTML page (timeline per CPU and device, state as kernel structs, stepping, filters)",
+    )
+    .argument("<schedule>", "a .schedule file written by check")
+    .option("--scenario <file>", "the scenario, if not where the schedule says")
+    .option("--out <page>", "the page to write (default: the schedule's name with .html)")
+    .action(async (file: string, o: ViewFlags) => {
+      process.exitCode = await cmdView(file, o);
     });
   cli
     .command("scenarios")
