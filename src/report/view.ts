@@ -21,7 +21,7 @@ const scriptJson = (v: unknown) =>
     .replace(/>/g, "\\u003e")
     .replace(/\u2028|\u2029/g, " ");
 
-const CSS = String.raw`
+const CSS = `
 :root { --w: 22px; font: 13px/1.35 system-ui, sans-serif; color: #1b1f24; }
 body { margin: 0; }
 header { padding: 8px 14px; background: #f3f4f6; border-bottom: 1px solid #d0d7de; }
