@@ -260,6 +260,7 @@ function cmdReplay(file: string, o: ReplayFlags): number {
   process.stdout.write(
     `replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${listingText(ex, filter)}`,
   );
+  process.stdout.write(`\n${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
   return 1;
 }
 
