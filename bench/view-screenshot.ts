@@ -13,14 +13,15 @@ import { chromium } from "playwright-core";
 const out = resolve(process.argv[2] ?? "docs/img/view.png");
 const step = process.argv[3] ?? "47";
 const tmp = mkdtempSync(join(tmpdir(), "asidlab-shot-"));
-const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ["dist/src/cli/main.js", ...args], { encoding: "utf8" });
+// Run in the temporary directory with the README's relative names, so that the page shows them.
+const main = resolve("dist/src/cli/main.js");
+const cli = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: "utf8", cwd: tmp });
 try {
-  const schedule = join(tmp, "cex.schedule");
-  const page = join(tmp, "cex.html");
+  const schedule = "out/check-exit-inflight.schedule";
+  const page = join(tmp, "out/check-exit-inflight.html");
   const c = cli("check", "check-exit-inflight", "--kernel", "free-at-mmput", "--out", schedule);
   if (c.status !== 1) throw new Error(`check: expected a violation (exit 1), got ${c.status}: ${c.stderr}`);
-  const v = cli("view", schedule, "--out", page);
+  const v = cli("view", schedule);
   if (v.status !== 0) throw new Error(`view: exit ${v.status}: ${v.stderr}`);
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
