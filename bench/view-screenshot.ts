@@ -15,7 +15,8 @@ const step = process.argv[3] ?? "47";
 const tmp = mkdtempSync(join(tmpdir(), "asidlab-shot-"));
 // Run in the temporary directory with the README's relative names, so that the page shows them.
 const main = resolve("dist/src/cli/main.js");
-const cli = (...args: string[]) => spawnSync(process.execPath, [main, ...args], { encoding: "utf8", cwd: tmp });
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, [main, ...args], { encoding: "utf8", cwd: tmp });
 try {
   const schedule = "out/check-exit-inflight.schedule";
   const page = join(tmp, "out/check-exit-inflight.html");

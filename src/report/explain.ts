@@ -334,8 +334,36 @@ export function explainSchedule(
     }
   }
   if (keys.length === 0) for (const c of steps[steps.length - 1].delta.set) if (c[4] === 0) keys.push(c[0]);
+  // Narrowed to the actors that matter: the acting CPU, the tasks, mm and page the finding names
+  // (else the task running on the acting CPU).
+  const act = steps[steps.length - 1];
+  const namedTasks = [...message.matchAll(/task ("[^"]*" \(pid \d+\))/g)].map((m) => m[1]);
+  if (namedTasks.length === 0 && act.cpu !== null)
+    namedTasks.push(final.entries.get(`cpu[${act.cpu}].curr`)?.value ?? "");
+  const namedMms = [...message.matchAll(/\bmm (\d+)/g)].map((m) => `mm[${m[1]}]`);
+  const page = /\bpage (\d+)/.exec(message)?.[1];
+  const structOf = (key: string) =>
+    final.entries.get(key)?.struct ?? (beforeLast as Decoded | null)?.entries.get(key)?.struct ?? "";
+  const matters = (key: string) => {
+    const st = structOf(key);
+    const c = /^(?:cpu|cpu_tlbstate|tlb)\[(\d+)\]$/.exec(st);
+    if (c !== null && act.cpu !== null && Number(c[1]) !== act.cpu) return false;
+    if (st.startsWith("task[")) {
+      const label = final.labels.get(st) ?? "";
+      if (!namedTasks.some((t) => label.includes(t))) return false;
+    }
+    if (st.startsWith("mm[") && namedMms.length > 0 && !namedMms.includes(st)) return false;
+    if (
+      st.startsWith("tlb[") &&
+      page !== undefined &&
+      !(final.entries.get(key)?.value ?? "").includes(`page ${page},`)
+    )
+      return false;
+    return true;
+  };
+  const narrowed = keys.filter(matters);
   // Each read field's history: the last step that wrote it, and its value before.
-  const want = new Set(keys.slice(0, 16));
+  const want = new Set((narrowed.length > 0 ? narrowed : keys).slice(0, 16));
   const cur = new Map<string, string>();
   const hist = new Map<string, { since: number; before: string }>();
   const start = init as StateDelta;
