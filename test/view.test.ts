@@ -6,6 +6,7 @@
 // `check --json`, the violation marked, a CPU filter, and no network request.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +18,7 @@ import { explainSchedule } from "../src/report/explain.js";
 import { pasidMsr } from "../src/report/fields.js";
 import { replaySchedule } from "../src/search/replay.js";
 import { parseSchedule } from "../src/search/schedule.js";
-import { builtin, type CliResult, cli } from "./helpers.js";
+import { builtin, type CliResult, cli, REPO_ROOT } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "asidlab-view-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -141,6 +142,37 @@ describe("named changes: check --json and replay", () => {
     assert.ok(leaver.length > 0 && leaver.length < steps.length);
     for (const l of leaver) assert.match(l, /"leaver"/);
     badInput(cli("replay", schedule, "--cpu", "7"));
+  });
+
+  test("view --serve: the same page on 127.0.0.1 only, nothing else served", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", "view", schedule, "--serve"],
+      {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("\n")) resolve(out.split("\n")[0]);
+        });
+        child.once("exit", (code) => reject(new Error(`view --serve exited ${code}`)));
+      });
+      const url = /^serving (http:\/\/127\.0\.0\.1:\d+\/) /.exec(line)?.[1];
+      assert.ok(url !== undefined, line);
+      const page = await fetch(url);
+      assert.equal(page.status, 200);
+      const body = await page.text();
+      assert.match(body, /<html lang="en" data-step="0">/);
+      assert.ok(body.includes(`"violation":${steps.length}`));
+      assert.equal((await fetch(`${url}../schedule`)).status, 404);
+    } finally {
+      child.kill();
+    }
   });
 
   test("view on bad input: exit 2, one line", () => {
