@@ -212,6 +212,8 @@ describe("asidlab view in headless Chromium", () => {
       );
       const url = pathToFileURL(page).href;
       const tab = ctx.pages()[0] ?? (await ctx.newPage());
+      const errors: string[] = [];
+      tab.on("pageerror", (e) => errors.push(e.message));
       const at = () => tab.evaluate(() => Number(document.documentElement.getAttribute("data-step")));
       const L = steps.length;
 
@@ -282,6 +284,28 @@ describe("asidlab view in headless Chromium", () => {
       assert.ok(before.length >= 2 && before.includes("cpu 0"), String(before));
       await tab.selectOption("#f-cpu", "0");
       assert.deepEqual(await visibleLanes(), ["cpu 0"]);
+
+      // The field filter narrows the state panel; the search marks matching steps; the task jump stays on the task.
+      await tab.fill("#f-field", "IA32_PASID");
+      const shown = await tab.$$eval("#state tr[data-name]", (rows) =>
+        rows
+          .filter((r) => (r as HTMLElement).offsetParent !== null)
+          .map((r) => r.getAttribute("data-name") ?? ""),
+      );
+      assert.ok(shown.length > 0 && shown.every((n) => n.includes("IA32_PASID")), String(shown));
+      await tab.fill("#f-search", "enqcmd");
+      const hits = await tab.$$eval(".slice.hit", (els) =>
+        els.map((e) => Number(e.getAttribute("data-step-index"))),
+      );
+      const expected = steps.flatMap((s, i) => (/enqcmd/i.test(s.summary) ? [i + 1] : []));
+      assert.ok(
+        expected.every((n) => hits.includes(n)),
+        `${hits} covers ${expected}`,
+      );
+      await tab.goto(`${url}#step=30`);
+      await tab.click("#b-task-next");
+      assert.equal(await at(), 31);
+      assert.deepEqual(errors, [], "no script error");
 
       assert.ok(requests.length > 0);
       assert.deepEqual(
