@@ -73,7 +73,7 @@ const OP_NAMES = [
 
 /** Values a careless or hostile author writes: edge numbers, odd strings, wrong types. */
 const hostile = fc.oneof(
-  fc.constantFrom(0, -1, 1.5, 2 ** 31, 2 ** 53, 1e12, 99999999999999999999, Number.NaN),
+  fc.constantFrom(0, -1, 1.5, 2 ** 31, 2 ** 53, 1e12, 1e20, Number.NaN),
   fc.constantFrom("", "__proto__", "constructor", "toString", "dsa0", "x".repeat(200), "\u0000", "é"),
   fc.constantFrom(true, false, null),
   fc.constant([]),

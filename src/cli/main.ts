@@ -16,6 +16,7 @@ import {
   compareMarkdown,
   compareTable,
 } from "../report/compare-report.js";
+import { explainSchedule, type ListingFilter, listingText } from "../report/explain.js";
 import { exportCounterexample } from "../report/export.js";
 import { runJson, runTable } from "../report/run-report.js";
 import { compare, parseVary } from "../run/compare.js";
@@ -27,9 +28,10 @@ import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
 import { checkOutputPath, fsFailure, openOutput, readInputFile, writeOutputFile } from "../scenario/read.js";
 import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
-import { checkScenario, describeSchedule } from "../search/check.js";
+import { checkScenario } from "../search/check.js";
 import { isCheckResult, mergeChecks } from "../search/merge.js";
 import { plan } from "../search/plan.js";
+import { replaySchedule } from "../search/replay.js";
 import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
 import {
   budgetStop,
@@ -206,7 +208,16 @@ function cmdCheck(file: string, o: CheckFlags): number {
     const files = [o.trace, o.itf].filter((f) => f !== undefined).join(" and ");
     process.stderr.write(`asidlab: no counterexample, so ${files} not written\n`);
   }
-  process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name));
+  // The counterexample's steps with their changes as named fields, and the listing that reads them.
+  let listing: string | null = null;
+  if (schedule !== null && result.counterexample !== null) {
+    const ex = explainSchedule(cs, p.properties, schedule.schedule);
+    result.counterexample.steps.forEach((s, i) => {
+      s.changes = ex.steps[i]?.changes ?? [];
+    });
+    listing = listingText(ex);
+  }
+  process.stdout.write(o.json ? checkJson(result) : checkTable(result, cs.name, listing));
   if (result.verdict === "violation") return 1;
   if (result.verdict === "incomplete" && o.strict) return 3;
   return 0;
@@ -217,6 +228,11 @@ interface ReplayFlags {
   trace?: string;
   itf?: string;
   traceMaxEvents?: number;
+  from?: number;
+  to?: number;
+  cpu?: number;
+  task?: string;
+  raw?: boolean;
 }
 
 /** A counterexample's Chrome trace and/or ITF, from one more replay of its schedule. */
@@ -261,7 +277,6 @@ function cmdReplay(file: string, o: ReplayFlags): number {
       `${file}: stale schedule: made from another version of ${scenarioPath} or of the model (stamp ${sf.stamp}); run check again`,
     );
   }
-  const steps = describeSchedule(cs, props, { ...sf });
   // The same replay again, without exports: where it stops short, say where.
   const r = exportCounterexample(cs, props, sf.schedule, {}, { scenarioFile: scenarioPath, schedule: file });
   if (r.error !== null) throw new InputError(`${file}:${sf.lines[r.at]}: ${r.error}`);
@@ -275,10 +290,80 @@ function cmdReplay(file: string, o: ReplayFlags): number {
   // Exports: one more replay with a Chrome trace sink and/or ITF states (one step = 1 µs).
   if (o.trace !== undefined || o.itf !== undefined)
     writeExports(cs, props, sf.schedule, o, scenarioPath, file);
-  const lines = steps.map((s, i) => `  ${String(i + 1).padStart(4)}  ${s.summary}\n`);
-  process.stdout.write(`replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${lines.join("")}`);
-  process.stdout.write(`${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
+  const ex = explainSchedule(cs, props, sf.schedule);
+  const filter: ListingFilter = { from: o.from, to: o.to, cpu: o.cpu, task: o.task, raw: o.raw };
+  if (o.cpu !== undefined && o.cpu >= ex.cpus)
+    throw new InputError(
+      `--cpu ${o.cpu}: the scenario has ${ex.cpus} CPU${ex.cpus === 1 ? "" : "s"} (0..${ex.cpus - 1})`,
+    );
+  process.stdout.write(
+    `replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${listingText(ex, filter)}`,
+  );
+  process.stdout.write(`\n${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
   return 1;
+}
+
+interface ViewFlags {
+  scenario?: string;
+  out?: string;
+  serve?: boolean;
+  port?: number;
+}
+
+/** `view FILE`: the counterexample explorer, one self-contained HTML page. */
+async function cmdView(file: string, o: ViewFlags): Promise<number> {
+  const sf = parseSchedule(readInputFile(file), file);
+  const scenarioPath = o.scenario ?? sf.scenarioFile;
+  const ls = loadScenarioFile(resolveScenario(scenarioPath));
+  const cs = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
+  const props = ls.scenario.check.properties ?? [];
+  if (stampOf(cs, ls.source, props) !== sf.stamp) {
+    throw new InputError(
+      `${file}: stale schedule: made from another version of ${scenarioPath} or of the model (stamp ${sf.stamp}); run check again`,
+    );
+  }
+  const r = replaySchedule(cs.boot, props, sf.schedule);
+  if (r.error !== null) throw new InputError(`${file}:${sf.lines[r.at]}: ${r.error}`);
+  if (r.finding === null) {
+    const where =
+      sf.schedule.length === 0 ? `${file}: no steps` : `${file}:${sf.lines[r.at - 1]}: step ${r.at}`;
+    throw new InputError(
+      `${where}: the schedule ends without reaching the violation it records (${sf.property}): cut short or edited? run check again`,
+    );
+  }
+  const { viewHtml } = await import("../report/view.js");
+  const ex = explainSchedule(cs, props, sf.schedule);
+  const html = viewHtml(ex, file);
+  const what = `${cs.name}, ${ex.steps.length} steps, ${ex.property} at step ${ex.violation}`;
+  if (o.serve !== true || o.out !== undefined) {
+    const out = o.out ?? `${file.replace(/\.schedule$/, "")}.html`;
+    writeOut(out, html);
+    process.stdout.write(`wrote ${out}: ${what}\n`);
+  }
+  if (o.serve === true) {
+    // The same page over HTTP, on the loopback interface only; it stays up until interrupted.
+    const { createServer } = await import("node:http");
+    const server = createServer((req, res) => {
+      const path = (req.url ?? "/").split(/[?#]/)[0];
+      if (req.method !== "GET" || (path !== "/" && path !== "/index.html")) {
+        res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
+        return;
+      }
+      res
+        .writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" })
+        .end(html);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (err) =>
+        reject(new InputError(`--port ${o.port ?? 0}: cannot listen on 127.0.0.1: ${err.message}`)),
+      );
+      server.listen(o.port ?? 0, "127.0.0.1", () => resolve());
+    });
+    const addr = server.address();
+    const port = typeof addr === "object" && addr !== null ? addr.port : o.port;
+    process.stdout.write(`serving http://127.0.0.1:${port}/ : ${what} (Ctrl-C to stop)\n`);
+  }
+  return 0;
 }
 
 function writeOut(path: string, text: string): void {
@@ -597,8 +682,32 @@ function program(): Command {
       "cut the trace at n events (as run's)",
       intArg("--trace-max-events", 1, Number.MAX_SAFE_INTEGER),
     )
+    .option("--from <n>", "list from step n", intArg("--from", 1, 1e9))
+    .option("--to <n>", "list up to step n", intArg("--to", 1, 1e9))
+    .option("--cpu <n>", "list only the steps of CPU n", intArg("--cpu", 0, 4095))
+    .option("--task <name|pid>", "list only the steps of this task (its scenario name, or pid)")
+    .option(
+      "--raw",
+      "also show the model's internal fields (kernel frames, user program counters, free lists)",
+    )
     .action((file: string, o: ReplayFlags) => {
       process.exitCode = cmdReplay(file, o);
+    });
+  cli
+    .command("view")
+    .description(
+      "explore a counterexample in the browser: one self-contained HTML page (timeline per CPU and device, state as kernel structs, stepping, filters)",
+    )
+    .argument("<schedule>", "a .schedule file written by check")
+    .option("--scenario <file>", "the scenario, if not where the schedule says")
+    .option("--out <page>", "the page to write (default: the schedule's name with .html)")
+    .option(
+      "--serve",
+      "serve the page on http://127.0.0.1 (loopback only) until interrupted, instead of writing it (unless --out)",
+    )
+    .option("--port <n>", "the port for --serve (default: any free one)", intArg("--port", 0, 65535))
+    .action(async (file: string, o: ViewFlags) => {
+      process.exitCode = await cmdView(file, o);
     });
   cli
     .command("scenarios")

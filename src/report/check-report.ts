@@ -7,7 +7,8 @@ export function checkJson(r: CheckResult): string {
   return `${JSON.stringify(r, null, 2)}\n`;
 }
 
-export function checkTable(r: CheckResult, scenario: string): string {
+/** The table; `listing` is the counterexample as named fields (explain.ts), else each step's summary. */
+export function checkTable(r: CheckResult, scenario: string, listing: string | null = null): string {
   const out: string[] = [];
   const p = r.collision_probability;
   const collide = Number.isNaN(p) ? "see hash factor" : p === 0 ? "0" : p.toExponential(1);
@@ -25,7 +26,8 @@ export function checkTable(r: CheckResult, scenario: string): string {
         ? ""
         : `, shortest ${c.shortest_length}${c.shortest_complete ? "" : " seen before the budget ran out"}`;
     out.push(`counterexample: ${c.length} steps (found at ${c.found_length}${shortest}, shrunk)`);
-    for (const [i, s] of c.steps.entries()) out.push(`  ${String(i + 1).padStart(4)}  ${s.summary}`);
+    if (listing !== null) out.push(listing.replace(/\n$/, ""));
+    else for (const [i, s] of c.steps.entries()) out.push(`  ${String(i + 1).padStart(4)}  ${s.summary}`);
     out.push("", `reproduce: ${c.reproduce}`);
   }
   return `${out.join("\n")}\n`;

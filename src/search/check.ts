@@ -73,6 +73,8 @@ export interface CounterexampleStep {
   step: string;
   pc: number;
   summary: string;
+  /** The fields the step changed, named as kernel structs (filled in by the report layer: report/explain.ts). */
+  changes?: { field: string; old: string; new: string; internal?: true }[];
 }
 
 export interface CheckResult {
