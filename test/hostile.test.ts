@@ -266,7 +266,7 @@ describe("filesystem errors on output are one line and exit 2", () => {
     );
     assert.equal(
       badInput(cli("run", "thread-pool", "--trace", f("a-file/t.json"))),
-      `${f("a-file/t.json")}: cannot write trace: not a directory`,
+      `${f("a-file/t.json")}: cannot write trace: ${f("a-file")} is not a directory`,
     );
     // compare prints its table before it writes the plots: the error is still one line and exit 2
     const r = cli(

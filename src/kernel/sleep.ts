@@ -1,7 +1,7 @@
 // Voluntary scheduling: sched_yield() and nanosleep() with its hrtimer.
 
 import { raise_irq } from "../hw/apic.js";
-import { IRQ_HRTIMER, PF_EXITING, TASK_INTERRUPTIBLE, TIF_TIMER_ARMED } from "../machine/state.js";
+import { IRQ_HRTIMER, TASK_DEAD, TASK_FREE, TASK_INTERRUPTIBLE, TIF_TIMER_ARMED } from "../machine/state.js";
 import type { Kernel } from "./kernel.js";
 import { defPath, frameLocals } from "./path.js";
 import { P_SCHEDULE, SM_NONE, wake_up_process } from "./sched.js";
@@ -58,8 +58,10 @@ export function hrtimer_wakeup(k: Kernel, t: number): void {
     k.warn("timer", `timer fired for task ${t} with no timer armed`, -1);
     return;
   }
-  // do_exit() runs after do_nanosleep()'s hrtimer_cancel(): no timer outlives its task.
-  if ((k.get(k.T.flags, t) & PF_EXITING) !== 0)
+  // do_exit() runs after do_nanosleep()'s hrtimer_cancel(): no timer outlives its task. (The
+  // state, not PF_EXITING: flags are the running CPU's own, which --por's ownership relies on.)
+  const st = k.get(k.T.state, t);
+  if (st === TASK_DEAD || st === TASK_FREE)
     k.warn("timer", `timer fired for task ${t}, which has exited`, -1);
   k.set(k.T.tif, t, tif & ~TIF_TIMER_ARMED);
   if (k.add(k.G.nr_timers, 0, -1) < 0) k.warn("timer", "more timers fired than were armed", -1);
