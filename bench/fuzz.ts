@@ -32,6 +32,8 @@ function flag(name: string, dflt: number): number {
 const cases = flag("--cases", 100_000);
 const seed = flag("--seed", 18);
 const cliCases = flag("--cli", 200);
+/** --cli-only: draw the same cases, but only run the CLI's picks (after a change to the CLI alone). */
+const cliOnly = process.argv.includes("--cli-only");
 const outDir = join("out", "fuzz");
 mkdirSync(outDir, { recursive: true });
 
@@ -48,6 +50,11 @@ for (let b = 0; b * BATCH < cases; b++) {
   });
   batch.forEach(({ file, text }, i) => {
     const n = b * BATCH + i;
+    if (cliOnly) {
+      if (cliPicks.length < cliCases && n % Math.max(1, Math.floor(cases / Math.max(1, cliCases))) === 0)
+        cliPicks.push({ file, text });
+      return;
+    }
     const r = runCase(file, text);
     counts[r.outcome]++;
     slowest = Math.max(slowest, r.ms);

@@ -396,6 +396,10 @@ describe("numbers past a field's range", () => {
 });
 
 describe("sizes are bounded before the document is materialised", () => {
+  writeFileSync(
+    f("ck.yaml"),
+    "name: x\n? [a, b]\n: 1\nprocesses: [ { name: a, program: [ { compute: 1 } ] } ]\n",
+  );
   test("a list or mapping of more than 1,024 entries is refused where it starts", () => {
     const procs = Array.from({ length: 1500 }, (_, i) => `  - { name: p${i}, program: [ { compute: 1 } ] }`);
     const msg = loadError(`name: x\nprocesses:\n${procs.join("\n")}\n`, "wide.yaml");
@@ -419,6 +423,20 @@ describe("sizes are bounded before the document is materialised", () => {
         "k.yaml",
       ),
       /^k\.yaml:\d+:\d+: kernel: .*64/,
+    );
+  });
+
+  test("a key that is a list or mapping is refused where it is (toJS would stringify it, and yaml warn)", () => {
+    assert.equal(
+      loadError(
+        "name: x\n? [a, b]\n: 1\nprocesses: [ { name: a, program: [ { compute: 1 } ] } ]\n",
+        "key.yaml",
+      ),
+      "key.yaml:2:3: a key must be a name, not a list or mapping",
+    );
+    assert.equal(
+      badInput(cli("run", f("ck.yaml"))),
+      `${f("ck.yaml")}:2:3: a key must be a name, not a list or mapping`,
     );
   });
 

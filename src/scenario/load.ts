@@ -112,6 +112,12 @@ export function loadLocated<S extends z.ZodType>(
   let bad: { offset: number; message: string } | null = null;
   visit(doc, {
     Pair(_, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        // `? [a, b]: v` or `{a: 1}: v`: toJS would stringify the key (and yaml warns on stderr)
+        const at = (pair.key as { range?: [number, number, number] }).range?.[0] ?? 0;
+        bad = { offset: at, message: "a key must be a name, not a list or mapping" };
+        return visit.BREAK;
+      }
       if (isScalar(pair.key) && pair.key.value === "__proto__") {
         bad = { offset: startOf(pair.key) ?? 0, message: "'__proto__' is not allowed as a key" };
         return visit.BREAK;
