@@ -22,6 +22,7 @@ import { runScenario } from "../src/run/session.js";
 import { compileScenario } from "../src/scenario/compile.js";
 import { InputError } from "../src/scenario/errors.js";
 import { loadScenarioString } from "../src/scenario/load.js";
+import { OP_KINDS } from "../src/scenario/schema.js";
 import { explore } from "../src/search/plain.js";
 
 /** A run's steps and a check's states, per case: small, so that 100,000 cases take minutes. */
@@ -43,33 +44,8 @@ export interface CaseResult {
 // ---------------------------------------------------------------------------------------------
 // generators
 
-const OP_NAMES = [
-  "compute",
-  "syscall",
-  "yield",
-  "sleep",
-  "fork",
-  "clone_thread",
-  "clone_vm",
-  "exec",
-  "exit",
-  "bind",
-  "unbind",
-  "enqcmd",
-  "wait",
-  "mmap",
-  "munmap",
-  "mprotect",
-  "touch",
-  "fpu",
-  "xstate_write",
-  "kernel_fpu",
-  "req_xcomp_perm",
-  "gp_fault",
-  "signal",
-  "sigreturn",
-  "set_fixmap",
-];
+/** Every op of the scenario format but `repeat` (made below, with a body). */
+const OP_NAMES = OP_KINDS.filter((k) => k !== "repeat");
 
 /** Values a careless or hostile author writes: edge numbers, odd strings, wrong types. */
 const hostile = fc.oneof(

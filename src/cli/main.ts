@@ -264,59 +264,17 @@ function writeExports(
   if (o.itf !== undefined && x.itf !== null) writeOut(o.itf, x.itf);
 }
 
-function cmdReplay(file: string, o: ReplayFlags): number {
-  for (const out of [o.trace, o.itf]) if (out !== undefined) checkOutputPath(out);
+/**
+ * A schedule file and what it was made from, checked: the stamp matches the scenario and the model,
+ * and the schedule replays to the violation it records (else where it stops, as an InputError).
+ */
+function loadCounterexample(file: string, scenario: string | undefined) {
   const sf = parseSchedule(readInputFile(file), file);
-  const scenarioPath = o.scenario ?? sf.scenarioFile;
+  const scenarioPath = scenario ?? sf.scenarioFile;
   const ls = loadScenarioFile(resolveScenario(scenarioPath));
   const cs = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
   const props = ls.scenario.check.properties ?? [];
   // The stamp covers the scenario text, policy, variants and the model itself.
-  if (stampOf(cs, ls.source, props) !== sf.stamp) {
-    throw new InputError(
-      `${file}: stale schedule: made from another version of ${scenarioPath} or of the model (stamp ${sf.stamp}); run check again`,
-    );
-  }
-  // The same replay again, without exports: where it stops short, say where.
-  const r = exportCounterexample(cs, props, sf.schedule, {}, { scenarioFile: scenarioPath, schedule: file });
-  if (r.error !== null) throw new InputError(`${file}:${sf.lines[r.at]}: ${r.error}`);
-  if (r.finding === null) {
-    const where =
-      sf.schedule.length === 0 ? `${file}: no steps` : `${file}:${sf.lines[r.at - 1]}: step ${r.at}`;
-    throw new InputError(
-      `${where}: the schedule ends without reaching the violation it records (${sf.property}): cut short or edited? run check again`,
-    );
-  }
-  // Exports: one more replay with a Chrome trace sink and/or ITF states (one step = 1 µs).
-  if (o.trace !== undefined || o.itf !== undefined)
-    writeExports(cs, props, sf.schedule, o, scenarioPath, file);
-  const ex = explainSchedule(cs, props, sf.schedule);
-  const filter: ListingFilter = { from: o.from, to: o.to, cpu: o.cpu, task: o.task, raw: o.raw };
-  if (o.cpu !== undefined && o.cpu >= ex.cpus)
-    throw new InputError(
-      `--cpu ${o.cpu}: the scenario has ${ex.cpus} CPU${ex.cpus === 1 ? "" : "s"} (0..${ex.cpus - 1})`,
-    );
-  process.stdout.write(
-    `replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${listingText(ex, filter)}`,
-  );
-  process.stdout.write(`\n${r.finding.property}: ${r.finding.message} (at step ${r.at})\n`);
-  return 1;
-}
-
-interface ViewFlags {
-  scenario?: string;
-  out?: string;
-  serve?: boolean;
-  port?: number;
-}
-
-/** `view FILE`: the counterexample explorer, one self-contained HTML page. */
-async function cmdView(file: string, o: ViewFlags): Promise<number> {
-  const sf = parseSchedule(readInputFile(file), file);
-  const scenarioPath = o.scenario ?? sf.scenarioFile;
-  const ls = loadScenarioFile(resolveScenario(scenarioPath));
-  const cs = compileScenario(ls, { kernel: sf.kernel, policy: sf.policy });
-  const props = ls.scenario.check.properties ?? [];
   if (stampOf(cs, ls.source, props) !== sf.stamp) {
     throw new InputError(
       `${file}: stale schedule: made from another version of ${scenarioPath} or of the model (stamp ${sf.stamp}); run check again`,
@@ -331,6 +289,38 @@ async function cmdView(file: string, o: ViewFlags): Promise<number> {
       `${where}: the schedule ends without reaching the violation it records (${sf.property}): cut short or edited? run check again`,
     );
   }
+  return { sf, scenarioPath, cs, props, at: r.at, finding: r.finding };
+}
+
+function cmdReplay(file: string, o: ReplayFlags): number {
+  for (const out of [o.trace, o.itf]) if (out !== undefined) checkOutputPath(out);
+  const { sf, scenarioPath, cs, props, at, finding } = loadCounterexample(file, o.scenario);
+  // Exports: one more replay with a Chrome trace sink and/or ITF states (one step = 1 µs).
+  if (o.trace !== undefined || o.itf !== undefined)
+    writeExports(cs, props, sf.schedule, o, scenarioPath, file);
+  const ex = explainSchedule(cs, props, sf.schedule);
+  const filter: ListingFilter = { from: o.from, to: o.to, cpu: o.cpu, task: o.task, raw: o.raw };
+  if (o.cpu !== undefined && o.cpu >= ex.cpus)
+    throw new InputError(
+      `--cpu ${o.cpu}: the scenario has ${ex.cpus} CPU${ex.cpus === 1 ? "" : "s"} (0..${ex.cpus - 1})`,
+    );
+  process.stdout.write(
+    `replay of ${file}: ${cs.name}, ${sf.schedule.length} steps\n${listingText(ex, filter)}`,
+  );
+  process.stdout.write(`\n${finding.property}: ${finding.message} (at step ${at})\n`);
+  return 1;
+}
+
+interface ViewFlags {
+  scenario?: string;
+  out?: string;
+  serve?: boolean;
+  port?: number;
+}
+
+/** `view FILE`: the counterexample explorer, one self-contained HTML page. */
+async function cmdView(file: string, o: ViewFlags): Promise<number> {
+  const { cs, props, sf } = loadCounterexample(file, o.scenario);
   const { viewHtml } = await import("../report/view.js");
   const ex = explainSchedule(cs, props, sf.schedule);
   const html = viewHtml(ex, file);
