@@ -76,7 +76,9 @@ describe("asidlab run", () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, "");
     assert.match(r.stdout, /thread-pool/);
-    assert.match(r.stdout, /│ context_switches\s+│\s+[\d,]+ │/);
+    assert.match(r.stdout, /^ {4}context_switches +[\d,]+$/m);
+    assert.match(r.stdout, /^ {2}scheduling$/m, "metrics grouped under a heading");
+    assert.doesNotMatch(r.stdout, /├/, "no rule between rows");
     assert.match(r.stdout, /violations: none/);
   });
 

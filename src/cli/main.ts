@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Presets, SingleBar } from "cli-progress";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { KERNEL_VARIANT_NAMES, POLICIES } from "../kernel/policy.js";
+import { glossaryJson, glossaryText } from "../machine/glossary.js";
 import { checkJson, checkTable } from "../report/check-report.js";
 import {
   chooseMetrics,
@@ -704,6 +705,15 @@ function program(): Command {
     .description("list the built-in scenarios")
     .action(() => {
       process.exitCode = cmdScenarios();
+    });
+  cli
+    .command("metrics")
+    .description(
+      "the metric glossary: every metric run --json emits, with unit, kernel counterpart and meaning",
+    )
+    .option("--json", "one JSON object: {format, metrics, per_cpu}")
+    .action((o: { json?: boolean }) => {
+      process.stdout.write(o.json ? glossaryJson() : glossaryText());
     });
   cli
     .command("schema")

@@ -4,7 +4,7 @@
 import type { CheckResult } from "../search/check.js";
 
 export function checkJson(r: CheckResult): string {
-  return `${JSON.stringify(r, null, 2)}\n`;
+  return `${JSON.stringify({ format: "asidlab/check/v1", ...r }, null, 2)}\n`;
 }
 
 /** The table; `listing` is the counterexample as named fields (explain.ts), else each step's summary. */

@@ -30,7 +30,8 @@ export function compareJson(
   rows: readonly CompareRow[],
   shown?: readonly string[],
 ): string {
-  const doc = shown === undefined ? { scenario, rows } : { scenario, shown, rows };
+  const format = "asidlab/compare/v1";
+  const doc = shown === undefined ? { format, scenario, rows } : { format, scenario, shown, rows };
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 

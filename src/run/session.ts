@@ -74,8 +74,10 @@ export interface RunResult {
   trace?: string;
 }
 
-/** Transitions shown before the first violation. */
+/** Actors that moved in this many steps before the first violation are shown in what led to it. */
 export const TRACE_TAIL = 24;
+/** Transitions shown per actor (runs of one transition counting as one). */
+export const TRACE_PER_ACTOR = 6;
 
 export const DEFAULT_MAX_STEPS = 200_000_000;
 
@@ -130,31 +132,69 @@ export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunRes
 }
 
 /**
- * The transitions up to `step`, found by running the same scenario and seed
- * again with a recorder on: runs are deterministic, so this is the same run,
- * and the hot loop pays nothing for it.
+ * What led to the violation at `step`: for each actor (CPU, tick, device,
+ * timer) its last transitions before it, oldest first, with a run of the same
+ * transition (a spin loop) shown as one line. Found by running the same
+ * scenario and seed again with a recorder on: runs are deterministic, so this
+ * is the same run, and the hot loop pays nothing for it.
  */
 function traceTail(cs: CompiledScenario, opts: RunOptions, step: number): string[] {
   const k = boot(cs.boot);
   const e = new Engine(k, CORE_INVARIANTS, makeScheduler(opts.scheduler ?? "sim", cs.seed));
-  const tail: string[] = [];
+  interface Entry {
+    actor: string;
+    what: string;
+    first: number;
+    last: number;
+    n: number;
+    ns: string;
+  }
+  const perActor = new Map<string, Entry[]>();
   e.recorder = (en, tr) => {
     const kind = trKind(tr);
     const arg = trArg(tr);
-    const mhz = k.params.cpuMhz;
-    let line: string;
+    const no = k.stepNo + 1;
+    let actor: string;
+    let what: string;
+    let ns = "";
     if (kind === TR_CPU) {
       const t = k.curr(arg);
-      const ns = cyclesToNs(en.clock[arg], mhz);
-      line = `step ${k.stepNo + 1}  ${ns} ns  cpu ${arg}  task ${t} (pid ${k.get(k.T.pid, t)})  ${cpu_peek(k, arg)}`;
-    } else if (kind === TR_TICK) line = `tick raised on cpu ${arg}`;
-    else if (kind === TR_DEVICE) line = `device ${k.model.devices[arg]?.name ?? arg} completes a descriptor`;
-    else line = `timer of task ${arg} expires`;
-    tail.push(line);
-    if (tail.length > TRACE_TAIL) tail.shift();
+      ns = `${cyclesToNs(en.clock[arg], k.params.cpuMhz)} ns`;
+      actor = `cpu ${arg}`;
+      what = `task ${t} (pid ${k.get(k.T.pid, t)})  ${cpu_peek(k, arg)}`;
+    } else if (kind === TR_TICK) {
+      actor = `tick cpu ${arg}`;
+      what = `tick raised on cpu ${arg}`;
+    } else if (kind === TR_DEVICE) {
+      actor = `device ${arg}`;
+      what = `device ${k.model.devices[arg]?.name ?? arg} completes a descriptor`;
+    } else {
+      actor = `timer ${arg}`;
+      what = `timer of task ${arg} expires`;
+    }
+    const list = perActor.get(actor) ?? [];
+    if (list.length === 0) perActor.set(actor, list);
+    const top = list[list.length - 1];
+    if (top !== undefined && top.what === what) {
+      top.last = no;
+      top.n++;
+      top.ns = ns;
+    } else {
+      list.push({ actor, what, first: no, last: no, n: 1, ns });
+      if (list.length > TRACE_PER_ACTOR) list.shift();
+    }
   };
   e.run({ maxSteps: step, maxCycles: Number.MAX_SAFE_INTEGER });
-  return tail;
+  // The actors seen in the last TRACE_TAIL steps, each with its last transitions.
+  const recent = [...perActor.values()].filter((l) => l[l.length - 1].last > step - TRACE_TAIL);
+  return recent
+    .flat()
+    .sort((a, b) => a.last - b.last)
+    .map((x) => {
+      const steps = x.first === x.last ? `step ${x.last}` : `steps ${x.first}..${x.last} (${x.n} times)`;
+      const cpu = x.actor.startsWith("cpu ") ? `  ${x.actor}` : "";
+      return `${steps}${x.ns === "" ? "" : `  ${x.ns}`}${cpu}  ${x.what}`;
+    });
 }
 
 function finishMetrics(k: Kernel, e: Engine): void {

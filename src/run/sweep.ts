@@ -168,6 +168,7 @@ export function planSweep(spec: LoadedSweep, extra: readonly Vary[] = []): Sweep
 /** The NDJSON line of a cell (no newline): its identity, then its result or its error. */
 export function cellLine(plan: SweepPlan, cell: Cell, r: CellResult | { error: string }): string {
   const head = {
+    format: "asidlab/sweep-cell/v1",
     sweep: plan.id,
     name: plan.name,
     cell: cell.index,

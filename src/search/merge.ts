@@ -96,5 +96,5 @@ export function mergeChecks(inputs: readonly { file: string; text: string }[]): 
     shard: null,
     merged: { n, shards: ks, missing },
   };
-  return `${JSON.stringify(merged, null, 2)}\n`;
+  return `${JSON.stringify({ format: "asidlab/check/v1", ...merged }, null, 2)}\n`;
 }
