@@ -2,8 +2,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { compareCsv, compareMarkdown } from "../src/report/compare-report.js";
-import { compare, meanCi, parseVary, t975 } from "../src/run/compare.js";
+import { compareCsv, compareMarkdown, plain, roundToCi, statCell } from "../src/report/compare-report.js";
+import { compare, differs, meanCi, parseBaseline, parseVary, summarise, t975 } from "../src/run/compare.js";
 import { InputError } from "../src/scenario/errors.js";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 import { cli } from "./helpers.js";
@@ -68,11 +68,18 @@ describe("compare", () => {
   test("CSV and Markdown carry every row and metric", () => {
     const rows = compare(tiny, [parseVary("pasid_lifetime=mm,unbind")], 2);
     const csv = compareCsv(rows, ["pasid_allocs", "drains"]).trim().split("\n");
-    assert.equal(csv[0], "pasid_lifetime,seeds,metric,mean,ci95_lo,ci95_hi,ratio");
+    assert.equal(csv[0], "pasid_lifetime,seeds,metric,mean,ci95_lo,ci95_hi,ratio,significant,ci95_clipped");
     assert.equal(csv.length, 1 + 2 * 2);
     const md = compareMarkdown(rows, ["pasid_allocs"]).trim().split("\n");
     assert.equal(md.length, 2 + 2);
-    assert.match(md[3], /^\| unbind \| 4 \(4\.00x\) \|$/);
+    assert.match(md[3], /^\| unbind \| 4 \(4\.00x\*\) \|$/, "4 in every seed against 1: significant");
+    assert.match(md[0], /pasid_allocs \(PASIDs\)/, "the unit in the heading");
+    const captioned = compareMarkdown(rows, ["pasid_allocs"], "tiny");
+    assert.match(
+      captioned.split("\n")[0],
+      /^scenario {2}tiny .*baseline pasid_lifetime=mm/,
+      "the caption kept",
+    );
   });
 
   test("bad --vary input is an input error that says which", () => {
@@ -106,11 +113,75 @@ describe("compare", () => {
       }[];
     };
     assert.equal(j.rows.length, 2);
-    assert.deepEqual(Object.keys(j.rows[1].metrics.pasid_allocs).sort(), ["ci95", "mean", "ratio"]);
+    assert.deepEqual(Object.keys(j.rows[1].metrics.pasid_allocs).sort(), [
+      "ci95",
+      "clipped",
+      "mean",
+      "ratio",
+      "significant",
+    ]);
     const bad = cli("compare", "thread-pool", "--vary", "nope=1");
     assert.equal(bad.status, 2);
     assert.equal(bad.stdout, "");
     assert.match(bad.stderr, /^asidlab: --vary nope: unknown key/);
     assert.equal(bad.stderr.trim().split("\n").length, 1);
+  });
+});
+
+describe("compare: statistics that hold up", () => {
+  const g = (params: Record<string, string>, runs: number[]) => ({
+    params,
+    seeds: runs.map((_, i) => i),
+    runs: runs.map((x) => ({ m: x })),
+    violations: 0,
+  });
+
+  test("--baseline key=value: ratios per value of the other keys", () => {
+    const groups = [
+      g({ p: "a", cpus: "1" }, [10, 10]),
+      g({ p: "a", cpus: "2" }, [20, 20]),
+      g({ p: "b", cpus: "1" }, [30, 30]),
+      g({ p: "b", cpus: "2" }, [80, 80]),
+    ];
+    const byDefault = summarise(groups);
+    assert.deepEqual(
+      byDefault.map((r) => r.metrics.m.ratio),
+      [1, 1, 3, 4],
+      "default: the first value of the first key, for each cpus",
+    );
+    const byCpus = summarise(groups, { cpus: "2" });
+    assert.deepEqual(
+      byCpus.map((r) => r.metrics.m.ratio),
+      [0.5, 1, 30 / 80, 1],
+    );
+    assert.equal(byCpus[1].metrics.m.significant, null, "the baseline row itself");
+    const varies = [parseVary("p=a,b"), parseVary("cpus=1,2")];
+    assert.deepEqual(parseBaseline(["cpus=2"], varies), { cpus: "2" });
+    assert.throws(() => parseBaseline(["cpus=3"], varies), /not one of cpus's values/);
+    assert.throws(() => parseBaseline(["q=1"], varies), /q is not varied/);
+  });
+
+  test("a count's interval is clipped at 0 and marked; the cell shows [0, hi]", () => {
+    const [r] = summarise([g({ p: "a" }, [0, 0, 0, 8])]);
+    const s = r.metrics.m;
+    assert.equal(s.ci95[0], 0);
+    assert.equal(s.clipped, true);
+    assert.ok(s.ci95[1] > s.mean);
+    assert.match(statCell(s), /^2(\.0)? \[0, \d+(\.\d)?\]$/);
+  });
+
+  test("significance: Welch's t at 95%", () => {
+    assert.equal(differs([10, 11, 10, 11, 10], [10, 11, 10, 11, 11]), false);
+    assert.equal(differs([10, 11, 10, 11, 10], [20, 21, 20, 21, 20]), true);
+    assert.equal(differs([5, 5, 5], [6, 6, 6]), true, "no spread: any difference is real");
+    assert.equal(differs([5, 5], [5, 5]), false);
+  });
+
+  test("rounded to the precision the interval supports; CSV numbers plain", () => {
+    assert.equal(roundToCi(69666334.6, 693596), "69,670,000");
+    assert.equal(roundToCi(1.5, 6.4), "1.5");
+    assert.equal(roundToCi(1234.5678, 0.5), "1,234.57");
+    assert.equal(plain(80.67699999999999), "80.677");
+    assert.equal(plain(12), "12");
   });
 });

@@ -20,7 +20,7 @@ import {
 import { explainSchedule, type ListingFilter, listingText } from "../report/explain.js";
 import { exportCounterexample } from "../report/export.js";
 import { runJson, runTable } from "../report/run-report.js";
-import { compare, parseVary } from "../run/compare.js";
+import { compare, parseBaseline, parseVary } from "../run/compare.js";
 import { runScenario, SCHEDULERS, type SchedulerName, type TraceInfo } from "../run/session.js";
 import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { type CompiledScenario, compileScenario } from "../scenario/compile.js";
@@ -363,6 +363,7 @@ function writeOut(path: string, text: string): void {
 
 interface CompareFlags {
   vary: string[];
+  baseline: string[];
   seeds: number;
   metrics?: string;
   json?: boolean;
@@ -371,9 +372,40 @@ interface CompareFlags {
   plot?: string;
 }
 
+/** A progress bar on stderr when it is a terminal (and not in CI), never in a log; null otherwise. */
+function progressBar(what: string, unit: string): ((done: number, total: number) => void) & { stop(): void } {
+  const tty = process.stderr.isTTY === true && !process.env.CI;
+  const bar = tty
+    ? new SingleBar(
+        {
+          stream: process.stderr,
+          format: `${what} {bar} {value}/{total} ${unit}  {percentage}%  eta {eta}s`,
+        },
+        Presets.shades_classic,
+      )
+    : null;
+  let started = false;
+  const f = (done: number, total: number) => {
+    if (bar === null) return;
+    if (!started) {
+      bar.start(total, done);
+      started = true;
+    } else bar.update(done);
+  };
+  return Object.assign(f, { stop: () => (started ? bar?.stop() : undefined) });
+}
+
 async function cmdCompare(file: string, o: CompareFlags): Promise<number> {
   const ls = loadScenarioFile(resolveScenario(file));
-  const rows = compare(ls, o.vary.map(parseVary), o.seeds);
+  const varies = o.vary.map(parseVary);
+  const baseline = parseBaseline(o.baseline, varies);
+  const progress = progressBar("compare", "runs");
+  let rows: ReturnType<typeof compare>;
+  try {
+    rows = compare(ls, varies, o.seeds, { baseline, progress });
+  } finally {
+    progress.stop();
+  }
   const metrics = chooseMetrics(
     rows,
     o.metrics?.split(",").filter((m) => m !== ""),
@@ -381,7 +413,7 @@ async function cmdCompare(file: string, o: CompareFlags): Promise<number> {
   const name = ls.scenario.name;
   if (o.json) process.stdout.write(compareJson(name, rows));
   else if (o.csv) process.stdout.write(compareCsv(rows, metrics));
-  else if (o.markdown) process.stdout.write(compareMarkdown(rows, metrics));
+  else if (o.markdown) process.stdout.write(compareMarkdown(rows, metrics, name));
   else process.stdout.write(compareTable(name, rows, metrics));
   if (o.plot !== undefined) {
     // Loaded only here: vega and vega-lite take a while to load.
@@ -535,6 +567,12 @@ function program(): Command {
     .option(
       "--vary <key=v1,v2>",
       "a policy, kernel (variants joined by +, or mainline) or a path such as machine.cpus (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      "--baseline <key=value>",
+      "ratios against the row with this value of a varied key, per value of the others (repeatable; default: the first value of the first --vary)",
       collect,
       [],
     )

@@ -11,11 +11,12 @@
 
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, sep } from "node:path";
+import { metricDef, metricTitle } from "../machine/glossary.js";
 import { CONTRACT_METRICS } from "../machine/metrics.js";
 import { type CompareRow, type RunGroup, summarise } from "../run/compare.js";
 import { InputError } from "../scenario/errors.js";
 import { readInputFile } from "../scenario/read.js";
-import { chooseMetrics } from "./compare-report.js";
+import { baselineText, chooseMetrics, statCell } from "./compare-report.js";
 
 export interface ReportSection {
   id: string;
@@ -44,9 +45,6 @@ export const MANIFEST = "report.json";
 
 const esc = (s: string) =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-
-const num = (x: number) =>
-  Number.isInteger(x) ? x.toLocaleString("en-US") : x.toLocaleString("en-US", { maximumFractionDigits: 1 });
 
 function readText(path: string): string {
   return readInputFile(path);
@@ -168,7 +166,10 @@ function sweepMetrics(rows: readonly CompareRow[]): string[] {
 function tableHtml(caption: string, rows: readonly CompareRow[], metrics: readonly string[]): string {
   if (rows.length === 0) return "";
   const keys = Object.keys(rows[0].params);
-  const head = [...keys, ...metrics].map((h) => `<th>${esc(h)}</th>`).join("");
+  const head = [
+    ...keys.map((k) => `<th>${esc(k)}</th>`),
+    ...metrics.map((m) => `<th title="${esc(metricDef(m)?.meaning ?? "")}">${esc(metricTitle(m))}</th>`),
+  ].join("");
   const body = rows
     .map((r) => {
       const ps = keys.map((k) => `<td>${esc(r.params[k])}</td>`).join("");
@@ -176,16 +177,18 @@ function tableHtml(caption: string, rows: readonly CompareRow[], metrics: readon
         .map((m) => {
           const s = r.metrics[m];
           if (s === undefined) return "<td></td>";
-          const h = (s.ci95[1] - s.ci95[0]) / 2;
-          const ratio = s.ratio === null ? "" : ` <span class="ratio">${s.ratio.toFixed(2)}x</span>`;
-          return `<td class="num">${num(s.mean)}${h > 0 ? ` <span class="ci">± ${num(h)}</span>` : ""}${ratio}</td>`;
+          const ratio =
+            s.ratio === null
+              ? ""
+              : ` <span class="ratio">${s.ratio.toFixed(2)}x${s.significant === true ? "*" : ""}</span>`;
+          return `<td class="num">${esc(statCell(s))}${ratio}</td>`;
         })
         .join("");
       return `<tr${r.violations > 0 ? ' class="violations"' : ""}>${ps}${ms}</tr>`;
     })
     .join("\n");
   const seeds = rows[0].seeds.length;
-  return `<table><caption>${esc(caption)} <span class="ci">(mean ± 95% CI half-width over ${seeds} seed${seeds === 1 ? "" : "s"}; ratio to the first row)</span></caption>
+  return `<table><caption>${esc(caption)} <span class="ci">(mean ± 95% CI half-width over ${seeds} seed${seeds === 1 ? "" : "s"}, rounded to what it supports; [0, hi]: clipped at 0; ratio to the baseline ${esc(baselineText(rows))}; * = differs from it at 95%, Welch's t)</span></caption>
 <thead><tr>${head}</tr></thead>
 <tbody>
 ${body}

@@ -1,7 +1,8 @@
 // `compare`: the same workload under each combination of varied values
 // (policies, kernel variants, machine or workload parameters), over N seeds;
-// per metric the mean, a 95% confidence interval (Student's t) and the ratio
-// to the first combination's mean. Each variation is applied to the scenario
+// per metric the mean, a 95% confidence interval (Student's t, clipped at 0
+// for counts), the ratio to a baseline combination's mean and whether the
+// difference from it is significant (Welch's t). Each variation is applied to the scenario
 // document and validated by the schema again, so a bad value is a located
 // input error like any other.
 
@@ -18,15 +19,26 @@ export interface Vary {
 
 export interface Stat {
   mean: number;
+  /** 95% interval of the mean (Student's t); for a count, clipped at 0 (then `clipped`). */
   ci95: [number, number];
+  /** This row's mean over its baseline row's mean (null: a zero baseline). */
   ratio: number | null;
+  /** The difference from the baseline row is significant at 95% (Welch's t); null in the baseline row. */
+  significant: boolean | null;
+  /** The interval's lower bound was below 0 for a count, and is shown as 0. */
+  clipped: boolean;
 }
+
+/** Which row each row's ratio is against: these keys set to these values, the others as the row's own. */
+export type Baseline = Record<string, string>;
 
 export interface CompareRow {
   params: Record<string, string>;
   seeds: number[];
   metrics: Record<string, Stat>;
   violations: number;
+  /** The index of the row this row's ratios are against. */
+  baseline: number;
 }
 
 /** `key=v1,v2,...` from the command line. */
@@ -39,6 +51,30 @@ export function parseVary(arg: string): Vary {
     .filter((v) => v !== "");
   if (values.length === 0) throw new InputError(`--vary ${arg}: no values (an empty cross product)`);
   return { key: arg.slice(0, eq), values };
+}
+
+/** `--baseline key=value` (repeatable): the row each ratio is against, per varied key. */
+export function parseBaseline(args: readonly string[], varies: readonly Vary[]): Baseline {
+  const b: Baseline = {};
+  for (const arg of args) {
+    const eq = arg.indexOf("=");
+    if (eq <= 0)
+      throw new InputError(`--baseline ${arg}: expected key=value (a varied key and one of its values)`);
+    const key = arg.slice(0, eq);
+    const value = arg.slice(eq + 1);
+    const v = varies.find((x) => x.key === key);
+    if (v === undefined)
+      throw new InputError(
+        `--baseline ${arg}: ${key} is not varied (varied: ${varies.map((x) => x.key).join(", ")})`,
+      );
+    if (!v.values.includes(value))
+      throw new InputError(
+        `--baseline ${arg}: ${value} is not one of ${key}'s values (${v.values.join(", ")})`,
+      );
+    if (Object.hasOwn(b, key)) throw new InputError(`--baseline ${key}: given twice`);
+    b[key] = value;
+  }
+  return b;
 }
 
 /** Student's t quantile t(0.975, df): the 95% two-sided interval's half-width factor. */
@@ -140,11 +176,18 @@ export function variedScenario(ls: LoadedScenario, params: Record<string, string
   return { ...ls, scenario: parsed.data as Scenario };
 }
 
-export function compare(ls: LoadedScenario, varies: readonly Vary[], seeds: number): CompareRow[] {
+export function compare(
+  ls: LoadedScenario,
+  varies: readonly Vary[],
+  seeds: number,
+  opts: { baseline?: Baseline; progress?: (done: number, total: number) => void } = {},
+): CompareRow[] {
   if (varies.length === 0) throw new InputError("compare: nothing to vary (give --vary key=v1,v2)");
   checkVaries(varies);
   const groups: RunGroup[] = [];
-  for (const params of crossProduct(varies)) {
+  const combos = crossProduct(varies);
+  let done = 0;
+  for (const params of combos) {
     const varied = variedScenario(ls, params);
     const seedList: number[] = [];
     const runs: Record<string, number>[] = [];
@@ -155,10 +198,11 @@ export function compare(ls: LoadedScenario, varies: readonly Vary[], seeds: numb
       const r = runScenario(compileScenario(varied, { seed }));
       violations += r.violations_total;
       runs.push(r.metrics);
+      opts.progress?.(++done, combos.length * seeds);
     }
     groups.push({ params, seeds: seedList, runs, violations });
   }
-  return summarise(groups);
+  return summarise(groups, opts.baseline);
 }
 
 /** Runs of one combination of varied values: each run's metrics. */
@@ -169,9 +213,35 @@ export interface RunGroup {
   violations: number;
 }
 
-/** Per group and metric: mean, 95% CI, and the ratio to the first group's mean. */
-export function summarise(groups: readonly RunGroup[]): CompareRow[] {
-  const rows: CompareRow[] = groups.map((g) => {
+/** Welch's test: is the difference of two samples' means significant at 95%? */
+export function differs(a: readonly number[], b: readonly number[]): boolean {
+  const m = (xs: readonly number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+  const v = (xs: readonly number[], mu: number) =>
+    xs.length < 2 ? 0 : xs.reduce((x, y) => x + (y - mu) ** 2, 0) / (xs.length - 1);
+  const ma = m(a);
+  const mb = m(b);
+  if (ma === mb) return false;
+  const va = v(a, ma) / a.length;
+  const vb = v(b, mb) / b.length;
+  const se2 = va + vb;
+  // No spread in either: any difference is real (the model is deterministic per seed).
+  if (se2 === 0) return a.length > 1 || b.length > 1;
+  if (a.length < 2 || b.length < 2) return false;
+  const df = se2 ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
+  return Math.abs(ma - mb) > t975(Math.max(1, Math.floor(df))) * Math.sqrt(se2);
+}
+
+/**
+ * Per group and metric: mean, 95% CI (clipped at 0: every metric is a count),
+ * the ratio to the baseline row (by default: the first value of the first
+ * varied key, per value of the others) and whether the difference is significant.
+ */
+export function summarise(groups: readonly RunGroup[], baseline?: Baseline): CompareRow[] {
+  if (baseline === undefined || Object.keys(baseline).length === 0) {
+    const first = Object.entries(groups[0]?.params ?? {})[0];
+    baseline = first === undefined ? {} : { [first[0]]: first[1] };
+  }
+  const samplesOf = groups.map((g) => {
     const samples: Record<string, number[]> = {};
     for (const run of g.runs) {
       for (const [m, v] of Object.entries(run)) {
@@ -179,15 +249,32 @@ export function summarise(groups: readonly RunGroup[]): CompareRow[] {
         samples[m].push(v);
       }
     }
-    const metrics: Record<string, Stat> = {};
-    for (const [m, xs] of Object.entries(samples)) metrics[m] = { ...meanCi(xs), ratio: null };
-    return { params: g.params, seeds: g.seeds, metrics, violations: g.violations };
+    return samples;
   });
-  for (const row of rows) {
-    for (const [m, st] of Object.entries(row.metrics)) {
-      const first = rows[0].metrics[m]?.mean ?? 0;
-      st.ratio = first === 0 ? null : st.mean / first;
+  const key = (p: Record<string, string>) => JSON.stringify(Object.entries(p).sort());
+  const index = new Map(groups.map((g, i) => [key(g.params), i]));
+  return groups.map((g, i) => {
+    const want = { ...g.params };
+    for (const [k, v] of Object.entries(baseline)) if (Object.hasOwn(want, k)) want[k] = v;
+    const bi = index.get(key(want)) ?? 0;
+    const metrics: Record<string, Stat> = {};
+    for (const [m, xs] of Object.entries(samplesOf[i])) {
+      const { mean, ci95 } = meanCi(xs);
+      const base = samplesOf[bi][m];
+      const bmean = base === undefined ? 0 : base.reduce((a, b) => a + b, 0) / base.length;
+      const st: Stat = {
+        mean,
+        ci95,
+        ratio: bmean === 0 ? null : mean / bmean,
+        significant: bi === i || base === undefined ? null : differs(xs, base),
+        clipped: false,
+      };
+      if (ci95[0] < 0) {
+        st.ci95 = [0, ci95[1]];
+        st.clipped = true;
+      }
+      metrics[m] = st;
     }
-  }
-  return rows;
+    return { params: g.params, seeds: g.seeds, metrics, violations: g.violations, baseline: bi };
+  });
 }
