@@ -1,13 +1,18 @@
 // The metric glossary (`asidlab metrics`) against what `run --json` really
 // emits: the same names, per CPU too; every entry has a unit, a kernel
 // counterpart and a meaning; JSON outputs say their format. And `run` groups
-// repeated violations and shows every actor that led to the first.
+// repeated violations and shows every actor that led to the first;
+// `scenarios` fits a terminal and recommends only what compare accepts.
 
 import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { GLOSSARY, PER_CPU_GLOSSARY } from "../src/machine/glossary.js";
 import { groupViolations } from "../src/report/run-report.js";
-import { cli } from "./helpers.js";
+import { checkVaries, crossProduct, parseVary, variedScenario } from "../src/run/compare.js";
+import { loadScenarioFile } from "../src/scenario/load.js";
+import { cli, REPO_ROOT } from "./helpers.js";
 
 const names = (xs: readonly { name: string }[]) => xs.map((x) => x.name).sort();
 
@@ -84,5 +89,36 @@ describe("run: violations", () => {
     const cpus = new Set(led.match(/ cpu \d+ /g));
     assert.ok(cpus.size >= 2, `more than one CPU in what led to it: ${led}`);
     assert.match(led, /times\)/, "a spin loop is one line");
+  });
+});
+
+describe("scenarios", () => {
+  test("lines wrapped at words to 100 columns in a pipe, every word of every description kept", () => {
+    const r = cli("scenarios");
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split("\n");
+    for (const l of lines) assert.ok(l.length <= 100, `${l.length} columns: ${l}`);
+    const dir = join(REPO_ROOT, "scenarios");
+    for (const f of readdirSync(dir).filter((x) => x.endsWith(".yaml"))) {
+      const first = readFileSync(join(dir, f), "utf8").split("\n")[0].replace(/^#\s*/, "");
+      const words = first.split(/\s+/).filter((w) => w !== "");
+      for (const w of words) assert.ok(r.stdout.includes(w), `${f}: '${w}' kept whole`);
+    }
+  });
+
+  test("every --vary a built-in description recommends is one compare accepts", () => {
+    const dir = join(REPO_ROOT, "scenarios");
+    let seen = 0;
+    for (const f of readdirSync(dir).filter((x) => x.endsWith(".yaml"))) {
+      const text = readFileSync(join(dir, f), "utf8");
+      for (const m of text.matchAll(/--vary\s+(\S+)/g)) {
+        const vary = parseVary(m[1]);
+        checkVaries([vary]);
+        const ls = loadScenarioFile(join(dir, f));
+        for (const params of crossProduct([vary])) variedScenario(ls, params); // throws if rejected
+        seen++;
+      }
+    }
+    assert.ok(seen >= 3, `${seen} recommendations checked`);
   });
 });

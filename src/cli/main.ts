@@ -20,6 +20,7 @@ import {
 import { explainSchedule, type ListingFilter, listingText } from "../report/explain.js";
 import { exportCounterexample } from "../report/export.js";
 import { runJson, runTable } from "../report/run-report.js";
+import { listingColumns } from "../report/text.js";
 import { compare, parseBaseline, parseVary } from "../run/compare.js";
 import { runScenario, SCHEDULERS, type SchedulerName, type TraceInfo } from "../run/session.js";
 import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
@@ -511,13 +512,14 @@ function cmdScenarios(): number {
   const files = readdirSync(dir)
     .filter((f) => /\.(ya?ml|json)$/.test(f))
     .sort();
-  const rows = files.map((f) => {
+  const rows = files.map((f): [string, string] => {
     const text = readFileSync(join(dir, f), "utf8");
     const first = text.split("\n").find((l) => l.startsWith("#"));
     return [f.replace(/\.(ya?ml|json)$/, ""), first ? first.replace(/^#\s*/, "") : ""];
   });
-  const w = Math.max(...rows.map((r) => r[0].length));
-  for (const [name, desc] of rows) process.stdout.write(`${name.padEnd(w)}  ${desc}\n`);
+  // Wrapped at words to the terminal's width, or to 100 columns in a pipe or file.
+  const width = process.stdout.isTTY === true ? (process.stdout.columns ?? 100) : 100;
+  process.stdout.write(listingColumns(rows, width));
   return 0;
 }
 
