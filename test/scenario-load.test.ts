@@ -5,8 +5,9 @@ import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { InputError } from "../src/scenario/errors.js";
+import { scenarioJsonSchema } from "../src/scenario/json-schema.js";
 import { builtinScenarioDir, loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
-import { normalizeProgram, POLICY_VALUES, type Program, scenarioJsonSchema } from "../src/scenario/schema.js";
+import { normalizeProgram, POLICY_VALUES, type Program } from "../src/scenario/schema.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 

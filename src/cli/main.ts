@@ -26,9 +26,9 @@ import { runScenario, SCHEDULERS, type SchedulerName, type TraceInfo } from "../
 import { mergeResults, parseShard, planSweep, runSweep } from "../run/sweep.js";
 import { type CompiledScenario, compileScenario } from "../scenario/compile.js";
 import { InputError } from "../scenario/errors.js";
+import { scenarioJsonSchema, sweepJsonSchema } from "../scenario/json-schema.js";
 import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
 import { checkOutputPath, fsFailure, openOutput, readInputFile, writeOutputFile } from "../scenario/read.js";
-import { scenarioJsonSchema } from "../scenario/schema.js";
 import { loadSweepFile } from "../scenario/sweep-spec.js";
 import { checkScenario } from "../search/check.js";
 import { isCheckResult, mergeChecks } from "../search/merge.js";
@@ -758,8 +758,11 @@ function program(): Command {
   cli
     .command("schema")
     .description("print the scenario file's JSON Schema (for editors)")
-    .action(() => {
-      process.stdout.write(`${JSON.stringify(scenarioJsonSchema(), null, 2)}\n`);
+    .option("--sweep", "the sweep file's instead")
+    .action((o: { sweep?: boolean }) => {
+      process.stdout.write(
+        `${JSON.stringify(o.sweep ? sweepJsonSchema() : scenarioJsonSchema(), null, 2)}\n`,
+      );
     });
   return cli;
 }

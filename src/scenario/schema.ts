@@ -482,9 +482,6 @@ function* allOps(p: NProgram): Generator<NOp> {
 }
 
 /** JSON Schema (draft 2020-12) of the input format, for editors. */
-export function scenarioJsonSchema(): object {
-  return z.toJSONSchema(ScenarioSchema, { io: "input" });
-}
 
 // ---------------------------------------------------------------------------------------------
 // normalised programs
