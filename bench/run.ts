@@ -171,7 +171,7 @@ function printTables({ env, elapsedS, throughput, endToEnd, state, ida, check, s
         "steps/run",
         "runs",
         "boot ms",
-        "run ms",
+        "run ms: median (min..max)",
         "steps/s",
         "target",
         "",
@@ -184,7 +184,7 @@ function printTables({ env, elapsedS, throughput, endToEnd, state, ida, check, s
         int(t.steps),
         `${t.warmups}+${t.runs}`,
         fixed(t.boot_ms, 1),
-        fixed(t.run_ms, 1),
+        `${fixed(t.run_ms, 1)} (${fixed(Math.min(...t.run_ms_samples), 1)}..${fixed(Math.max(...t.run_ms_samples), 1)})`,
         mega(t.steps_per_sec),
         t.target_steps_per_sec === null ? "" : `>= ${mega(t.target_steps_per_sec)}`,
         t.target_steps_per_sec === null ? "" : met(t.steps_per_sec >= t.target_steps_per_sec),
@@ -200,6 +200,7 @@ function printTables({ env, elapsedS, throughput, endToEnd, state, ida, check, s
   }
   out.push(
     `runScenario(cs) end to end on ${endToEnd.scenario}: ${fixed(endToEnd.ms, 1)} ms median of ${endToEnd.runs} ` +
+      `(min ${fixed(Math.min(...endToEnd.ms_samples), 1)}, max ${fixed(Math.max(...endToEnd.ms_samples), 1)}) ` +
       `= ${mega(endToEnd.steps_per_sec)} (boot included)`,
   );
   out.push(
@@ -304,7 +305,13 @@ if (only === "ida") {
   process.stdout.write(asJson ? `${JSON.stringify({ env, check }, null, 2)}\n` : head + formatCheck(check));
 } else if (only === "spin") {
   // asidlab check beside SPIN (bench/spin.ts): child processes, one per tool and row.
-  const spin = measureSpin(progress);
+  let spin: ReturnType<typeof measureSpin>;
+  try {
+    spin = measureSpin(progress);
+  } catch (err) {
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(2);
+  }
   const head = `asidlab bench  ${env.date}  node ${env.node}  ${env.cpu}  ${env.cores} cores  ${env.platform}\n`;
   process.stdout.write(asJson ? `${JSON.stringify({ env, spin }, null, 2)}\n` : head + formatSpin(spin));
 } else {

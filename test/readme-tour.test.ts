@@ -1,0 +1,74 @@
+// The README's tour, read as a new user would run it: every command's output
+// goes under out/ (an ignored path), never into the repository's root; a
+// merge names the shards that the tour made; nothing installs behind the
+// user's back.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { REPO_ROOT } from "./helpers.js";
+
+const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+const tour = readme.slice(readme.indexOf("## A short tour"));
+const block = tour.slice(tour.indexOf("```sh") + 5, tour.indexOf("```", tour.indexOf("```sh") + 5));
+const commands = block
+  .split("\n")
+  .map((l) => l.replace(/\s+#.*$/, "").trim())
+  .filter((l) => l !== "");
+
+/** Files a command writes: after an output flag or a shell redirection. */
+function outputsOf(cmd: string): string[] {
+  const out: string[] = [];
+  for (const m of cmd.matchAll(/(?:--out|--trace|--itf|--html|--plot|>)\s+(\S+)/g)) out.push(m[1]);
+  return out;
+}
+
+describe("README tour", () => {
+  test("has commands, and every file a command writes is under out/ (ignored)", () => {
+    assert.ok(commands.length > 20, `${commands.length} commands`);
+    const ignore = readFileSync(join(REPO_ROOT, ".gitignore"), "utf8").split("\n");
+    assert.ok(ignore.includes("out/"), ".gitignore has out/");
+    let seen = 0;
+    for (const c of commands) {
+      for (const f of outputsOf(c)) {
+        assert.match(f, /^out\//, `${c}: writes ${f} outside out/`);
+        seen++;
+      }
+    }
+    assert.ok(seen >= 10, `${seen} outputs checked`);
+  });
+
+  test("a merge names shards an earlier tour command wrote, all of them", () => {
+    const merges = commands.filter((c) => / merge /.test(c));
+    assert.ok(merges.length > 0);
+    for (const m of merges) {
+      const inputs = m
+        .split(/\s+/)
+        .slice(3)
+        .filter((a) => !a.startsWith("-") && !outputsOf(m).includes(a));
+      assert.ok(inputs.length >= 2, m);
+      for (const f of inputs) {
+        assert.doesNotMatch(f, /[*?]/, `${m}: a glob matches what happens to be there`);
+        const writer = commands.find((c) => outputsOf(c).includes(f));
+        assert.ok(
+          writer !== undefined && commands.indexOf(writer) < commands.indexOf(m),
+          `${f} written earlier`,
+        );
+        const shard = /--shard (\d+)\/(\d+)/.exec(writer ?? "");
+        assert.ok(shard !== null, `${f}: a shard`);
+        assert.equal(inputs.length, Number(shard[2]), "every shard merged");
+      }
+    }
+  });
+
+  test("bench:spin does not install anything unasked", () => {
+    const spin = readFileSync(join(REPO_ROOT, "bench", "spin.ts"), "utf8");
+    const at = spin.indexOf('spawnSync("apt-get"');
+    assert.ok(at > 0);
+    assert.ok(
+      spin.slice(0, at).includes('process.env.ASIDLAB_INSTALL_SPIN !== "1"'),
+      "apt-get only when asked",
+    );
+  });
+});
