@@ -11,8 +11,8 @@ import { after, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { contrast, DEMO_SECTIONS, writeDemo } from "../src/report/demo.js";
 import { renderHtml } from "../src/report/html.js";
-import { barSpec, comparePlots, lineSpec, renderSvg } from "../src/report/plot.js";
-import { compare, parseVary } from "../src/run/compare.js";
+import { barSpec, comparePlots, flatNote, lineSpec, renderSvg } from "../src/report/plot.js";
+import { compare, parseVary, summarise } from "../src/run/compare.js";
 import { loadScenarioFile } from "../src/scenario/load.js";
 import { REPO_ROOT } from "./helpers.js";
 
@@ -49,12 +49,16 @@ describe("plots", () => {
     const bar = barSpec("t", rows, "pasid_allocs") as { data: { values: { label: string; lo: number }[] } };
     assert.deepEqual(
       bar.data.values.map((v) => v.label),
-      [
-        "pasid_lifetime=mm machine.cpus=1",
-        "pasid_lifetime=mm machine.cpus=2",
-        "pasid_lifetime=unbind machine.cpus=1",
-        "pasid_lifetime=unbind machine.cpus=2",
-      ],
+      ["mm / 1", "mm / 2", "unbind / 1", "unbind / 2"],
+      "the values; the axis title names the keys",
+    );
+    assert.equal(
+      (bar as unknown as { layer: { encoding: { x: { title: string } } }[] }).layer[0].encoding.x.title,
+      "pasid_lifetime / machine.cpus",
+    );
+    assert.ok(
+      bar.data.values.every((v) => v.lo >= 0),
+      "a count's interval never below 0",
     );
     const line = lineSpec("t", rows, "pasid_allocs", "machine.cpus") as {
       data: { values: { x: number; series: string }[] };
@@ -110,7 +114,7 @@ describe("plots", () => {
     const page = readFileSync(html, "utf8");
     assert.equal((page.match(/<svg/g) ?? []).length, 2);
     assert.match(page, /<caption>sw\.ndjson: short-lived-threads .*over 2 seeds/);
-    assert.match(page, /<td>unbind<\/td><td class="num">50 <span class="ratio">50\.00x<\/span><\/td>/);
+    assert.match(page, /<td>unbind<\/td><td class="num">50 <span class="ratio">50\.00x\*<\/span><\/td>/);
     assert.match(page, /href="cmp\/short-lived-threads-pasid_allocs\.vl\.json"/);
     const bad = built("report", join(tmp, "nope"), "--html", html);
     assert.equal(bad.status, 2);
@@ -197,16 +201,102 @@ describe("demo report", () => {
           s.id,
           s.title,
           s.plots.length,
-          s.comparisons.length,
+          // A table per 4 metrics of each comparison (wide ones are split).
+          DEMO_SECTIONS.find((d) => d.id === s.id)!.comparisons.reduce(
+            (n, c) => n + Math.ceil(c.metrics.length / 4),
+            0,
+          ),
           s.reading.length,
           s.traces.length,
         ]),
       );
+      // A reader's checks at a desktop and a phone width: nothing wider than the window but a
+      // table in its scrolling container; no axis named by an internal path; no cut label;
+      // no count axis below 0; every section screenshotted.
+      for (const width of [1400, 390]) {
+        await page.setViewportSize({ width, height: 900 });
+        const found = await page.evaluate((vw) => {
+          const wide = [...document.querySelectorAll("body *")]
+            .filter((e) => e.getBoundingClientRect().right > vw + 1 && e.closest(".scroll") === null)
+            .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
+          const texts = [...document.querySelectorAll("svg text")].map((t) => t.textContent ?? "");
+          return {
+            wide,
+            paths: texts.filter((t) => /processes\.|program\./.test(t)),
+            cut: texts.filter((t) => t.endsWith("…")),
+            negative: texts.filter((t) => /^[−-]\d/.test(t.trim())),
+          };
+        }, width);
+        assert.deepEqual(found.wide, [], `${width} px: wider than the window`);
+        assert.deepEqual(found.paths, [], `${width} px: internal paths as labels`);
+        assert.deepEqual(found.cut, [], `${width} px: cut labels`);
+        assert.deepEqual(found.negative, [], `${width} px: a count axis below 0`);
+        for (const s of manifest.sections) {
+          const shot = await page
+            .locator(`section#${s.id}`)
+            .screenshot({ path: join(dir, `${s.id}-${width}.png`) });
+          assert.ok(shot.length > 1000, `${s.id} at ${width} px`);
+        }
+      }
       assert.deepEqual(requests, [PAGE], "the page itself and nothing else");
       assert.deepEqual(sockets, []);
     } finally {
       await ctx.close();
       rmSync(profile, { recursive: true, force: true });
     }
+  });
+});
+
+describe("plots a person reads", () => {
+  const g = (params: Record<string, string>, xs: number[]) => ({
+    params,
+    seeds: xs.map((_, i) => i),
+    runs: xs.map((x) => ({ pasid_allocs: x, cycles_total: 7, ipis: x })),
+    violations: 0,
+  });
+
+  test("labels from --vary, log axes over decades, identical series named together, flat metrics as a sentence", () => {
+    const v = parseVary("idle threads=processes.0.count=1,10,100,1000");
+    assert.deepEqual(v, {
+      key: "processes.0.count",
+      values: ["1", "10", "100", "1000"],
+      label: "idle threads",
+    });
+    const rows = summarise(
+      ["1", "10", "100", "1000"].flatMap((n) => [
+        g({ policy: "a", "idle threads": n }, [Number(n), Number(n) + 1]),
+        g({ policy: "b", "idle threads": n }, [Number(n), Number(n) + 1]),
+        g({ policy: "c", "idle threads": n }, [2 * Number(n), 2 * Number(n) + 1]),
+      ]),
+    );
+    const spec = lineSpec("t", rows, "pasid_allocs", "idle threads") as {
+      data: { values: { series: string; lo: number }[] };
+      layer: { encoding: { x: { title: string; scale: { type?: string } }; y: { title: string } } }[];
+    };
+    const enc = spec.layer[0].encoding;
+    assert.equal(enc.x.title, "idle threads (log scale)");
+    assert.equal(enc.x.scale.type, "log");
+    assert.match(enc.y.title, /^pasid_allocs \(PASIDs\)/, "the unit on the axis");
+    const series = [...new Set(spec.data.values.map((x) => x.series))];
+    assert.deepEqual(series, ["a = b (identical)", "c"]);
+    assert.ok(spec.data.values.every((x) => x.lo >= 0));
+    const plots = comparePlots("t", rows, ["pasid_allocs", "cycles_total"]);
+    assert.deepEqual(
+      plots.map((p) => p.metric),
+      ["pasid_allocs"],
+    );
+    assert.match(flatNote(rows, "cycles_total") ?? "", /^cycles_total \(cycles\): 7 per run in every row/);
+    assert.equal(flatNote(rows, "pasid_allocs"), null);
+  });
+
+  test("the demo's sections use labels a person chose, and at least 5 seeds", () => {
+    for (const s of DEMO_SECTIONS)
+      for (const c of s.comparisons) {
+        assert.ok((c.seeds ?? 5) >= 5, `${s.id}: ${c.seeds} seeds`);
+        for (const v of c.vary.map(parseVary)) {
+          const shown = v.label ?? v.key;
+          assert.doesNotMatch(shown, /processes\.|program\./, `${s.id}: ${shown}`);
+        }
+      }
   });
 });

@@ -418,10 +418,14 @@ async function cmdCompare(file: string, o: CompareFlags): Promise<number> {
   else process.stdout.write(compareTable(name, rows, metrics));
   if (o.plot !== undefined) {
     // Loaded only here: vega and vega-lite take a while to load.
-    const { comparePlots, stem, writePlot } = await import("../report/plot.js");
+    const { comparePlots, flatNote, stem, writePlot } = await import("../report/plot.js");
     // The comparison itself beside its plots, so that `report DIR` can show the table.
     writeOut(join(o.plot, `${stem(name)}.compare.json`), compareJson(name, rows, metrics));
     for (const p of comparePlots(name, rows, metrics)) await writePlot(o.plot, p);
+    for (const m of metrics) {
+      const note = flatNote(rows, m);
+      if (note !== null) process.stderr.write(`asidlab: plot: ${note}\n`);
+    }
   }
   return rows.some((r) => r.violations > 0) ? 1 : 0;
 }

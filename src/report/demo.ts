@@ -14,7 +14,7 @@ import { builtinScenarioDir, loadScenarioFile } from "../scenario/load.js";
 import { fsFailure } from "../scenario/read.js";
 import { compareJson } from "./compare-report.js";
 import { MANIFEST, type ReportManifest, type ReportSection } from "./html.js";
-import { comparePlots, paramsLabel, writePlot } from "./plot.js";
+import { comparePlots, flatNote, paramsLabel, writePlot } from "./plot.js";
 
 export interface Comparison {
   /** A built-in scenario's name. */
@@ -157,6 +157,9 @@ const sectionA: DemoSection = {
     ]),
 };
 
+/** tlb-seed-001: munmaps per syscall (its program's second op). */
+const FLUSHES = "munmaps per syscall";
+
 const sectionC: DemoSection = {
   id: "c-user-asid-flush",
   title: "(c) Deferred vs immediate user-ASID flushes",
@@ -165,7 +168,7 @@ const sectionC: DemoSection = {
   comparisons: [
     {
       scenario: "tlb-seed-001",
-      vary: ["user_asid_flush=deferred,immediate", "processes.0.program.1.count=1,10,100,1000"],
+      vary: ["user_asid_flush=deferred,immediate", `${FLUSHES}=processes.0.program.1.count=1,10,100,1000`],
       metrics: ["user_asid_flushes", "tlb_flushes_full", "cycles_total"],
       plot: "line",
     },
@@ -178,7 +181,7 @@ const sectionC: DemoSection = {
   ],
   trace: { scenario: "tlb-round-robin" },
   reading: ([seed, storm]) => {
-    const key = "processes.0.program.1.count";
+    const key = FLUSHES;
     const counts = [...new Set(seed.rows.map((r) => r.params[key]))];
     const top = counts[counts.length - 1];
     const at = (v: string) => byParam(seed.rows, key, v);
@@ -199,6 +202,9 @@ const sectionC: DemoSection = {
   },
 };
 
+/** static-ceiling: processes that never open the device. */
+const IDLE_PROCS = "processes not using the device";
+
 const sectionE: DemoSection = {
   id: "e-static-ceiling",
   title: "(e) The static lifetime's ceiling: processes vs PASID space",
@@ -207,22 +213,20 @@ const sectionE: DemoSection = {
   comparisons: [
     {
       scenario: "static-ceiling",
-      vary: ["pasid_lifetime=static,mm", "processes.0.count=4,8,12,13,14,16,32"],
+      vary: ["pasid_lifetime=static,mm", `${IDLE_PROCS}=processes.0.count=4,8,12,13,14,16,32`],
       metrics: ["pasid_peak", "bind_failures", "enqcmd_submitted"],
       plot: "line",
-      seeds: 2,
     },
     {
       scenario: "static-ceiling",
-      vary: ["machine.pasid_bits=3,4,5", "processes.0.count=2,8,16,32,48"],
+      vary: ["PASID bits=machine.pasid_bits=3,4,5", `${IDLE_PROCS}=processes.0.count=2,8,16,32,48`],
       metrics: ["pasid_peak", "bind_failures"],
       plot: "line",
-      seeds: 2,
     },
   ],
   trace: { scenario: "static-ceiling", policy: ["pasid_lifetime=static"] },
   reading: ([lifetimes, bits]) => {
-    const key = "processes.0.count";
+    const key = IDLE_PROCS;
     const out: string[] = [];
     for (const policy of ["static", "mm"]) {
       const rows = byParam(lifetimes.rows, "pasid_lifetime", policy);
@@ -235,8 +239,8 @@ const sectionE: DemoSection = {
           : `${policy}: binds start failing at ${fail.params[key]} processes that never open the device (${plural(fail.metrics.bind_failures.mean, "failure", "failures")}, ${fmt(fail.metrics.enqcmd_submitted.mean)} descriptors submitted instead of ${fmt(rows[0].metrics.enqcmd_submitted.mean)}); the PASIDs in use top out at ${fmt(peak)}.`,
       );
     }
-    const ceilings = [...new Set(bits.rows.map((r) => r.params["machine.pasid_bits"]))].map((b) => {
-      const rows = byParam(bits.rows, "machine.pasid_bits", b);
+    const ceilings = [...new Set(bits.rows.map((r) => r.params["PASID bits"]))].map((b) => {
+      const rows = byParam(bits.rows, "PASID bits", b);
       return `${fmt(Math.max(...rows.map((r) => r.metrics.pasid_peak.mean)))} with ${b} bits`;
     });
     out.push(
@@ -247,8 +251,8 @@ const sectionE: DemoSection = {
 };
 
 const MSR_POLICIES = "pasid_msr=gp-fixup,ipi,task-work,ctxsw-resync";
-const IDLE_THREADS = "processes.0.program.1.count"; // eager-vs-lazy: threads that never submit
-const CLONE_VM = "processes.0.program.2.count"; // eager-vs-lazy: CLONE_VM helpers
+const IDLE_THREADS = "idle threads"; // eager-vs-lazy: threads that never submit
+const CLONE_VM = "CLONE_VM processes"; // eager-vs-lazy: CLONE_VM helpers
 
 /** The row of policy `p` among rows where `key` has `value`. */
 function policyRow(rows: readonly CompareRow[], key: string, value: string, p: string): CompareRow {
@@ -265,17 +269,15 @@ const sectionB: DemoSection = {
   comparisons: [
     {
       scenario: "eager-vs-lazy",
-      vary: [MSR_POLICIES, `${IDLE_THREADS}=2,8,32`],
+      vary: [MSR_POLICIES, `${IDLE_THREADS}=processes.0.program.1.count=2,8,32`],
       metrics: ["gp_faults", "pasid_msr_writes", "ipis", "task_works", "cycles_total"],
       plot: "line",
-      seeds: 3,
     },
     {
       scenario: "eager-vs-lazy",
-      vary: [MSR_POLICIES, `${CLONE_VM}=1,4,16`],
+      vary: [MSR_POLICIES, `${CLONE_VM}=processes.0.program.2.count=1,4,16`],
       metrics: ["pasid_msr_writes", "task_works", "cycles_total"],
       plot: "line",
-      seeds: 3,
     },
   ],
   trace: { scenario: "xstate-demand-fill" },
@@ -313,14 +315,12 @@ const sectionD: DemoSection = {
       vary: [HELPERS, "xstate_check=off,on"],
       metrics: ["xstate_helper_bytes", "xrstors_bytes", "cycles_total"],
       plot: "bar",
-      seeds: 2,
     },
     {
       scenario: "xstate-helper-pkru",
       vary: [HELPERS],
       metrics: ["xstate_helper_bytes", "cycles_total"],
       plot: "bar",
-      seeds: 2,
     },
   ],
   trace: { scenario: "xstate-amx-switch" },
@@ -361,6 +361,7 @@ export async function writeDemo(dir: string, opts: DemoOptions = {}): Promise<Re
     opts.log?.(`${def.id}`);
     const results: ComparisonResult[] = [];
     const plots: string[] = [];
+    const notes: string[] = [];
     const used = new Set<string>();
     for (const c of def.comparisons) {
       const ls = loadScenarioFile(scenarioPath(c.scenario));
@@ -369,8 +370,12 @@ export async function writeDemo(dir: string, opts: DemoOptions = {}): Promise<Re
       for (let n = 2; used.has(name); n++) name = `${def.id}.${c.scenario}-${n}`;
       used.add(name);
       write(join(dir, `${name}.compare.json`), compareJson(ls.scenario.name, rows, c.metrics));
-      for (const [i, p] of comparePlots(ls.scenario.name, rows, c.metrics, c.plot ?? "auto").entries()) {
-        const stem = `${name}-${c.metrics[i]}`;
+      for (const m of c.metrics) {
+        const note = flatNote(rows, m);
+        if (note !== null) notes.push(`${ls.scenario.name}: ${note}`);
+      }
+      for (const p of comparePlots(ls.scenario.name, rows, c.metrics, c.plot ?? "auto")) {
+        const stem = `${name}-${p.metric}`;
         await writePlot(dir, { ...p, name: stem });
         plots.push(stem);
       }
@@ -388,7 +393,7 @@ export async function writeDemo(dir: string, opts: DemoOptions = {}): Promise<Re
       id: def.id,
       title: def.title,
       question: def.question,
-      reading: def.reading(results),
+      reading: [...def.reading(results), ...notes],
       comparisons: results.map((r) => `${r.name}.compare.json`),
       plots,
       traces,
@@ -397,7 +402,7 @@ export async function writeDemo(dir: string, opts: DemoOptions = {}): Promise<Re
   const manifest: ReportManifest = {
     title: "asidlab: the seed debates",
     intro: [
-      "Each section runs built-in scenarios under the policies the seed threads argued about, over several seeds: tables give the mean, the 95% confidence interval and the ratio to the first row; the readings are generated from those figures.",
+      "Each section runs built-in scenarios under the policies the seed threads argued about, over several seeds: tables give the mean, the 95% confidence interval (clipped at 0 for counts) and the ratio to the baseline row, * where the difference is significant; the readings are generated from those figures. Metric names, units and meanings: `asidlab metrics`.",
       "Reproduce with `npm run demo`; each plot's Vega-Lite spec (.vl.json) is beside it, to edit and re-render.",
     ],
     sections,

@@ -163,7 +163,22 @@ function sweepMetrics(rows: readonly CompareRow[]): string[] {
   return nonzero.length > 0 ? nonzero : pool;
 }
 
+/** Metrics per table: a wide comparison is split so that each table fits a page. */
+const TABLE_METRICS = 4;
+
+/** One table per group of metrics, each in a container that scrolls sideways on a narrow screen. */
 function tableHtml(caption: string, rows: readonly CompareRow[], metrics: readonly string[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < metrics.length || i === 0; i += TABLE_METRICS) {
+    const group = metrics.slice(i, i + TABLE_METRICS);
+    const n = Math.ceil(metrics.length / TABLE_METRICS);
+    const part = n > 1 ? ` (${i / TABLE_METRICS + 1} of ${n})` : "";
+    parts.push(`<div class="scroll">${oneTable(caption + part, rows, group)}</div>`);
+  }
+  return parts.join("\n");
+}
+
+function oneTable(caption: string, rows: readonly CompareRow[], metrics: readonly string[]): string {
   if (rows.length === 0) return "";
   const keys = Object.keys(rows[0].params);
   const head = [
@@ -221,7 +236,9 @@ th, td { border: 1px solid #ddd; padding: .2rem .45rem; text-align: left; vertic
 td.num { text-align: right; white-space: nowrap; }
 .ci, .ratio { color: #666; font-weight: normal; }
 tr.violations td { background: #fde8e8; }
-figure { display: inline-block; margin: .5rem 1rem .5rem 0; }
+figure { display: inline-block; margin: .5rem 1rem .5rem 0; max-width: 100%; }
+figure svg { max-width: 100%; height: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
 figcaption { font-size: .8rem; color: #555; }
 .traces li { font-family: "DejaVu Sans Mono", monospace; font-size: .85rem; }
 `;

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import * as vega from "vega";
 import * as vl from "vega-lite";
+import { metricDef, metricTitle } from "../machine/glossary.js";
 import type { CompareRow } from "../run/compare.js";
 import { InputError } from "../scenario/errors.js";
 import { fsFailure } from "../scenario/read.js";
@@ -23,6 +24,8 @@ export type VlSpec = Record<string, unknown>;
 export interface Plot {
   /** File stem: NAME.vl.json, NAME.svg, NAME.png. */
   name: string;
+  /** The metric plotted. */
+  metric: string;
   spec: VlSpec;
 }
 
@@ -40,19 +43,59 @@ export function paramsLabel(params: Record<string, string>, keys: readonly strin
   return keys.map((k) => `${k}=${params[k]}`).join(" ");
 }
 
+/** The values alone, `v / v2` (the axis title names the keys in the same order). */
+const valuesLabel = (params: Record<string, string>, keys: readonly string[]) =>
+  keys.map((k) => params[k]).join(" / ");
+
+/** The subtitle: what is plotted, its unit, over how many seeds. */
+function subtitle(metric: string, rows: readonly CompareRow[]): string[] {
+  const d = metricDef(metric);
+  const clipped = rows.some((r) => r.metrics[metric].clipped) ? "; intervals of a count clipped at 0" : "";
+  return [
+    `${metricTitle(metric)}: mean and 95% CI over ${rows[0].seeds.length} seeds${clipped}`,
+    ...(d === undefined ? [] : [`${d.meaning} [${d.kernel}]`]),
+  ];
+}
+
+/** Values spanning two decades or more (all positive): a log axis shows them apart. */
+function spansDecades(xs: readonly number[]): boolean {
+  if (xs.length < 2 || xs.some((x) => !(x > 0))) return false;
+  return Math.max(...xs) / Math.min(...xs) >= 100;
+}
+
+/** One sentence when every row has the same mean for `metric` (no plot says more), else null. */
+export function flatNote(rows: readonly CompareRow[], metric: string): string | null {
+  const m = rows[0].metrics[metric].mean;
+  if (!rows.every((r) => r.metrics[metric].mean === m)) return null;
+  const spread = rows.some((r) => r.metrics[metric].ci95[1] > r.metrics[metric].ci95[0]);
+  const fmt = Number.isInteger(m)
+    ? m.toLocaleString("en-US")
+    : m.toLocaleString("en-US", { maximumFractionDigits: 2 });
+  return `${metricTitle(metric)}: ${fmt} per run in every row (${rows.length} rows${spread ? ", mean over seeds" : ""}), so no plot.`;
+}
+
 /** Bars per row for one metric, with the 95% CI as error bars. */
 export function barSpec(title: string, rows: readonly CompareRow[], metric: string): VlSpec {
   const keys = Object.keys(rows[0].params);
   const values = rows.map((r) => ({
-    label: paramsLabel(r.params, keys),
+    label: valuesLabel(r.params, keys),
     mean: r.metrics[metric].mean,
-    lo: r.metrics[metric].ci95[0],
+    lo: Math.max(0, r.metrics[metric].ci95[0]),
     hi: r.metrics[metric].ci95[1],
   }));
-  const x = { field: "label", type: "nominal", sort: null, title: keys.join(" "), axis: { labelAngle: -30 } };
+  // Whole labels, never cut: a long one is set at an angle.
+  const long = Math.max(...values.map((v) => v.label.length)) > 8;
+  const x = {
+    field: "label",
+    type: "nominal",
+    sort: null,
+    title: keys.join(" / "),
+    axis: { labelAngle: long ? -35 : 0, labelLimit: 0 },
+  };
+  const y = { field: "mean", type: "quantitative", title: metricTitle(metric), scale: { domainMin: 0 } };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: title, subtitle: `${metric}: mean and 95% CI over ${rows[0].seeds.length} seeds` },
+    title: { text: title, subtitle: subtitle(metric, rows) },
     width: Math.max(160, 48 * values.length),
     height: 200,
     config: CONFIG,
@@ -60,11 +103,11 @@ export function barSpec(title: string, rows: readonly CompareRow[], metric: stri
     layer: [
       {
         mark: { type: "bar", color: "#4c78a8" },
-        encoding: { x, y: { field: "mean", type: "quantitative", title: metric } },
+        encoding: { x, y },
       },
       {
         mark: { type: "errorbar", ticks: true, color: "#222" },
-        encoding: { x, y: { field: "lo", type: "quantitative", title: metric }, y2: { field: "hi" } },
+        encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" } },
       },
     ],
   };
@@ -76,24 +119,63 @@ export function barSpec(title: string, rows: readonly CompareRow[], metric: stri
  */
 export function lineSpec(title: string, rows: readonly CompareRow[], metric: string, xKey: string): VlSpec {
   const others = Object.keys(rows[0].params).filter((k) => k !== xKey);
-  const values = rows.map((r) => ({
-    x: Number(r.params[xKey]),
-    series: others.length === 0 ? metric : paramsLabel(r.params, others),
-    mean: r.metrics[metric].mean,
-    lo: r.metrics[metric].ci95[0],
-    hi: r.metrics[metric].ci95[1],
-  }));
-  const x = { field: "x", type: "quantitative", title: xKey };
+  const seriesOf = (r: CompareRow) => (others.length === 0 ? metric : valuesLabel(r.params, others));
+  // Series with the same figures at every x would be drawn on top of each other: one line, named for all.
+  const names = [...new Set(rows.map(seriesOf))];
+  const figures = (s: string) =>
+    JSON.stringify(
+      rows.filter((r) => seriesOf(r) === s).map((r) => [r.params[xKey], r.metrics[metric].mean]),
+    );
+  const alias = new Map<string, string>();
+  for (const s of names) {
+    const same = names.filter((t) => figures(t) === figures(s));
+    alias.set(s, same.length === 1 ? s : `${same.join(" = ")} (identical)`);
+  }
+  const seen = new Set<string>();
+  const values = rows.flatMap((r) => {
+    const series = alias.get(seriesOf(r)) ?? seriesOf(r);
+    const key = `${series}\0${r.params[xKey]}`;
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [
+      {
+        x: Number(r.params[xKey]),
+        series,
+        mean: r.metrics[metric].mean,
+        lo: Math.max(0, r.metrics[metric].ci95[0]),
+        hi: r.metrics[metric].ci95[1],
+      },
+    ];
+  });
+  const logX = spansDecades(values.map((v) => v.x));
+  const logY = spansDecades(values.flatMap((v) => [v.mean, v.lo]));
+  const x = {
+    field: "x",
+    type: "quantitative",
+    title: logX ? `${xKey} (log scale)` : xKey,
+    scale: logX ? { type: "log" } : {},
+    axis: { values: [...new Set(values.map((v) => v.x))] },
+  };
+  const yTitle = `${metricTitle(metric)}${logY ? " (log scale)" : ""}`;
+  const y = {
+    field: "mean",
+    type: "quantitative",
+    title: yTitle,
+    scale: logY ? { type: "log" } : { domainMin: 0 },
+  };
   const color = {
     field: "series",
     type: "nominal",
     sort: null,
-    title: others.length === 0 ? null : others.join(" "),
-    legend: others.length === 0 ? null : {},
+    title: others.length === 0 ? null : others.join(" / "),
+    legend: others.length === 0 ? null : { labelLimit: 0 },
   };
+  // Dashes and point shapes as well as colours: lines that cross stay apart.
+  const strokeDash = { field: "series", type: "nominal", sort: null, legend: null };
+  const shape = { field: "series", type: "nominal", sort: null, legend: null };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: title, subtitle: `${metric}: mean and 95% CI over ${rows[0].seeds.length} seeds` },
+    title: { text: title, subtitle: subtitle(metric, rows) },
     width: 360,
     height: 200,
     config: CONFIG,
@@ -101,11 +183,11 @@ export function lineSpec(title: string, rows: readonly CompareRow[], metric: str
     layer: [
       {
         mark: { type: "line", point: true },
-        encoding: { x, y: { field: "mean", type: "quantitative", title: metric }, color },
+        encoding: { x, y, color, strokeDash, shape },
       },
       {
         mark: { type: "errorbar", ticks: true },
-        encoding: { x, y: { field: "lo", type: "quantitative", title: metric }, y2: { field: "hi" }, color },
+        encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color },
       },
     ],
   };
@@ -140,10 +222,14 @@ export function comparePlots(
   const xKey = kind === "bar" ? null : numericKey(rows);
   if (kind === "line" && xKey === null)
     throw new InputError(`${scenario}: a line plot needs a varied key whose values are numbers`);
-  return metrics.map((m) => ({
-    name: stem(`${scenario}-${m}`),
-    spec: xKey === null ? barSpec(scenario, rows, m) : lineSpec(scenario, rows, m, xKey),
-  }));
+  // A metric whose mean is the same in every row gets a sentence (flatNote), not a plot.
+  return metrics
+    .filter((m) => flatNote(rows, m) === null)
+    .map((m) => ({
+      name: stem(`${scenario}-${m}`),
+      metric: m,
+      spec: xKey === null ? barSpec(scenario, rows, m) : lineSpec(scenario, rows, m, xKey),
+    }));
 }
 
 /** The plot as SVG text. */

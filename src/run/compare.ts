@@ -15,7 +15,12 @@ import { runScenario } from "./session.js";
 export interface Vary {
   key: string;
   values: string[];
+  /** A name a person chose for the key (`--vary "idle threads=processes.0.count=1,2"`): tables and plots show it. */
+  label?: string;
 }
+
+/** What tables, plots and rows call a varied key: its label, or the key itself. */
+export const varyName = (v: Vary): string => v.label ?? v.key;
 
 export interface Stat {
   mean: number;
@@ -41,16 +46,28 @@ export interface CompareRow {
   baseline: number;
 }
 
-/** `key=v1,v2,...` from the command line. */
+/** `key=v1,v2,...` or `label=key=v1,v2,...` from the command line. */
 export function parseVary(arg: string): Vary {
-  const eq = arg.indexOf("=");
-  if (eq <= 0) throw new InputError(`--vary ${arg}: expected key=value1,value2,...`);
-  const values = arg
+  let eq = arg.indexOf("=");
+  if (eq <= 0)
+    throw new InputError(`--vary ${arg}: expected key=value1,value2,... or "label=key=value1,..."`);
+  let label: string | undefined;
+  let rest = arg;
+  // Values never hold '=': a second one means the first part is a label.
+  if (arg.indexOf("=", eq + 1) > 0) {
+    label = arg.slice(0, eq).trim();
+    if (label === "" || label.length > 40)
+      throw new InputError(`--vary ${arg}: a label is 1 to 40 characters (label=key=values)`);
+    rest = arg.slice(eq + 1);
+    eq = rest.indexOf("=");
+    if (eq <= 0) throw new InputError(`--vary ${arg}: expected label=key=value1,value2,...`);
+  }
+  const values = rest
     .slice(eq + 1)
     .split(",")
     .filter((v) => v !== "");
   if (values.length === 0) throw new InputError(`--vary ${arg}: no values (an empty cross product)`);
-  return { key: arg.slice(0, eq), values };
+  return label === undefined ? { key: rest.slice(0, eq), values } : { key: rest.slice(0, eq), values, label };
 }
 
 /** `--baseline key=value` (repeatable): the row each ratio is against, per varied key. */
@@ -62,17 +79,17 @@ export function parseBaseline(args: readonly string[], varies: readonly Vary[]):
       throw new InputError(`--baseline ${arg}: expected key=value (a varied key and one of its values)`);
     const key = arg.slice(0, eq);
     const value = arg.slice(eq + 1);
-    const v = varies.find((x) => x.key === key);
+    const v = varies.find((x) => x.key === key || x.label === key);
     if (v === undefined)
       throw new InputError(
-        `--baseline ${arg}: ${key} is not varied (varied: ${varies.map((x) => x.key).join(", ")})`,
+        `--baseline ${arg}: ${key} is not varied (varied: ${varies.map((x) => varyName(x)).join(", ")})`,
       );
     if (!v.values.includes(value))
       throw new InputError(
         `--baseline ${arg}: ${value} is not one of ${key}'s values (${v.values.join(", ")})`,
       );
-    if (Object.hasOwn(b, key)) throw new InputError(`--baseline ${key}: given twice`);
-    b[key] = value;
+    if (Object.hasOwn(b, varyName(v))) throw new InputError(`--baseline ${key}: given twice`);
+    b[varyName(v)] = value;
   }
   return b;
 }
@@ -159,6 +176,11 @@ export function checkVaries(varies: readonly Vary[]): void {
     if (v.values.length === 0) throw new InputError(`--vary ${v.key}: no values (an empty cross product)`);
     keys.add(v.key);
   }
+  const names = new Set<string>();
+  for (const v of varies) {
+    if (names.has(varyName(v))) throw new InputError(`--vary ${varyName(v)}: two varied keys with one name`);
+    names.add(varyName(v));
+  }
 }
 
 /** The scenario with one combination of varied values applied, validated by the schema again. */
@@ -200,7 +222,9 @@ export function compare(
       runs.push(r.metrics);
       opts.progress?.(++done, combos.length * seeds);
     }
-    groups.push({ params, seeds: seedList, runs, violations });
+    // Rows name each key as a person chose (its label), or by its path.
+    const shown = Object.fromEntries(varies.map((v) => [varyName(v), params[v.key]]));
+    groups.push({ params: shown, seeds: seedList, runs, violations });
   }
   return summarise(groups, opts.baseline);
 }
