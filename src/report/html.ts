@@ -46,6 +46,9 @@ export const MANIFEST = "report.json";
 const esc = (s: string) =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
+/** Prose with `code` spans set as code, not as literal backticks. */
+const prose = (s: string) => esc(s).replace(/`([^`]+)`/g, "<code>$1</code>");
+
 function readText(path: string): string {
   return readInputFile(path);
 }
@@ -252,16 +255,16 @@ export function renderHtml(dir: string, m: ReportManifest, htmlPath: string): st
   );
   out.push(`<title>${esc(m.title)}</title>\n<style>${CSS}</style>\n</head>\n<body>`);
   out.push(`<h1>${esc(m.title)}</h1>`);
-  for (const p of m.intro) out.push(`<p>${esc(p)}</p>`);
+  for (const p of m.intro) out.push(`<p>${prose(p)}</p>`);
   out.push(
     `<nav><ol>${m.sections.map((s) => `<li><a href="#${esc(s.id)}">${esc(s.title)}</a></li>`).join("")}</ol></nav>`,
   );
   for (const s of m.sections) {
     out.push(`<section id="${esc(s.id)}">`);
     out.push(`<h2>${esc(s.title)}</h2>`);
-    if (s.question) out.push(`<p class="question">${esc(s.question)}</p>`);
+    if (s.question) out.push(`<p class="question">${prose(s.question)}</p>`);
     if (s.reading.length > 0)
-      out.push(`<ul class="reading">${s.reading.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>`);
+      out.push(`<ul class="reading">${s.reading.map((r) => `<li>${prose(r)}</li>`).join("")}</ul>`);
     for (const c of s.comparisons) {
       const doc = readJson<CompareDoc>(join(dir, c));
       if (doc.rows.length === 0) continue;

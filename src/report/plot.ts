@@ -171,8 +171,9 @@ export function lineSpec(title: string, rows: readonly CompareRow[], metric: str
     legend: others.length === 0 ? null : { labelLimit: 0 },
   };
   // Dashes and point shapes as well as colours: lines that cross stay apart.
-  const strokeDash = { field: "series", type: "nominal", sort: null, legend: null };
-  const shape = { field: "series", type: "nominal", sort: null, legend: null };
+  // The same field, title and legend as the colour: one legend showing colour, dash and shape.
+  const strokeDash = { ...color };
+  const shape = { ...color };
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: { text: title, subtitle: subtitle(metric, rows) },
