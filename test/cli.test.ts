@@ -203,21 +203,30 @@ describe("asidlab scenarios and schema", () => {
   test("scenarios lists every file in scenarios/ with its description", () => {
     const r = cli("scenarios");
     assert.equal(r.status, 0, r.stderr);
-    const lines = r.stdout.trimEnd().split("\n");
+    // An entry: its first line, then continuation lines (wrapped) that start with spaces.
+    const entries: string[] = [];
+    for (const l of r.stdout.trimEnd().split("\n")) {
+      if (/^\s/.test(l)) entries[entries.length - 1] += ` ${l.trim()}`;
+      else entries.push(l);
+    }
     const files = readdirSync(join(REPO_ROOT, "scenarios"))
       .filter((f) => /\.(ya?ml|json)$/.test(f))
       .sort();
-    assert.equal(lines.length, files.length, "one line per scenario file");
+    assert.equal(entries.length, files.length, "one entry per scenario file");
     for (const f of files) {
       const name = f.replace(/\.(ya?ml|json)$/, "");
-      const line = lines.find((l) => l.split(/\s+/)[0] === name);
+      const line = entries.find((l) => l.split(/\s+/)[0] === name);
       assert.ok(line !== undefined, `${name} is listed`);
-      const description = line.slice(name.length).trim();
+      const description = line.slice(name.length).trim().replace(/\s+/g, " ");
       assert.ok(description.length > 0, `${name} has a description`);
       const comment = readFileSync(join(REPO_ROOT, "scenarios", f), "utf8")
         .split("\n")
         .find((l) => l.startsWith("#"));
-      assert.equal(description, comment?.replace(/^#\s*/, ""), `${name}: the file's first comment line`);
+      assert.equal(
+        description,
+        comment?.replace(/^#\s*/, "").replace(/\s+/g, " "),
+        `${name}: the file's first comment line`,
+      );
     }
   });
 
