@@ -294,3 +294,27 @@ describe("sweep and merge: bad input", () => {
     );
   });
 });
+
+describe("sweep: labels", () => {
+  test('vary: { "label=key": [...] } names the key in every cell; a bad key is still located', () => {
+    const p = plan(
+      "name: lab\nscenarios: [thread-pool]\nvary:\n  cpus=machine.cpus: [2, 4]\npolicies: { pasid_lifetime: [mm] }\n",
+    );
+    assert.deepEqual(
+      p.cells.map((c) => c.params),
+      [
+        { cpus: "2", pasid_lifetime: "mm" },
+        { cpus: "4", pasid_lifetime: "mm" },
+      ],
+    );
+    assert.deepEqual(
+      p.cells.map((c) => (c.task.doc as { machine: { cpus: number } }).machine.cpus),
+      [2, 4],
+      "the label names the key; the path is what varies",
+    );
+    assert.throws(
+      () => plan("name: lab\nscenarios: [thread-pool]\nvary:\n  cpus=machine.nope: [2]\n"),
+      (e) => e instanceof InputError && /spec\.yaml:\d+:\d+: /.test(e.message),
+    );
+  });
+});

@@ -25,7 +25,7 @@ import { InputError } from "../scenario/errors.js";
 import { builtinScenarioDir, type LoadedScenario, loadScenarioFile } from "../scenario/load.js";
 import { existingRegularFile, fsFailure, readInputFile } from "../scenario/read.js";
 import type { LoadedSweep } from "../scenario/sweep-spec.js";
-import { checkVaries, crossProduct, type Vary, variedScenario } from "./compare.js";
+import { checkVaries, crossProduct, type Vary, variedScenario, varyName } from "./compare.js";
 import { lockOutput } from "./outlock.js";
 import type { CellOutcome, CellResult, CellTask } from "./sweep-worker.js";
 
@@ -85,13 +85,23 @@ const KNOWN_METRICS: readonly string[] = [...CONTRACT_METRICS, ...CORE_METRICS];
 export function planSweep(spec: LoadedSweep, extra: readonly Vary[] = []): SweepPlan {
   const s = spec.data;
   const where = (path: (string | number)[]) => spec.locate(path);
-  const fileVaries: Vary[] = Object.entries(s.vary).map(([key, vals]) => ({ key, values: vals.map(String) }));
-  for (const v of fileVaries) {
+  // `vary: { "idle threads=processes.0.count": [...] }`: a label a person chose, then the key.
+  const raws = Object.keys(s.vary);
+  const fileVaries: Vary[] = Object.entries(s.vary).map(([raw, vals]) => {
+    const eq = raw.indexOf("=");
+    const values = vals.map(String);
+    return eq > 0
+      ? { key: raw.slice(eq + 1).trim(), values, label: raw.slice(0, eq).trim() }
+      : { key: raw, values };
+  });
+  for (const [n, v] of fileVaries.entries()) {
     try {
+      if (v.label !== undefined && (v.label === "" || v.label.length > 40 || v.key === ""))
+        throw new InputError(`${raws[n]}: expected "label=key" with a label of 1 to 40 characters`);
       checkVaries([v]);
     } catch (err) {
       if (err instanceof InputError)
-        throw new InputError(`${spec.locateKey(["vary"], v.key)}: vary: ${err.message}`);
+        throw new InputError(`${spec.locateKey(["vary"], raws[n])}: vary: ${err.message}`);
       throw err;
     }
   }
@@ -110,14 +120,14 @@ export function planSweep(spec: LoadedSweep, extra: readonly Vary[] = []): Sweep
   }));
   // Each value alone first, so that a bad one is reported where the sweep file gives it.
   for (const { ls } of scenarios) {
-    for (const v of fileVaries) {
+    for (const [n, v] of fileVaries.entries()) {
       v.values.forEach((val, i) => {
         try {
           variedScenario(ls, { [v.key]: val });
         } catch (err) {
           if (err instanceof InputError)
             throw new InputError(
-              `${where(["vary", v.key, i])}: vary.${v.key}[${i}]: ${ls.scenario.name}: ${err.message.replace(/^--vary /, "")}`,
+              `${where(["vary", raws[n], i])}: vary.${raws[n]}[${i}]: ${ls.scenario.name}: ${err.message.replace(/^--vary /, "")}`,
             );
           throw err;
         }
@@ -143,7 +153,10 @@ export function planSweep(spec: LoadedSweep, extra: readonly Vary[] = []): Sweep
         cells.push({
           index,
           scenario: ls.scenario.name,
-          params,
+          // Keys as a person named them (a label), else as the path: the same bytes as before without labels.
+          params: Object.fromEntries(
+            varies.map((v) => [varyName(v), (params as Record<string, string>)[v.key]]),
+          ),
           seed,
           task: {
             cell: index,
