@@ -173,7 +173,7 @@ export function sweepJsonSchema(): object {
     name: "the sweep's name (in every result line)",
     scenarios: "scenario files (relative to the sweep file) or built-in scenario names",
     seeds: "seeds per cell: each scenario's seed and the next ones",
-    vary: "varied keys, as compare's --vary: a policy, `kernel` (variants joined by +, or mainline) or a path such as machine.cpus, optionally named `label=key` (\"idle threads=processes.0.count\"); each with its values",
+    vary: 'varied keys, as compare\'s --vary: a policy, `kernel` (variants joined by +, or mainline) or a path such as machine.cpus, optionally named `label=key` ("idle threads=processes.0.count"); each with its values',
     policies: "policy values to cross with everything else, per policy",
     metrics: "the metrics each result line keeps (default: all; see `asidlab metrics`)",
     max_steps: "stop each run after this many steps",
