@@ -159,6 +159,11 @@ describe("demo report", () => {
       for (const tr of s.traces) assert.ok(existsSync(join(dir, tr)), tr);
     }
     assert.doesNotMatch(html, /https?:|\/\/[a-z]/i, "no URL of any other place in the page");
+    // "Seed 000" and "Seed 004" in the questions link to what the seed said, at the end of the page.
+    const seedRefs = [...html.matchAll(/<a class="seed" href="#(seed-\d{3})"/g)].map((m) => m[1]);
+    assert.ok(seedRefs.includes("seed-000") && seedRefs.includes("seed-004"), seedRefs.join(", "));
+    for (const id of seedRefs)
+      assert.match(html, new RegExp(`<li id="${id}"><strong>Seed \\d{3}</strong>: <em>\\[PATCH`));
 
     if (!existsSync(CHROMIUM)) {
       if (process.env.ASIDLAB_REQUIRE_CHROMIUM)

@@ -47,7 +47,51 @@ const esc = (s: string) =>
   s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 /** Prose with `code` spans set as code, not as literal backticks. */
-const prose = (s: string) => esc(s).replace(/`([^`]+)`/g, "<code>$1</code>");
+/** The seed threads (docs/seeds.md): subject, date and one line on what each said; "Seed NNN" in prose links there. */
+const SEEDS: Record<string, { subject: string; said: string }> = {
+  "000": {
+    subject: "[PATCH 5/8] x86/mmu: Add mm-based PASID refcounting",
+    said: "Lutomirski, Sep 2021: 'good' (lazy #GP fixup, once per task) vs 'perfect' (resync at switch, or IPI + task_work to every task of the mm); the fixup's preemption race",
+  },
+  "001": {
+    subject: "[PATCH 15/24] x86/mm: Allow flushing for future ASID switches",
+    said: "Lutomirski, Nov 2017: PTI's per-CPU mask of user ASIDs to flush on the way out to user space",
+  },
+  "002": {
+    subject: "[PATCH 5/7] x86/mmu: Allocate/free PASID",
+    said: "Gleixner, Apr 2020: the PASID lives in the mm, allocated on first bind; freeing it while a device may still use it is broken",
+  },
+  "003": {
+    subject: "[PATCH 5/8] x86/mmu: Add mm-based PASID refcounting",
+    said: "Fenghua Yu, Sep 2021: PASID lifetimes (static, unbind, mm exit, per-task refcounts); allocate on first use, free at mm exit",
+  },
+  "004": {
+    subject: "[PATCH 4/8] x86/traps: Demand-populate PASID MSR via #GP",
+    said: "Hansen, Sep 2021: XSTATE helpers that 'update' or 'replace' a component, and what each costs for AMX",
+  },
+};
+
+/** "Seed 000" -> a link to the seed's entry at the end of the page (the page links nowhere else). */
+function seedLinks(html: string): string {
+  return html.replace(
+    /\b(Seed|seed) (00[0-4])\b/g,
+    (all, _w: string, n: string) =>
+      `<a class="seed" href="#seed-${n}" title="${esc(SEEDS[n].said)}">${all}</a>`,
+  );
+}
+
+/** The seeds the page names, each with its thread's subject and what it said (find it on lore.kernel.org by subject). */
+function seedAppendix(page: string): string {
+  const named = Object.keys(SEEDS).filter((n) => page.includes(`href="#seed-${n}"`));
+  if (named.length === 0) return "";
+  const items = named.map(
+    (n) =>
+      `<li id="seed-${n}"><strong>Seed ${n}</strong>: <em>${esc(SEEDS[n].subject)}</em> (LKML). ${esc(SEEDS[n].said)}.</li>`,
+  );
+  return `<aside id="seeds"><h2>The seed threads</h2><ul>${items.join("")}</ul></aside>`;
+}
+
+const prose = (s: string) => seedLinks(esc(s).replace(/`([^`]+)`/g, "<code>$1</code>"));
 
 function readText(path: string): string {
   return readInputFile(path);
@@ -294,6 +338,7 @@ export function renderHtml(dir: string, m: ReportManifest, htmlPath: string): st
     }
     out.push("</section>");
   }
+  out.push(seedAppendix(out.join("\n")));
   out.push("</body>\n</html>\n");
   return out.join("\n");
 }
