@@ -182,7 +182,7 @@ export function generateWorkload(ls: LoadedScenario, skipUnsupported: boolean): 
       for (let t = 1; t < proc.threads; t++) {
         const tf = `thr_${i}_${c}_${t}`;
         threadFns.push(`static void ${tf}(void) { pin(${(cpuNext + t) % cpus}); prog_${prog}(); }`);
-        body.push(`  spawn(${tf}, CLONE_PTHREAD);`);
+        body.push(`  spawn_pinned(${tf}, CLONE_PTHREAD);`);
       }
       body.push(`  prog_${prog}();`, "}");
       threadFns.push(body.join("\n"));

@@ -59,7 +59,10 @@ interface TraceEvent {
   ph: string;
   tid: number;
   pid: number;
+  args?: { prev?: string; next?: string };
 }
+
+const isIdle = (name: string | undefined) => name === undefined || name.startsWith("swapper/");
 
 /**
  * The model's counts under the kernel's names, from its metrics and its
@@ -92,9 +95,12 @@ export function modelCounts(r: RunResult): Counts {
     }
     if (e.ph === "B") {
       s.push(e.name);
-      if (e.name === "switch_fpu") bump(c, "switch_fpu");
     } else if (e.ph === "E") s.pop();
-    else if (e.ph === "i" && e.name === "PCID flush") {
+    else if (e.ph === "i" && e.name === "sched_switch") {
+      // The kernel's x86_fpu_regs_deactivated is seen (set_event_pid) when a user task's registers are
+      // saved for a workload task: a switch between two tasks of the scenario.
+      if (!isIdle(e.args?.prev) && !isIdle(e.args?.next)) bump(c, "switch_fpu");
+    } else if (e.ph === "i" && e.name === "PCID flush") {
       // At exit the mm's last flush (exit_mmap) finds its CPU lazy: the kernel's flush_tlb_func
       // then leaves the mm (switch_mm_irqs_off to init_mm), which the tracepoint calls a task switch.
       if (s.includes("switch_mm_irqs_off") || s.includes("mmput")) bump(c, "tlb_flush.task_switch.full");
@@ -195,7 +201,8 @@ export const MAPPINGS: readonly Mapping[] = [
     kernelSource:
       "x86_fpu:x86_fpu_regs_deactivated (switch_fpu_prepare: the outgoing task's registers saved)",
     model: (m) => g(m, "switch_fpu"),
-    modelSource: "switch_fpu slices (the save at context switch)",
+    modelSource:
+      "context switches from a task to a task (neither idle): switch_fpu saves the outgoing registers",
     exact: false,
   },
 ];

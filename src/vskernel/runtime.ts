@@ -132,15 +132,39 @@ static int child_main(void *arg) {
   return 0;
 }
 
+/*
+ * A new task is placed by the kernel's scheduler (wake_up_new_task), as the
+ * model's select_task_rq places it: the parent's pinning is widened to every
+ * CPU around the clone, so the child does not inherit it.
+ */
+static cpu_set_t unpin(void) {
+  cpu_set_t old, all;
+  sched_getaffinity(0, sizeof old, &old);
+  CPU_ZERO(&all);
+  for (int c = 0; c < ncpus_online; c++) CPU_SET(c, &all);
+  sched_setaffinity(0, sizeof all, &all);
+  return old;
+}
+
+static void repin(cpu_set_t old) { sched_setaffinity(0, sizeof old, &old); }
+
 /* clone_thread / clone_vm: a task on the same mm, on a stack of its own */
-static void spawn(prog_fn f, int flags) {
+static void spawn_pinned(prog_fn f, int flags) {
   int s = __atomic_fetch_add(&next_stack, 1, __ATOMIC_RELAXED) % STACKS;
   if (clone(child_main, stacks[s] + STACK_SIZE, flags, (void *)f) < 0) group_exit(121);
+}
+
+static void spawn(prog_fn f, int flags) {
+  cpu_set_t old = unpin();
+  spawn_pinned(f, flags);
+  repin(old);
 }
 #define CLONE_PTHREAD (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM)
 
 static void op_fork(prog_fn f) {
+  cpu_set_t old = unpin();
   long p = syscall(SYS_fork);
+  if (p != 0) repin(old);
   if (p == 0) { f(); task_end(0); }
   if (p < 0) group_exit(122);
 }
