@@ -5,8 +5,9 @@ import { rmSync } from "node:fs";
 import { runScenario } from "../run/session.js";
 import { compileScenario } from "../scenario/compile.js";
 import type { LoadedScenario } from "../scenario/load.js";
+import { type NOp, normalizeProgram } from "../scenario/schema.js";
 import { generateWorkload } from "./cgen.js";
-import { compareCounts, kernelCounts, modelCounts, type VsKernelResult } from "./compare.js";
+import { compareCounts, type Features, kernelCounts, modelCounts, type VsKernelResult } from "./compare.js";
 import { type Accel, bootGuest, buildInitrd, kernelImage, workDir } from "./guest.js";
 
 export interface VsKernelOptions {
@@ -17,6 +18,25 @@ export interface VsKernelOptions {
 }
 
 export const DEFAULT_TIMEOUT_MS = 120_000;
+
+/** The op kinds anywhere in the scenario's programs. */
+export function features(ls: LoadedScenario): Features {
+  const kinds = new Set<string>();
+  const walk = (ops: NOp[]): void => {
+    for (const op of ops) {
+      kinds.add(op.kind);
+      if ("program" in op) walk(op.program.ops);
+    }
+  };
+  ls.scenario.processes.forEach((p, i) => {
+    walk(normalizeProgram(p.program, ["processes", i, "program"]).ops);
+  });
+  return {
+    cpus: ls.scenario.machine.cpus,
+    copies: kinds.has("fork") || kinds.has("clone_vm") || kinds.has("exec"),
+    exec: kinds.has("exec"),
+  };
+}
 
 export async function vsKernel(ls: LoadedScenario, o: VsKernelOptions): Promise<VsKernelResult> {
   const sc = ls.scenario;
@@ -44,7 +64,7 @@ export async function vsKernel(ls: LoadedScenario, o: VsKernelOptions): Promise<
       kernel: { version: guest.version, accel: guest.accel, cmdline: guest.cmdline, pcid },
       skipped: w.skipped.map((s) => ({ at: s.at, op: s.op })),
       guest_failures: guest.failed,
-      rows: compareCounts(kernelCounts(guest.trace), modelCounts(model)),
+      rows: compareCounts(kernelCounts(guest.trace), modelCounts(model), features(ls)),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
