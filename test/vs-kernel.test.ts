@@ -151,6 +151,43 @@ processes:
   });
 });
 
+describe("bad input and a guest that does not finish", () => {
+  const long =
+    "name: long\nmachine: { cpus: 1 }\nprocesses:\n  - name: p\n    program: [{ sleep: 60000000000 }]\n";
+
+  test("--kernel-image that does not exist: exit 2, one line naming it", () => {
+    const dir = mkdtempSync(join(tmpdir(), "asidlab-vsk-"));
+    try {
+      writeFileSync(join(dir, "long.yaml"), long);
+      const r = cli("vs-kernel", join(dir, "long.yaml"), "--kernel-image", join(dir, "no-bzImage"));
+      assert.equal(r.status, 2);
+      assert.equal(r.stdout, "");
+      assert.match(r.stderr, /^asidlab: --kernel-image .*no-bzImage: no such file\n$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a guest still running at --timeout: killed, exit 2, the console's last lines", (t) => {
+    if (!has("qemu-system-x86_64") || !has("gcc")) {
+      if (process.env.ASIDLAB_REQUIRE_QEMU === "1") assert.fail("qemu-system-x86_64 or gcc is missing");
+      t.skip("qemu-system-x86_64 or gcc is not installed: no boot");
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), "asidlab-vsk-"));
+    try {
+      writeFileSync(join(dir, "long.yaml"), long);
+      const r = cli("vs-kernel", join(dir, "long.yaml"), "--timeout", "25");
+      assert.equal(r.status, 2);
+      assert.equal(r.stdout, "");
+      assert.equal(r.stderr.trim().split("\n").length, 1);
+      assert.match(r.stderr, /did not power off within 25 s; console: .*@@ASIDLAB-KERNEL/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("the comparison", () => {
   test("trace lines counted by event, reason and flush size; rows by mapping", () => {
     const lines = [
@@ -176,7 +213,7 @@ describe("the comparison", () => {
     const rows = compareCounts(
       k,
       { sched_switch: 2, "tlb_flush.range": 2, "tlb_flush.local_mm_shootdown.full": 1 },
-      { cpus: 1, copies: false, exec: false },
+      { cpus: 1, copies: false, exec: false, initialThreads: false },
     );
     const row = (m: string) => rows.find((r) => r.metric === m);
     assert.deepEqual(
@@ -187,10 +224,10 @@ describe("the comparison", () => {
     assert.equal(row("fpu.regs_activated")?.model, null);
     assert.deepEqual(
       rows.filter((r) => r.exact).map((r) => r.metric),
-      ["flush.local_mm_shootdown.full", "flush.range"],
+      ["flush.local_mm_shootdown.full", "flush.range", "fpu.copy_dst"],
     );
     // Two CPUs make the ranged count a matter of timing; exec adds its stack move's flush.
-    const two = compareCounts(k, {}, { cpus: 2, copies: true, exec: true });
+    const two = compareCounts(k, {}, { cpus: 2, copies: true, exec: true, initialThreads: true });
     assert.deepEqual(
       two.filter((r) => r.exact).map((r) => r.metric),
       [],
@@ -199,7 +236,7 @@ describe("the comparison", () => {
 });
 
 // Scenarios whose exact rows the kernel reproduces on 6.1 under TCG (docs/vs-kernel.md).
-const BOOTED = ["munmap-1-kept.yaml", "munmap-34.yaml"];
+const BOOTED = ["munmap-1-kept.yaml", "munmap-34.yaml", "fork-exit.yaml"];
 
 describe("a real kernel", () => {
   const qemu = has("qemu-system-x86_64") && has("gcc");

@@ -183,10 +183,12 @@ function bootOnce(
 
 function lastLines(out: string): string {
   return out
-    .replace(/\r/g, "")
+    .replace(/\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])/g, "") // the BIOS's terminal escapes
+    .replace(/[\x00-\x09\x0b-\x1f\x7f]/g, "")
     .split("\n")
     .filter((l) => l.trim() !== "")
     .slice(-TAIL)
+    .map((l) => (l.length > 200 ? `${l.slice(0, 200)}...` : l))
     .join(" | ");
 }
 

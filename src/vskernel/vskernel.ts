@@ -35,6 +35,7 @@ export function features(ls: LoadedScenario): Features {
     cpus: ls.scenario.machine.cpus,
     copies: kinds.has("fork") || kinds.has("clone_vm") || kinds.has("exec"),
     exec: kinds.has("exec"),
+    initialThreads: ls.scenario.processes.some((p) => p.threads > 1),
   };
 }
 
