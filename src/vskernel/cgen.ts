@@ -139,7 +139,7 @@ export function generateWorkload(ls: LoadedScenario, skipUnsupported: boolean): 
           lines.push(`op_exec(${emitProgram(op.program)});`);
           break;
         case "exit":
-          lines.push(`group_exit(${op.code});`);
+          lines.push(`task_end(${op.code});`); // the model's exit ends the task, not its thread group
           break;
         case "repeat": {
           const inner: string[] = [];

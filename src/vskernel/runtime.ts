@@ -36,7 +36,8 @@ static int next_stack;
 static int ncpus_online;
 
 static void task_end(int code) { syscall(SYS_exit, code); for (;;) {} }
-static void group_exit(int code) { syscall(SYS_exit_group, code); for (;;) {} }
+/* An op the guest could not perform: the whole process dies of SIGKILL, which PID 1 counts as a failure. */
+static void fail(void) { kill(getpid(), SIGKILL); for (;;) {} }
 
 static void pin(int cpu) {
   cpu_set_t s;
@@ -66,7 +67,7 @@ static void sleep_ns(long ns) {
 static void map_page(unsigned long i) {
   void *p = mmap(REGION + i * PAGE, PAGE, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-  if (p == MAP_FAILED) group_exit(120);
+  if (p == MAP_FAILED) fail();
   page_state[i] = 1;
 }
 
@@ -151,7 +152,7 @@ static void repin(cpu_set_t old) { sched_setaffinity(0, sizeof old, &old); }
 /* clone_thread / clone_vm: a task on the same mm, on a stack of its own */
 static void spawn_pinned(prog_fn f, int flags) {
   int s = __atomic_fetch_add(&next_stack, 1, __ATOMIC_RELAXED) % STACKS;
-  if (clone(child_main, stacks[s] + STACK_SIZE, flags, (void *)f) < 0) group_exit(121);
+  if (clone(child_main, stacks[s] + STACK_SIZE, flags, (void *)f) < 0) fail();
 }
 
 static void spawn(prog_fn f, int flags) {
@@ -166,7 +167,7 @@ static void op_fork(prog_fn f) {
   long p = syscall(SYS_fork);
   if (p != 0) repin(old);
   if (p == 0) { f(); task_end(0); }
-  if (p < 0) group_exit(122);
+  if (p < 0) fail();
 }
 
 static void op_exec(int n) {
@@ -175,7 +176,7 @@ static void op_exec(int n) {
   char *argv[] = {"/init", "w", num, NULL};
   char *envp[] = {NULL};
   execve("/init", argv, envp);
-  group_exit(123);
+  fail();
 }
 
 /*@PROGRAMS@*/
@@ -255,7 +256,7 @@ int main(int argc, char **argv) {
   ncpus_online = (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (argc >= 3 && strcmp(argv[1], "w") == 0) {
     int n = atoi(argv[2]);
-    if (n < 0 || n >= PROGRAMS) group_exit(124);
+    if (n < 0 || n >= PROGRAMS) fail();
     catch_segv();
     programs[n]();
     task_end(0);
@@ -319,7 +320,7 @@ int main(int argc, char **argv) {
   for (;;) {
     pid_t w = waitpid(-1, &status, __WALL);
     if (w < 0) { if (errno == EINTR) continue; break; }
-    if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) >= 120)) failed++;
+    if (WIFSIGNALED(status)) failed++;
   }
   long t1 = now_ns();
   wfile(T "tracing_on", "0", 0);
