@@ -12,7 +12,7 @@ import { describe, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { loadScenarioFile, loadScenarioString } from "../src/scenario/load.js";
 import { generateWorkload } from "../src/vskernel/cgen.js";
-import { compareCounts, kernelCounts } from "../src/vskernel/compare.js";
+import { compareCounts, kernelCounts, traceLost } from "../src/vskernel/compare.js";
 import { cpioNewc, initramfs } from "../src/vskernel/cpio.js";
 import { cli, REPO_ROOT } from "./helpers.js";
 
@@ -200,6 +200,8 @@ describe("the comparison", () => {
       "            init-79      [000] d..2.     2.84: tlb_flush: pages:4 reason:remote ipi send (4)",
       "            init-79      [000] d....     2.84: x86_fpu_regs_activated: x86/fpu: 0000000 load: 1 xfeatures: 217 xcomp_bv: 0",
     ];
+    assert.equal(traceLost(lines), 0);
+    assert.equal(traceLost(["# entries-in-buffer/entries-written: 124/130   #P:1"]), 6);
     const k = kernelCounts(lines);
     assert.deepEqual(k, {
       sched_switch: 1,
@@ -264,11 +266,13 @@ describe("a real kernel", () => {
         scenario: string;
         kernel: { version: string; accel: string };
         guest_failures: number;
+        trace_lost: number;
         rows: { metric: string; kernel: number; model: number | null; exact: boolean }[];
       };
       assert.match(out.kernel.version, /^\d+\.\d+/);
       assert.ok(["kvm", "tcg"].includes(out.kernel.accel));
       assert.equal(out.guest_failures, 0);
+      assert.equal(out.trace_lost, 0);
       const exact = out.rows.filter((x) => x.exact);
       assert.ok(exact.length >= 2, "at least two rows the model claims exactly");
       for (const x of exact) assert.equal(x.model, x.kernel, `${f}: ${x.metric}`);

@@ -22,6 +22,15 @@ export const TLB_REASONS: Readonly<Record<string, string>> = {
 
 export type Counts = Record<string, number>;
 
+/** Events the trace buffer dropped, from the trace file's header (0 when it says nothing). */
+export function traceLost(lines: readonly string[]): number {
+  for (const l of lines) {
+    const m = /entries-in-buffer\/entries-written: (\d+)\/(\d+)/.exec(l);
+    if (m !== null) return Math.max(0, Number(m[2]) - Number(m[1]));
+  }
+  return 0;
+}
+
 function bump(c: Counts, key: string, n = 1): void {
   c[key] = (c[key] ?? 0) + n;
 }
@@ -272,6 +281,8 @@ export interface VsKernelResult {
   skipped: { at: string; op: string }[];
   /** tasks of the workload that died or failed an op in the guest */
   guest_failures: number;
+  /** events the guest's trace buffer lost (its header's entries-written minus entries-in-buffer) */
+  trace_lost: number;
   rows: Row[];
 }
 
@@ -281,6 +292,8 @@ export function vsKernelTable(r: VsKernelResult): string {
   ];
   for (const s of r.skipped) head.push(`skipped: ${s.op} at ${s.at}`);
   if (r.guest_failures > 0) head.push(`warning: ${r.guest_failures} workload task(s) failed in the guest`);
+  if (r.trace_lost > 0)
+    head.push(`warning: the guest's trace buffer lost ${r.trace_lost} events: its counts are low`);
   const cells = [
     ["metric", "kernel", "model", "ratio", "exact?"],
     ...r.rows.map((x) => [

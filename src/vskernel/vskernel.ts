@@ -7,7 +7,14 @@ import { compileScenario } from "../scenario/compile.js";
 import type { LoadedScenario } from "../scenario/load.js";
 import { type NOp, normalizeProgram } from "../scenario/schema.js";
 import { generateWorkload } from "./cgen.js";
-import { compareCounts, type Features, kernelCounts, modelCounts, type VsKernelResult } from "./compare.js";
+import {
+  compareCounts,
+  type Features,
+  kernelCounts,
+  modelCounts,
+  traceLost,
+  type VsKernelResult,
+} from "./compare.js";
 import { type Accel, bootGuest, buildInitrd, kernelImage, workDir } from "./guest.js";
 
 export interface VsKernelOptions {
@@ -65,6 +72,7 @@ export async function vsKernel(ls: LoadedScenario, o: VsKernelOptions): Promise<
       kernel: { version: guest.version, accel: guest.accel, cmdline: guest.cmdline, pcid },
       skipped: w.skipped.map((s) => ({ at: s.at, op: s.op })),
       guest_failures: guest.failed,
+      trace_lost: traceLost(guest.trace),
       rows: compareCounts(kernelCounts(guest.trace), modelCounts(model), features(ls)),
     };
   } finally {
