@@ -181,11 +181,32 @@ function bootOnce(
   });
 }
 
+const ESC = String.fromCharCode(27);
+
+/** Text without terminal escapes (the BIOS clears the screen) and control characters. */
+function printable(line: string): string {
+  let out = "";
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (line[i] === ESC) {
+      // ESC [ params letter, or ESC letter
+      let j = i + 1;
+      if (line[j] === "[") {
+        j++;
+        while (j < line.length && /[0-9;?]/.test(line[j])) j++;
+      }
+      i = j; // the final letter
+      continue;
+    }
+    if (c >= 32 && c !== 127) out += line[i];
+  }
+  return out;
+}
+
 function lastLines(out: string): string {
   return out
-    .replace(/\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])/g, "") // the BIOS's terminal escapes
-    .replace(/[\x00-\x09\x0b-\x1f\x7f]/g, "")
     .split("\n")
+    .map(printable)
     .filter((l) => l.trim() !== "")
     .slice(-TAIL)
     .map((l) => (l.length > 200 ? `${l.slice(0, 200)}...` : l))
