@@ -17,7 +17,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ["engine"],
   ["scenario"],
   ["search", "run"],
-  ["report"],
+  ["report", "vskernel"],
   ["cli"],
 ];
 

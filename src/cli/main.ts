@@ -35,6 +35,8 @@ import { isCheckResult, mergeChecks } from "../search/merge.js";
 import { plan } from "../search/plan.js";
 import { replaySchedule } from "../search/replay.js";
 import { formatSchedule, parseSchedule, stampOf } from "../search/schedule.js";
+import { vsKernelTable } from "../vskernel/compare.js";
+import { vsKernel } from "../vskernel/vskernel.js";
 import {
   budgetStop,
   budgets,
@@ -744,6 +746,51 @@ function program(): Command {
     .action(async (file: string, o: ViewFlags) => {
       process.exitCode = await cmdView(file, o);
     });
+  cli
+    .command("vs-kernel")
+    .description(
+      "run the scenario on a real Linux kernel in QEMU too: its tracepoint counts beside the model's",
+    )
+    .argument("<scenario>", "a scenario file (.yaml/.json) or a built-in scenario's name")
+    .option(
+      "--kernel-image <auto|path>",
+      "a bzImage, or auto: Debian's linux-image-amd64 (apt-get download, cached)",
+      "auto",
+    )
+    .addOption(
+      new Option("--accel <name>", "KVM or TCG (auto: KVM where it works)")
+        .choices(["auto", "kvm", "tcg"])
+        .default("auto"),
+    )
+    .option(
+      "--skip-unsupported",
+      "leave out ops with no counterpart in the guest (listed), instead of refusing",
+    )
+    .option("--timeout <seconds>", "give up on the guest after this long", intArg("--timeout", 5, 3600), 120)
+    .option(
+      "--json",
+      "one JSON object: {scenario, kernel: {version, accel}, rows: [{metric, kernel, model, ratio, exact}]}",
+    )
+    .action(
+      async (
+        file: string,
+        o: {
+          kernelImage: string;
+          accel: "auto" | "kvm" | "tcg";
+          skipUnsupported?: boolean;
+          timeout: number;
+          json?: boolean;
+        },
+      ) => {
+        const r = await vsKernel(loadScenarioFile(resolveScenario(file)), {
+          kernelImage: o.kernelImage,
+          accel: o.accel,
+          skipUnsupported: o.skipUnsupported === true,
+          timeoutMs: o.timeout * 1000,
+        });
+        process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : vsKernelTable(r));
+      },
+    );
   cli
     .command("scenarios")
     .description("list the built-in scenarios")
