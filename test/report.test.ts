@@ -8,12 +8,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { chromium } from "playwright-core";
 import { contrast, DEMO_SECTIONS, writeDemo } from "../src/report/demo.js";
 import { renderHtml } from "../src/report/html.js";
 import { barSpec, comparePlots, flatNote, lineSpec, renderSvg } from "../src/report/plot.js";
 import { compare, parseVary, summarise } from "../src/run/compare.js";
 import { loadScenarioFile } from "../src/scenario/load.js";
+import { withChromium } from "./chromium.js";
 import { REPO_ROOT } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "asidlab-report-"));
@@ -28,18 +28,6 @@ function built(...args: string[]) {
   if (r.error) throw r.error;
   return r;
 }
-
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 describe("plots", () => {
   const ls = loadScenarioFile(join(REPO_ROOT, "scenarios/short-lived-threads.yaml"));
@@ -165,19 +153,7 @@ describe("demo report", () => {
     for (const id of seedRefs)
       assert.match(html, new RegExp(`<li id="${id}"><strong>Seed \\d{3}</strong>: <em>\\[PATCH`));
 
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.ASIDLAB_REQUIRE_CHROMIUM)
-        assert.fail(`${CHROMIUM} is missing (apt-get install chromium)`);
-      t.skip(`${CHROMIUM} is not installed (apt-get install chromium): the browser half is skipped`);
-      return;
-    }
-    const profile = mkdtempSync(join(tmpdir(), "asidlab-chromium-"));
-    const ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-    });
-    try {
+    await withChromium(t, async (ctx) => {
       const PAGE = "http://report.invalid/report.html";
       const requests: string[] = [];
       ctx.on("request", (r) => requests.push(r.url()));
@@ -245,10 +221,7 @@ describe("demo report", () => {
       }
       assert.deepEqual(requests, [PAGE], "the page itself and nothing else");
       assert.deepEqual(sockets, []);
-    } finally {
-      await ctx.close();
-      rmSync(profile, { recursive: true, force: true });
-    }
+    });
   });
 });
 

@@ -7,33 +7,21 @@
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { chromium } from "playwright-core";
 import { HEADER_WORDS } from "../src/machine/memory.js";
 import { explainSchedule } from "../src/report/explain.js";
 import { pasidMsr } from "../src/report/fields.js";
 import { replaySchedule } from "../src/search/replay.js";
 import { parseSchedule } from "../src/search/schedule.js";
+import { withChromium } from "./chromium.js";
 import { builtin, type CliResult, cli, REPO_ROOT } from "./helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "asidlab-view-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-const CHROMIUM = "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 interface Change {
   field: string;
@@ -192,19 +180,7 @@ describe("asidlab view in headless Chromium", () => {
     const html = readFileSync(page, "utf8");
     assert.doesNotMatch(html, /https?:|<link|src=/i, "nothing fetched from anywhere");
 
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.ASIDLAB_REQUIRE_CHROMIUM)
-        assert.fail(`${CHROMIUM} is missing (apt-get install chromium)`);
-      t.skip(`${CHROMIUM} is not installed (apt-get install chromium): the browser half is skipped`);
-      return;
-    }
-    const profile = mkdtempSync(join(tmpdir(), "asidlab-chromium-"));
-    const ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-    });
-    try {
+    await withChromium(t, async (ctx) => {
       const requests: string[] = [];
       ctx.on("request", (r) => requests.push(r.url()));
       await ctx.route("**/*", (route) =>
@@ -313,9 +289,6 @@ describe("asidlab view in headless Chromium", () => {
         [],
         "no request leaves the file",
       );
-    } finally {
-      await ctx.close();
-      rmSync(profile, { recursive: true, force: true });
-    }
+    });
   });
 });
