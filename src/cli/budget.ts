@@ -48,7 +48,6 @@ export function budgets(time: number | undefined, memory: number | undefined): B
  * budget covers loading, booting and calibrating a large machine too.
  */
 export function budgetStop(b: Budgets): { stop: (p: Progress) => string | null; elapsed: () => number } {
-  const started = 0;
   let rssAt = -Infinity;
   let rss = 0;
   let shownAt = -Infinity;
@@ -62,19 +61,19 @@ export function budgetStop(b: Budgets): { stop: (p: Progress) => string | null; 
     }
     if (process.stderr.isTTY && now - shownAt >= PROGRESS_EVERY_MS) {
       shownAt = now;
-      const s = (now - started) / 1000;
+      const s = now / 1000;
       const rate = s > 0 ? Math.round(p.states / s).toLocaleString("en-US") : "-";
       process.stderr.write(
         `\r\x1b[Kstates ${p.states.toLocaleString("en-US")}  ${rate} states/s  depth ${p.depth}  ${Math.round(rss / 2 ** 20)} MiB`,
       );
     }
-    if (now - started > timeMs)
+    if (now > timeMs)
       return `time budget: ${b.timeS} s${b.timeDefault ? " (the default; --time to change)" : ""}`;
     if (rss + (p.reserve ?? 0) > memoryBytes)
       return `memory budget: ${b.memoryMiB} MiB${b.memoryDefault ? " (the default, half the machine's memory; --memory to change)" : ""}`;
     return null;
   };
-  return { stop, elapsed: () => (performance.now() - started) / 1000 };
+  return { stop, elapsed: () => performance.now() / 1000 };
 }
 
 /** --workers capped at the CPUs available: more threads than CPUs only add tables and contention. */

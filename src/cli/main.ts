@@ -265,7 +265,7 @@ function writeExports(
     tf?.close();
   }
   if (tf !== null) traceCut(tf.path, x.traceInfo);
-  if (o.itf !== undefined && x.itf !== null) writeOut(o.itf, x.itf);
+  if (o.itf !== undefined && x.itf !== null) writeOutputFile(o.itf, x.itf);
 }
 
 /**
@@ -331,7 +331,7 @@ async function cmdView(file: string, o: ViewFlags): Promise<number> {
   const what = `${cs.name}, ${ex.steps.length} steps, ${ex.property} at step ${ex.violation}`;
   if (o.serve !== true || o.out !== undefined) {
     const out = o.out ?? `${file.replace(/\.schedule$/, "")}.html`;
-    writeOut(out, html);
+    writeOutputFile(out, html);
     process.stdout.write(`wrote ${out}: ${what}\n`);
   }
   if (o.serve === true) {
@@ -358,10 +358,6 @@ async function cmdView(file: string, o: ViewFlags): Promise<number> {
     process.stdout.write(`serving http://127.0.0.1:${port}/ : ${what} (Ctrl-C to stop)\n`);
   }
   return 0;
-}
-
-function writeOut(path: string, text: string): void {
-  writeOutputFile(path, text);
 }
 
 interface CompareFlags {
@@ -422,7 +418,7 @@ async function cmdCompare(file: string, o: CompareFlags): Promise<number> {
     // Loaded only here: vega and vega-lite take a while to load.
     const { comparePlots, flatNote, stem, writePlot } = await import("../report/plot.js");
     // The comparison itself beside its plots, so that `report DIR` can show the table.
-    writeOut(join(o.plot, `${stem(name)}.compare.json`), compareJson(name, rows, metrics));
+    writeOutputFile(join(o.plot, `${stem(name)}.compare.json`), compareJson(name, rows, metrics));
     for (const p of comparePlots(name, rows, metrics)) await writePlot(o.plot, p);
     for (const m of metrics) {
       const note = flatNote(rows, m);
@@ -487,7 +483,7 @@ function cmdMerge(files: string[], o: { out?: string }): number {
     );
   }
   const merged = checks.length > 0 ? mergeChecks(inputs) : mergeResults(inputs);
-  if (o.out !== undefined) writeOut(o.out, merged);
+  if (o.out !== undefined) writeOutputFile(o.out, merged);
   else process.stdout.write(merged);
   // Merged check shards exit as check does: 1 when a shard found a violation.
   return checks.length > 0 && (JSON.parse(merged) as { verdict: string }).verdict === "violation" ? 1 : 0;
@@ -495,7 +491,7 @@ function cmdMerge(files: string[], o: { out?: string }): number {
 
 async function cmdReport(dir: string, o: { html: string }): Promise<number> {
   const { loadManifest, renderHtml } = await import("../report/html.js");
-  writeOut(o.html, renderHtml(dir, loadManifest(dir), o.html));
+  writeOutputFile(o.html, renderHtml(dir, loadManifest(dir), o.html));
   return 0;
 }
 
@@ -507,7 +503,7 @@ async function cmdDemo(dir: string, o: { html?: string; seeds?: number }): Promi
     seeds: o.seeds,
     log: (m) => process.stderr.write(`demo: ${m}\n`),
   });
-  writeOut(html, renderHtml(dir, manifest, html));
+  writeOutputFile(html, renderHtml(dir, manifest, html));
   process.stderr.write(`demo: wrote ${html}\n`);
   return 0;
 }
