@@ -5,8 +5,8 @@
 #
 #   bench/same-output.sh OLD_CHECKOUT NEW_CHECKOUT
 #
-# Each checkout must be built (`npm run build`). `check`'s `seconds` (wall
-# time) is the one field masked. Exit 0 when every output is the same.
+# Each checkout must be built (`npm run build`). Builds before 2026-12-06 put
+# wall time in `check`'s `seconds`: masked. Exit 0 when every output is the same.
 set -uo pipefail
 old=$(cd "$1" && pwd)
 new=$(cd "$2" && pwd)

@@ -132,6 +132,7 @@ function asidlab(file: string, variant: string | null, cwd: string): ToolFigures
     file,
     "--json",
     "--no-shortest",
+    "--timing",
     "--preemption-bound",
     String(BOUND),
     "--max-states",
@@ -144,14 +145,13 @@ function asidlab(file: string, variant: string | null, cwd: string): ToolFigures
     verdict: string;
     states: number;
     transitions: number;
-    seconds: number;
     counterexample: { length: number } | null;
   };
   return {
     verdict: j.verdict,
     states: j.states,
     transitions: j.transitions,
-    searchS: j.seconds,
+    searchS: Number(/timing: ([\d.]+) s/.exec(r.stderr)?.[1] ?? Number.NaN),
     verdictS: r.wall,
     memMiB: r.memMiB,
     cexLength: j.counterexample?.length ?? null,

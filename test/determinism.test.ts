@@ -61,4 +61,17 @@ describe("determinism", () => {
     assert.equal(a.stdout, b.stdout);
     assert.equal(JSON.parse(a.stdout).seed, 3);
   });
+
+  test("check twice with --json prints identical stdout (no wall time in it); --timing puts the time on stderr", () => {
+    const args = ["check", "check-gp-fixup", "--kernel", "gp-fixup-irqs-on", "--json", "--out", "/dev/null"];
+    const a = cli(...args);
+    const b = cli(...args, "--timing");
+    assert.equal(a.status, 1, a.stderr);
+    assert.equal(b.status, 1, b.stderr);
+    assert.ok(JSON.parse(a.stdout).states > 0);
+    assert.equal(a.stdout, b.stdout);
+    assert.ok(!/"seconds"/.test(a.stdout), "a wall-clock field in check --json");
+    assert.doesNotMatch(a.stderr, /timing:/);
+    assert.match(b.stderr, /^timing: \d+\.\d{3} s, [\d,]+ states$/m);
+  });
 });

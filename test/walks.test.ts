@@ -197,7 +197,6 @@ function shard(k: number, n: number, over: Partial<CheckResult> = {}): CheckResu
     states: 100 * k,
     transitions: 1000 * k,
     max_depth: 300 + k,
-    seconds: 0.5,
     coverage: `random:10 walks (seed 1, shard ${k}/${n} of 40 walks)`,
     collision_probability: 1e-12,
     counterexample: null,

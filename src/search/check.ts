@@ -84,7 +84,6 @@ export interface CheckResult {
   states: number;
   transitions: number;
   max_depth: number;
-  seconds: number;
   coverage: string;
   collision_probability: number;
   counterexample: {
@@ -153,7 +152,6 @@ export function checkScenario(
     states: r.states,
     transitions: r.transitions,
     max_depth: r.maxDepth,
-    seconds: 0,
     coverage: r.coverage,
     collision_probability: r.collisionProbability,
     counterexample: null,

@@ -74,7 +74,6 @@ export function mergeChecks(inputs: readonly { file: string; text: string }[]): 
     states: sum((r) => r.states),
     transitions: sum((r) => r.transitions),
     max_depth: Math.max(...rs.map((r) => r.max_depth)),
-    seconds: Math.round(sum((r) => r.seconds) * 1000) / 1000,
     coverage:
       `${ks.length} of ${n} shards (${ks.join(", ")}${missing.length > 0 ? `; missing ${missing.join(", ")}` : "; none missing"})` +
       `${walks === null ? "" : `, ${walks} walks`}: ${rs.map((r) => `shard ${r.shard!.k}: ${r.coverage}`).join(" | ")}`,
