@@ -205,7 +205,9 @@ function cmdCheck(file: string, o: CheckFlags): number {
   if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
   // Wall time is not a result (same scenario and seed, same bytes): on stderr, when asked.
   if (o.timing === true)
-    process.stderr.write(`timing: ${elapsed().toFixed(3)} s, ${result.states.toLocaleString("en-US")} states\n`);
+    process.stderr.write(
+      `timing: ${elapsed().toFixed(3)} s, ${result.states.toLocaleString("en-US")} states\n`,
+    );
   if (schedule !== null) {
     writeOutputFile(schedulePath, formatSchedule(schedule), "write the schedule");
   }
@@ -674,7 +676,10 @@ function program(): Command {
     .option("--depth <n>", "random walk length (PCT's k)", intArg("--depth", 1, 1e9))
     .option("--out <file>", "where to write the counterexample schedule (default out/NAME.schedule)")
     .option("--strict", "exit 3 when the verdict is incomplete")
-    .option("--timing", "print the wall time the check took on stderr (never in the results, which are the same bytes on every run)")
+    .option(
+      "--timing",
+      "print the wall time the check took on stderr (never in the results, which are the same bytes on every run)",
+    )
     .option(
       "--workers <n>",
       "exhaustive search on n worker threads sharing the visited set (at most the CPUs available)",
