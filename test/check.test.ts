@@ -21,6 +21,7 @@ import { shrink } from "../src/search/shrink.js";
 import { checkMachine, enabled } from "../src/search/transitions.js";
 import { FingerprintMap } from "../src/search/visited.js";
 import { cli } from "./helpers.js";
+import { parseTrace, validateTrace } from "./trace-validator.js";
 
 const NO_BUDGET = { maxStates: 5_000_000 };
 
@@ -671,16 +672,8 @@ describe("asidlab check and replay on the command line", () => {
         .filter((l) => l !== "" && !l.startsWith("#"));
       const r = cli("replay", out, "--trace", join(dir, "t.json"), "--itf", join(dir, "t.itf.json"));
       assert.equal(r.status, 1, r.stderr);
-      const trace = JSON.parse(readFileSync(join(dir, "t.json"), "utf8")) as {
-        traceEvents: { ph: string; tid: number; name: string }[];
-      };
-      const open = new Map<number, string[]>();
-      for (const e of trace.traceEvents) {
-        const st = open.get(e.tid) ?? [];
-        open.set(e.tid, st);
-        if (e.ph === "B") st.push(e.name);
-        if (e.ph === "E") assert.equal(st.pop(), e.name, "slices nest per CPU track");
-      }
+      const trace = parseTrace(readFileSync(join(dir, "t.json"), "utf8"));
+      assert.deepEqual(validateTrace(trace).errors, [], "slices nest per CPU track");
       assert.ok(trace.traceEvents.some((e) => e.name === "idxd_file_dev_release"));
       const itf = JSON.parse(readFileSync(join(dir, "t.itf.json"), "utf8")) as {
         "#meta": { format: string };

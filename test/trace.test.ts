@@ -1,6 +1,7 @@
 // Traces that other tools read: the Chrome trace of every built-in scenario
 // and of counterexamples passes a validator of what Chrome DevTools' trace
-// engine (and Perfetto's JSON importer) require; `run --trace` streams the
+// engine (and Perfetto's JSON importer) require (trace-engine.test.ts runs
+// DevTools' engine itself); `run --trace` streams the
 // whole run or says where it was cut; the ITF of a counterexample is read
 // back by Quint's ITF reader, with the violated property's fields in its last
 // state.
@@ -13,132 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { ofItf, ofItfNormalized } from "@informalsystems/quint/dist/src/itf.js";
 import { runScenario } from "../src/run/session.js";
 import { builtin, cli, REPO_ROOT } from "./helpers.js";
-
-interface TraceEvent {
-  name?: unknown;
-  cat?: unknown;
-  ph?: unknown;
-  ts?: unknown;
-  dur?: unknown;
-  pid?: unknown;
-  tid?: unknown;
-  id?: unknown;
-  bp?: unknown;
-  s?: unknown;
-  args?: Record<string, unknown>;
-}
-
-interface TraceDoc {
-  traceEvents: TraceEvent[];
-  metadata: Record<string, unknown>;
-}
-
-interface Checked {
-  begins: number;
-  flows: number;
-  instants: TraceEvent[];
-  /** Per B event (in order): the names of the slices open around it on its track, outermost first. */
-  parents: { name: string; tid: number; stack: string[] }[];
-  threadNames: Map<string, string>;
-}
-
-/**
- * What Chrome DevTools' trace engine and Perfetto need of a JSON trace, as
- * errors: every B/E has cat, name, ph, ts, pid, tid; B/E match per pid/tid
- * stack-wise with equal name and cat, and none is left open; timestamps never
- * go back on a thread; X has dur >= 0; flow s/f pair up by (cat, name, id)
- * with f bound to its enclosing slice; instants have a scope; every pid and
- * pid/tid used has its process_name/thread_name metadata event.
- */
-function validateTrace(doc: TraceDoc): { errors: string[]; checked: Checked } {
-  const errors: string[] = [];
-  const err = (i: number, m: string) => {
-    if (errors.length < 20) errors.push(`event ${i}: ${m}`);
-  };
-  if (!Array.isArray(doc.traceEvents))
-    return { errors: ["traceEvents is not an array"], checked: null as never };
-  if (typeof doc.metadata !== "object" || doc.metadata === null) errors.push("no metadata object");
-  const stacks = new Map<string, { name: string; cat: string }[]>();
-  const lastTs = new Map<string, number>();
-  const used = new Set<string>();
-  const pids = new Set<number>();
-  const processNames = new Set<number>();
-  const threadNames = new Map<string, string>();
-  const flowS = new Map<string, number>();
-  const flowF = new Map<string, number>();
-  const checked: Checked = { begins: 0, flows: 0, instants: [], parents: [], threadNames };
-  for (const [i, e] of doc.traceEvents.entries()) {
-    const ph = e.ph;
-    if (typeof ph !== "string") {
-      err(i, "no ph");
-      continue;
-    }
-    if (typeof e.pid !== "number" || typeof e.tid !== "number") {
-      err(i, "pid/tid not numbers");
-      continue;
-    }
-    const key = `${e.pid}/${e.tid}`;
-    if (ph === "M") {
-      if (e.name === "process_name") processNames.add(e.pid);
-      if (e.name === "thread_name") threadNames.set(key, String(e.args?.name));
-      continue;
-    }
-    used.add(key);
-    pids.add(e.pid);
-    if (typeof e.name !== "string") err(i, "no name");
-    if (typeof e.ts !== "number" || !Number.isFinite(e.ts)) {
-      err(i, "no numeric ts");
-      continue;
-    }
-    const last = lastTs.get(key) ?? Number.NEGATIVE_INFINITY;
-    if (e.ts < last) err(i, `ts ${e.ts} before ${last} on ${key}`);
-    lastTs.set(key, e.ts);
-    if (ph === "B" || ph === "E") {
-      if (typeof e.cat !== "string" || e.cat === "") err(i, `${ph} without cat`);
-      const stack = stacks.get(key) ?? [];
-      stacks.set(key, stack);
-      if (ph === "B") {
-        checked.begins++;
-        checked.parents.push({ name: String(e.name), tid: e.tid, stack: stack.map((s) => s.name) });
-        stack.push({ name: String(e.name), cat: String(e.cat) });
-      } else {
-        const open = stack.pop();
-        if (open === undefined) err(i, `E ${String(e.name)} with nothing open on ${key}`);
-        else if (open.name !== e.name || open.cat !== e.cat)
-          err(i, `E ${String(e.name)}/${String(e.cat)} closes B ${open.name}/${open.cat} on ${key}`);
-      }
-    } else if (ph === "X") {
-      if (typeof e.dur !== "number" || e.dur < 0) err(i, "X with no dur >= 0");
-    } else if (ph === "s" || ph === "f") {
-      if (e.id === undefined) err(i, "flow event without id");
-      const fk = `${String(e.cat)}/${String(e.name)}/${String(e.id)}`;
-      const m = ph === "s" ? flowS : flowF;
-      if (m.has(fk)) err(i, `flow ${ph} ${fk} twice`);
-      m.set(fk, e.ts);
-      if (ph === "f" && e.bp !== "e") err(i, 'flow f not bound to its enclosing slice (bp: "e")');
-      if (ph === "f" && (stacks.get(key) ?? []).length === 0) err(i, "flow f with no enclosing slice");
-    } else if (ph === "i" || ph === "I") {
-      if (!["g", "p", "t"].includes(String(e.s))) err(i, `instant scope ${String(e.s)}`);
-      checked.instants.push(e);
-    } else err(i, `unexpected ph ${ph}`);
-  }
-  for (const [key, stack] of stacks)
-    if (stack.length > 0) errors.push(`${key}: ${stack.length} slices never closed (${stack.at(-1)?.name})`);
-  for (const [fk, ts] of flowS) {
-    const f = flowF.get(fk);
-    if (f === undefined) errors.push(`flow ${fk}: s without f`);
-    else if (f < ts) errors.push(`flow ${fk}: f before s`);
-    else checked.flows++;
-  }
-  for (const fk of flowF.keys()) if (!flowS.has(fk)) errors.push(`flow ${fk}: f without s`);
-  for (const pid of pids) if (!processNames.has(pid)) errors.push(`pid ${pid} has no process_name`);
-  for (const key of used) if (!threadNames.has(key)) errors.push(`${key} has no thread_name`);
-  return { errors, checked };
-}
-
-function parseTrace(text: string): TraceDoc {
-  return JSON.parse(text) as TraceDoc;
-}
+import { parseTrace, type TraceDoc, validateTrace } from "./trace-validator.js";
 
 const SCENARIOS = readdirSync(join(REPO_ROOT, "scenarios"))
   .filter((f) => f.endsWith(".yaml"))
@@ -154,36 +30,57 @@ describe("Chrome traces", () => {
     ];
     const v = (evs: object[]) =>
       validateTrace({ traceEvents: [...meta, ...evs], metadata: {} } as TraceDoc).errors;
+    // Nested, in the order a stream closes them (inner first), and a zero-length slice at the end of another.
     assert.deepEqual(
       v([
-        { ...ok, ph: "B", ts: 1 },
-        { ...ok, ph: "E", ts: 2 },
+        { ...ok, name: "inner", ph: "X", ts: 2, dur: 1 },
+        { ...ok, name: "at-end", ph: "X", ts: 5, dur: 0 },
+        { ...ok, ph: "X", ts: 1, dur: 4 },
+        { ...ok, name: "next", ph: "X", ts: 5, dur: 2 },
       ]),
       [],
     );
+    assert.match(v([{ ...ok, ph: "X", ts: 1, dur: 1, cat: undefined }]).join(), /without cat/);
+    assert.match(v([{ ...ok, ph: "X", ts: 1 }]).join(), /no dur/);
     assert.match(
       v([
-        { ...ok, ph: "B", ts: 1 },
-        { ...ok, ph: "E", ts: 2, cat: undefined },
+        { ...ok, ph: "X", ts: 1, dur: 3 },
+        { ...ok, name: "b", ph: "X", ts: 2, dur: 3 },
       ]).join(),
-      /without cat/,
+      /overlaps a/,
     );
     assert.match(
       v([
-        { ...ok, ph: "B", ts: 2 },
-        { ...ok, ph: "E", ts: 1 },
+        { ...ok, ph: "B", ts: 1 },
+        { ...ok, ph: "E", ts: 2 },
+      ]).join(),
+      /write X/,
+    );
+    assert.match(
+      v([
+        { ...ok, ph: "i", s: "t", ts: 2 },
+        { ...ok, ph: "i", s: "t", ts: 1 },
       ]).join(),
       /before/,
     );
-    assert.match(v([{ ...ok, ph: "B", ts: 1 }]).join(), /never closed/);
+    assert.match(v([{ ...ok, ph: "s", id: 1, ts: 1 }]).join(), /s without f/);
     assert.match(
       v([
-        { ...ok, ph: "B", ts: 1 },
-        { ...ok, name: "b", ph: "E", ts: 1 },
+        { ...ok, ph: "X", ts: 1, dur: 0 },
+        { ...ok, ph: "s", id: 1, ts: 1 },
+        { ...ok, ph: "f", bp: "e", id: 1, ts: 2 },
       ]).join(),
-      /closes B a/,
+      /lands where no slice of its cat starts/,
     );
-    assert.match(v([{ ...ok, ph: "s", id: 1, ts: 1 }]).join(), /s without f/);
+    assert.match(
+      v([
+        { ...ok, ph: "X", ts: 1, dur: 0, cat: "other" },
+        { ...ok, ph: "X", ts: 2, dur: 1 },
+        { ...ok, ph: "s", id: 1, ts: 1 },
+        { ...ok, ph: "f", bp: "e", id: 1, ts: 2 },
+      ]).join(),
+      /lands where no slice of its cat starts/,
+    );
     assert.match(v([{ ...ok, tid: 5, ph: "i", s: "t", ts: 1 }]).join(), /0\/5 has no thread_name/);
   });
 
@@ -196,7 +93,7 @@ describe("Chrome traces", () => {
       const doc = parseTrace(r.trace);
       const { errors, checked } = validateTrace(doc);
       assert.deepEqual(errors, [], name);
-      assert.ok(checked.begins > 0, `${name}: slices`);
+      assert.ok(checked.slices > 0, `${name}: slices`);
       assert.equal(doc.metadata.truncated, false, name);
       assert.equal(doc.metadata.events, doc.traceEvents.length, `${name}: the metadata counts the events`);
       flows += checked.flows;
@@ -230,9 +127,10 @@ describe("Chrome traces", () => {
       assert.equal(c.metadata.truncated, true);
       assert.equal(c.metadata.max_events, 300);
       assert.ok(c.traceEvents.length >= 300 && c.traceEvents.length < w.traceEvents.length);
-      // The cut trace is the whole trace's beginning (up to the E events that close it).
-      const firstB = (d: TraceDoc) => d.traceEvents.filter((e) => e.ph === "B").slice(0, 50);
-      assert.deepEqual(firstB(c), firstB(w));
+      // The cut trace is the whole trace's beginning (up to the slices still open at the cut, closed there).
+      const firstInstants = (d: TraceDoc) => d.traceEvents.filter((e) => e.ph === "i").slice(0, 50);
+      assert.ok(firstInstants(c).length > 0);
+      assert.deepEqual(firstInstants(c), firstInstants(w));
       // A violation is an instant on the CPU where it happened (exit-with-inflight has none in mainline).
       const v = cli("run", "exit-with-inflight", "--kernel", "free-at-mmput", "--trace", whole);
       assert.equal(v.status, 1);

@@ -10,14 +10,23 @@
 // first, syscall exit pops do_syscall_64 and pushes exit_to_user_mode in one
 // step. So a frame's slice opens when its first step runs (not when it is
 // pushed), and a frame pushed in the step that popped another is a tail call:
-// the popped slices stay open around it and close with it. Perfetto and
-// DevTools need B/E to nest per track: a context switch closes the outgoing
-// task's slices and reopens the incoming task's started frames.
+// the popped slices stay open around it and close with it. Slices nest per
+// track: a context switch closes the outgoing task's slices and reopens the
+// incoming task's started frames.
+//
+// Each slice is one complete event ("X", with its duration), written when
+// it closes, so inner slices come before the slices around them in the file
+// (every reader sorts a track by time). Not B/E pairs: DevTools' trace
+// engine pairs B with E on one stack across all tracks, in file order, so
+// slices of two CPUs that overlap in time came out as "Begin/End events
+// mismatch" and were dropped (test/trace-engine.test.ts runs that engine).
 //
 // A device's track holds a slice per descriptor while the device serves it
-// (B when it reaches the head of the queue, E at completion), with a flow
-// arrow (s on the submitting CPU's ENQCMD, f bound to that slice) per
-// descriptor.
+// (from when it reaches the head of the queue to its completion), with a
+// flow arrow per descriptor from the submitting CPU's ENQCMD (a zero-length
+// slice) to it. Each end of the arrow starts at its slice's timestamp, with
+// its category ("descriptor"): DevTools binds a flow event to the event of
+// the same ts, track and cat, Perfetto to the slice around it.
 //
 // Events go to a writer as they happen (the whole trace is never held in
 // memory); `maxEvents` cuts the trace at an explicit limit: every open slice
@@ -44,6 +53,8 @@ export interface ChromeTraceOptions {
   maxEvents?: number;
   /** The time of a transition that is no CPU's step (device completions), in cycles; default: the latest CPU clock. */
   now?: () => number;
+  /** Told of every instant on a CPU's track, with the names of the slices open there (bottom first): vs-kernel attributes flushes by them. */
+  onInstant?: (cpu: number, name: string, args: Args, open: readonly string[]) => void;
 }
 
 type Args = Record<string, number | string>;
@@ -59,7 +70,14 @@ export class ChromeTrace implements TraceSink {
   private readonly now: () => number;
   /** Per CPU: the slices open on its track, bottom first (index 0: the running task's). */
   private readonly open: string[][];
+  /** Per track (CPUs, then devices): its open slices' start, category and args, bottom first. */
+  private readonly openTs: number[][];
   private readonly openCat: string[][];
+  private readonly openArgs: (Args | undefined)[][];
+  /** What `instant` is told besides the trace: each instant with the names of the slices open on its track. */
+  private readonly onInstant:
+    | ((cpu: number, name: string, args: Args, open: readonly string[]) => void)
+    | null;
   /** Per CPU: slices at the top of its track whose frames returned in the current step (closed at its end unless a tail call takes them). */
   private readonly pend: Int32Array;
   /** Per task slot: the frames of its kernel stack, bottom first, and whose they are (pid). */
@@ -71,7 +89,7 @@ export class ChromeTrace implements TraceSink {
   private readonly devTid0: number;
   private readonly eventsTid: number;
   /** Per device: the descriptors in its queue, oldest first: flow id, slice name. */
-  private readonly queue: { id: number; name: string; at: number }[][];
+  private readonly queue: { id: number; name: string; at: number; ts: number }[][];
   private readonly serving: boolean[];
   private flowId = 0;
   private violations = 0;
@@ -96,7 +114,10 @@ export class ChromeTrace implements TraceSink {
     const cpus = k.params.cpus;
     const devs = k.model.devices.length;
     this.open = Array.from({ length: cpus }, () => []);
-    this.openCat = Array.from({ length: cpus }, () => []);
+    this.openTs = Array.from({ length: cpus + devs }, () => []);
+    this.openCat = Array.from({ length: cpus + devs }, () => []);
+    this.openArgs = Array.from({ length: cpus + devs }, () => []);
+    this.onInstant = opts.onInstant ?? null;
     this.pend = new Int32Array(cpus);
     this.irq = Array.from({ length: cpus }, () => []);
     this.devTid0 = cpus;
@@ -169,24 +190,38 @@ export class ChromeTrace implements TraceSink {
     return this.tsAt(cpu, this.clock[cpu]);
   }
 
-  private slice(ph: "B" | "E", name: string, cat: string, ts: number, tid: number, args?: Args): void {
+  /** Open a slice on track `tid` (CPU tracks keep its name in `open` too). */
+  private openSlice(tid: number, ts: number, cat: string, args?: Args): void {
+    this.openTs[tid].push(ts);
+    this.openCat[tid].push(cat);
+    this.openArgs[tid].push(args);
+  }
+
+  /** Close the innermost open slice of track `tid` at `ts`: its complete event. */
+  private closeSlice(tid: number, name: string, ts: number): void {
+    const start = this.openTs[tid].pop();
+    const cat = this.openCat[tid].pop();
+    const args = this.openArgs[tid].pop();
+    if (start === undefined || cat === undefined) return;
     const a = args === undefined ? "" : `,"args":${JSON.stringify(args)}`;
-    this.put(`{"name":${this.q(name)},"cat":"${cat}","ph":"${ph}","ts":${ts},"pid":0,"tid":${tid}${a}}`);
+    // Durations in whole nanoseconds, as the timestamps are.
+    const dur = Math.round((ts - start) * 1000) / 1000;
+    this.put(
+      `{"name":${this.q(name)},"cat":"${cat}","ph":"X","ts":${start},"dur":${dur},"pid":0,"tid":${tid}${a}}`,
+    );
   }
 
   private begin(cpu: number, name: string, cat: string, args?: Args): void {
     if (!this.room()) return;
     this.open[cpu].push(name);
-    this.openCat[cpu].push(cat);
-    this.slice("B", name, cat, this.ts(cpu), cpu, args);
+    this.openSlice(cpu, this.ts(cpu), cat, args);
   }
 
   /** Close the innermost open slice of `cpu`'s track (not subject to the limit: a cut closes everything). */
   private end(cpu: number): void {
     const name = this.open[cpu].pop();
-    const cat = this.openCat[cpu].pop();
-    if (name === undefined || cat === undefined) return;
-    this.slice("E", name, cat, this.ts(cpu), cpu);
+    if (name === undefined) return;
+    this.closeSlice(cpu, name, this.ts(cpu));
   }
 
   private closeAll(cpu: number): void {
@@ -202,6 +237,7 @@ export class ChromeTrace implements TraceSink {
   }
 
   private instantAt(tid: number, ts: number, name: string, cat: string, scope: "t" | "g", args: Args): void {
+    if (this.onInstant !== null && tid < this.open.length) this.onInstant(tid, name, args, this.open[tid]);
     if (!this.room()) return;
     this.put(
       `{"name":${this.q(name)},"cat":"${cat}","ph":"i","s":"${scope}","ts":${ts},"pid":0,"tid":${tid},"args":${JSON.stringify(args)}}`,
@@ -348,11 +384,25 @@ export class ChromeTrace implements TraceSink {
   submit(cpu: number, d: number, pasid: number): void {
     if (this.done || !this.room()) return;
     const id = ++this.flowId;
+    const ts = this.ts(cpu);
     this.put(
-      `{"name":"descriptor","cat":"flow","ph":"s","id":${id},"ts":${this.ts(cpu)},"pid":0,"tid":${cpu},"args":{"pasid":${pasid}}}`,
+      `{"name":"ENQCMD","cat":"descriptor","ph":"X","ts":${ts},"dur":0,"pid":0,"tid":${cpu},"args":{"pasid":${pasid},"device":${this.q(this.k.model.devices[d].name)}}}`,
     );
-    this.queue[d].push({ id, name: `descriptor PASID ${pasid}`, at: this.clock[cpu] });
+    this.put(`{"name":"descriptor","cat":"descriptor","ph":"s","id":${id},"ts":${ts},"pid":0,"tid":${cpu}}`);
+    this.queue[d].push({ id, name: `descriptor PASID ${pasid}`, at: this.clock[cpu], ts });
     if (!this.serving[d]) this.serve(d, this.now());
+  }
+
+  /**
+   * A time on device track `tid` at least 1 ns after the ENQCMD at
+   * `submitted` µs: DevTools keys a flow's two ends by their time, and two
+   * ends at one time are taken for one.
+   */
+  private afterSubmit(tid: number, ts: number, submitted: number): number {
+    if (ts > submitted) return ts;
+    const t = Math.round(submitted * 1000 + 1) / 1000;
+    this.lastTs[tid] = t;
+    return t;
   }
 
   /** The device starts on the descriptor at the head of its queue (at `cycles`, not before its submission: a CPU's clock may run ahead of the scheduler's time). */
@@ -360,11 +410,11 @@ export class ChromeTrace implements TraceSink {
     const head = this.queue[d][0];
     if (head === undefined || !this.room()) return;
     const tid = this.devTid0 + d;
-    const ts = this.tsAt(tid, Math.max(cycles, head.at));
+    const ts = this.afterSubmit(tid, this.tsAt(tid, Math.max(cycles, head.at)), head.ts);
     this.serving[d] = true;
-    this.slice("B", head.name, "device", ts, tid);
+    this.openSlice(tid, ts, "descriptor");
     this.put(
-      `{"name":"descriptor","cat":"flow","ph":"f","bp":"e","id":${head.id},"ts":${ts},"pid":0,"tid":${tid}}`,
+      `{"name":"descriptor","cat":"descriptor","ph":"f","bp":"e","id":${head.id},"ts":${ts},"pid":0,"tid":${tid}}`,
     );
   }
 
@@ -373,7 +423,7 @@ export class ChromeTrace implements TraceSink {
     const tid = this.devTid0 + d;
     const ts = this.tsAt(tid, this.now());
     const head = this.serving[d] ? this.queue[d].shift() : undefined;
-    if (head !== undefined) this.slice("E", head.name, "device", ts, tid);
+    if (head !== undefined) this.closeSlice(tid, head.name, ts);
     this.serving[d] = false;
     this.instantAt(tid, ts, mm === 0 ? "DMA fault" : "complete", "device", "t", { pasid, mm });
     this.serve(d, this.now());
@@ -399,17 +449,17 @@ export class ChromeTrace implements TraceSink {
       const tid = this.devTid0 + d;
       const ts = this.tsAt(tid, this.now());
       const q = this.queue[d];
-      if (this.serving[d] && q.length > 0) this.slice("E", q.shift()!.name, "device", ts, tid);
+      if (this.serving[d] && q.length > 0) this.closeSlice(tid, q.shift()!.name, ts);
       this.serving[d] = false;
       // Descriptors still waiting in the queue: a mark each at the end, where their flow arrows land.
       for (const desc of q) {
         const name = `${desc.name} (queued)`;
-        const at = this.tsAt(tid, Math.max(this.now(), desc.at));
-        this.slice("B", name, "device", at, tid);
+        const at = this.afterSubmit(tid, this.tsAt(tid, Math.max(this.now(), desc.at)), desc.ts);
+        this.openSlice(tid, at, "descriptor");
         this.put(
-          `{"name":"descriptor","cat":"flow","ph":"f","bp":"e","id":${desc.id},"ts":${at},"pid":0,"tid":${tid}}`,
+          `{"name":"descriptor","cat":"descriptor","ph":"f","bp":"e","id":${desc.id},"ts":${at},"pid":0,"tid":${tid}}`,
         );
-        this.slice("E", name, "device", at, tid);
+        this.closeSlice(tid, name, at);
       }
       q.length = 0;
     }

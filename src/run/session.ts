@@ -2,7 +2,7 @@
 // (or a limit), and gather the result that the CLI prints. Pure: the output
 // depends only on the compiled scenario, the seed and the options.
 
-import { ChromeTrace } from "../engine/chrome-trace.js";
+import { ChromeTrace, type ChromeTraceOptions } from "../engine/chrome-trace.js";
 import { cpu_peek } from "../engine/cpu.js";
 import {
   Engine,
@@ -51,6 +51,8 @@ export interface TraceOut {
   write: (chunk: string | Uint8Array) => void;
   maxEvents?: number;
   done?: (info: TraceInfo) => void;
+  /** Told of every instant on a CPU's track with the slices open there (ChromeTraceOptions.onInstant). */
+  onInstant?: ChromeTraceOptions["onInstant"];
 }
 
 export interface RunResult {
@@ -93,7 +95,12 @@ export function runScenario(cs: CompiledScenario, opts: RunOptions = {}): RunRes
   const out = typeof opts.trace === "object" ? opts.trace : null;
   if (opts.trace) {
     const now = sched instanceof SimScheduler ? () => sched.time : undefined;
-    trace = new ChromeTrace(k, e.clock, { write: out?.write, maxEvents: out?.maxEvents, now });
+    trace = new ChromeTrace(k, e.clock, {
+      write: out?.write,
+      maxEvents: out?.maxEvents,
+      now,
+      onInstant: out?.onInstant,
+    });
     k.trace = trace;
     trace.startRun();
   }

@@ -9,7 +9,8 @@
 // the model's tlb_flushes_full counts every CR3 write, PTI's at entry and exit
 // included, which the tracepoint does not report.
 
-import type { RunResult } from "../run/session.js";
+import { runScenario } from "../run/session.js";
+import type { CompiledScenario } from "../scenario/compile.js";
 
 /** tlb_flush's reasons (include/linux/mm_types.h, enum tlb_flush_reason), as the tracepoint prints them. */
 export const TLB_REASONS: Readonly<Record<string, string>> = {
@@ -63,62 +64,53 @@ export function kernelCounts(lines: readonly string[]): Counts {
   return c;
 }
 
-interface TraceEvent {
-  name: string;
-  ph: string;
-  tid: number;
-  pid: number;
-  args?: { prev?: string; next?: string };
-}
-
-const isIdle = (name: string | undefined) => name === undefined || name.startsWith("swapper/");
+const isIdle = (name: string | number | undefined) => typeof name !== "string" || name.startsWith("swapper/");
 
 /**
- * The model's counts under the kernel's names, from its metrics and its
- * Chrome trace: a full flush (the "PCID flush" instant, not PTI's user one)
- * inside switch_mm_irqs_off is a task-switch flush, inside an interrupt
- * (the shootdown IPI's flush_tlb_func) a remote shootdown, inside
- * flush_tlb_mm_range a local mm shootdown.
+ * The model's counts under the kernel's names: a run of the scenario with
+ * its trace's instants observed (the trace itself is thrown away). A full
+ * flush (the "PCID flush" instant, not PTI's user one) inside
+ * switch_mm_irqs_off is a task-switch flush, inside an interrupt (the
+ * shootdown IPI's flush_tlb_func) a remote shootdown, inside
+ * flush_tlb_mm_range a local mm shootdown: the slices open on the CPU's
+ * track when it happens.
  */
-export function modelCounts(r: RunResult): Counts {
+export function modelCounts(cs: CompiledScenario): Counts {
   const c: Counts = {
-    sched_switch: r.metrics.context_switches,
-    "tlb_flush.range": r.metrics.tlb_flushes_range,
-    ipis: r.metrics.ipis,
-    forks: r.metrics.forks,
+    sched_switch: 0,
+    "tlb_flush.range": 0,
+    ipis: 0,
+    forks: 0,
     "tlb_flush.task_switch.full": 0,
     "tlb_flush.remote_shootdown.full": 0,
     "tlb_flush.local_mm_shootdown.full": 0,
     "tlb_flush.other.full": 0,
     switch_fpu: 0,
   };
-  if (r.trace === undefined) throw new Error("modelCounts: the run has no trace");
-  const doc = JSON.parse(r.trace) as { traceEvents: TraceEvent[] } | TraceEvent[];
-  const events = Array.isArray(doc) ? doc : doc.traceEvents;
-  const stacks = new Map<string, string[]>();
-  for (const e of events) {
-    const key = `${e.pid}/${e.tid}`;
-    let s = stacks.get(key);
-    if (s === undefined) {
-      s = [];
-      stacks.set(key, s);
-    }
-    if (e.ph === "B") {
-      s.push(e.name);
-    } else if (e.ph === "E") s.pop();
-    else if (e.ph === "i" && e.name === "sched_switch") {
-      // The kernel's x86_fpu_regs_deactivated is seen (set_event_pid) when a user task's registers are
-      // saved for a workload task: a switch between two tasks of the scenario.
-      if (!isIdle(e.args?.prev) && !isIdle(e.args?.next)) bump(c, "switch_fpu");
-    } else if (e.ph === "i" && e.name === "PCID flush") {
-      // At exit the mm's last flush (exit_mmap) finds its CPU lazy: the kernel's flush_tlb_func
-      // then leaves the mm (switch_mm_irqs_off to init_mm), which the tracepoint calls a task switch.
-      if (s.includes("switch_mm_irqs_off") || s.includes("mmput")) bump(c, "tlb_flush.task_switch.full");
-      else if (s.includes("common_interrupt")) bump(c, "tlb_flush.remote_shootdown.full");
-      else if (s.includes("flush_tlb_mm_range")) bump(c, "tlb_flush.local_mm_shootdown.full");
-      else bump(c, "tlb_flush.other.full");
-    }
-  }
+  const r = runScenario(cs, {
+    trace: {
+      write: () => {},
+      onInstant: (_cpu, name, args, open) => {
+        if (name === "sched_switch") {
+          // The kernel's x86_fpu_regs_deactivated is seen (set_event_pid) when a user task's registers are
+          // saved for a workload task: a switch between two tasks of the scenario.
+          if (!isIdle(args.prev) && !isIdle(args.next)) bump(c, "switch_fpu");
+        } else if (name === "PCID flush") {
+          // At exit the mm's last flush (exit_mmap) finds its CPU lazy: the kernel's flush_tlb_func
+          // then leaves the mm (switch_mm_irqs_off to init_mm), which the tracepoint calls a task switch.
+          if (open.includes("switch_mm_irqs_off") || open.includes("mmput"))
+            bump(c, "tlb_flush.task_switch.full");
+          else if (open.includes("common_interrupt")) bump(c, "tlb_flush.remote_shootdown.full");
+          else if (open.includes("flush_tlb_mm_range")) bump(c, "tlb_flush.local_mm_shootdown.full");
+          else bump(c, "tlb_flush.other.full");
+        }
+      },
+    },
+  });
+  c.sched_switch = r.metrics.context_switches;
+  c["tlb_flush.range"] = r.metrics.tlb_flushes_range;
+  c.ipis = r.metrics.ipis;
+  c.forks = r.metrics.forks;
   return c;
 }
 

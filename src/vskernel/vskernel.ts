@@ -2,7 +2,6 @@
 // model, their counts side by side (docs/vs-kernel.md).
 
 import { rmSync } from "node:fs";
-import { runScenario } from "../run/session.js";
 import { compileScenario } from "../scenario/compile.js";
 import type { LoadedScenario } from "../scenario/load.js";
 import { type NOp, normalizeProgram } from "../scenario/schema.js";
@@ -66,14 +65,13 @@ export async function vsKernel(ls: LoadedScenario, o: VsKernelOptions): Promise<
     const pcid = sc.machine.pcid && guest.flags.has("pcid");
     const invpcid = sc.machine.invpcid && guest.flags.has("invpcid");
     const matched: LoadedScenario = { ...ls, scenario: { ...sc, machine: { ...sc.machine, pcid, invpcid } } };
-    const model = runScenario(compileScenario(matched), { trace: true });
     return {
       scenario: sc.name,
       kernel: { version: guest.version, accel: guest.accel, cmdline: guest.cmdline, pcid },
       skipped: w.skipped.map((s) => ({ at: s.at, op: s.op })),
       guest_failures: guest.failed,
       trace_lost: traceLost(guest.trace),
-      rows: compareCounts(kernelCounts(guest.trace), modelCounts(model), features(ls)),
+      rows: compareCounts(kernelCounts(guest.trace), modelCounts(compileScenario(matched)), features(ls)),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
