@@ -6,8 +6,10 @@
 //     CPU's own (search/ownership.ts): --por's persistent sets take these;
 //   - masked, shared: interrupts masked, but a word another CPU, a device
 //     or a wake-up may touch (the first such word is named);
-//   - interrupts on, task-local: it touches only the running task's own
-//     kernel frames (and reads the words that say what runs): a step an
+//   - interrupts on, task-local: it touches only the frames already on the
+//     running task's stack (and reads the words that say what runs; a call
+//     or return moves the stack top, where an interrupt's exit path pushes
+//     its own frames, so it does not count): a step an
 //     interrupt could be moved past, the most a rule that defers ticks and
 //     interrupts could take;
 //   - interrupts on, shared: anything else (the first word named);
