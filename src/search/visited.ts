@@ -75,7 +75,7 @@ export class FingerprintSet {
  */
 export class BitstateSet {
   private readonly bits: Uint32Array;
-  /** The array's size in bits, a power of two up to 2^34. */
+  /** The array's size in bits, a power of two up to 2^37 (16 GiB, `--bitstate`'s most). */
   private readonly size2: number;
   size = 0;
 
@@ -85,7 +85,7 @@ export class BitstateSet {
     private readonly seed = 0,
   ) {
     let log2 = 10;
-    while (2 ** (log2 + 1) <= mib * 2 ** 23 && log2 < 34) log2++;
+    while (2 ** (log2 + 1) <= mib * 2 ** 23 && log2 < 37) log2++;
     this.bits = new Uint32Array(2 ** (log2 - 5));
     this.size2 = 2 ** log2;
   }
@@ -95,10 +95,10 @@ export class BitstateSet {
     const s = Math.imul(this.seed, 0x85ebca6b);
     const x = fmix32(Math.imul(lo ^ s, 0xcc9e2d51) ^ Math.imul(hi, 0x1b873593));
     const y = fmix32(Math.imul(hi ^ (s >>> 7), 0x27d4eb2f) ^ Math.imul(lo, 0x165667b1) ^ 0x5bd1e995);
-    // Double hashing over up to 2^34 bits: a start and an odd step, each 34 bits from x and y.
+    // Double hashing over up to 2^37 bits: a start and an odd step, each 37 bits from x and y.
     const m = this.size2;
-    const start = ((x >>> 0) * 4 + (y >>> 30)) % m;
-    const odd = (y >>> 0) * 4 + (x >>> 30);
+    const start = ((x >>> 0) * 32 + (y >>> 27)) % m;
+    const odd = (y >>> 0) * 32 + (x >>> 27);
     const step = (odd - (odd % 2) + 1) % m; // odd, so the three bits differ
     const bits = this.bits;
     let seen = true;
