@@ -25,7 +25,7 @@ import { compileScenario } from "../src/scenario/compile.js";
 import { builtinScenarioDir, loadScenarioString } from "../src/scenario/load.js";
 import { runDfs } from "../src/search/dfs.js";
 import { Footprints } from "../src/search/footprints.js";
-import { Ownership } from "../src/search/ownership.js";
+import { interruptsMasked, Ownership } from "../src/search/ownership.js";
 import { PlainDfs } from "../src/search/plain.js";
 import type { DfsStack } from "../src/search/stack.js";
 import { checkMachine, stepFinding } from "../src/search/transitions.js";
@@ -78,8 +78,7 @@ class Census extends PlainDfs {
     const C = k.C;
     const T = k.T;
     const at = (f: { at: number; stride: number }, i: number) => f.at + i * f.stride;
-    const masked =
-      !k.model.nmi && k.get(C.halted, c) === 0 && (k.get(C.irqs_off, c) !== 0 || k.get(C.irq_depth, c) !== 0);
+    const masked = interruptsMasked(k, c);
     const user = k.get(C.in_user, c) !== 0 && k.get(C.irq_depth, c) === 0;
     const curr = k.get(C.curr, c);
     const depth = k.get(T.depth, curr);

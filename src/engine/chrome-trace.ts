@@ -203,11 +203,15 @@ export class ChromeTrace implements TraceSink {
     const cat = this.openCat[tid].pop();
     const args = this.openArgs[tid].pop();
     if (start === undefined || cat === undefined) return;
-    const a = args === undefined ? "" : `,"args":${JSON.stringify(args)}`;
     // Durations in whole nanoseconds, as the timestamps are.
-    const dur = Math.round((ts - start) * 1000) / 1000;
+    this.writeSlice(tid, name, cat, start, Math.round((ts - start) * 1000) / 1000, args);
+  }
+
+  /** A slice's complete event. */
+  private writeSlice(tid: number, name: string, cat: string, ts: number, dur: number, args?: Args): void {
+    const a = args === undefined ? "" : `,"args":${JSON.stringify(args)}`;
     this.put(
-      `{"name":${this.q(name)},"cat":"${cat}","ph":"X","ts":${start},"dur":${dur},"pid":0,"tid":${tid}${a}}`,
+      `{"name":${this.q(name)},"cat":"${cat}","ph":"X","ts":${ts},"dur":${dur},"pid":0,"tid":${tid}${a}}`,
     );
   }
 
@@ -385,9 +389,7 @@ export class ChromeTrace implements TraceSink {
     if (this.done || !this.room()) return;
     const id = ++this.flowId;
     const ts = this.ts(cpu);
-    this.put(
-      `{"name":"ENQCMD","cat":"descriptor","ph":"X","ts":${ts},"dur":0,"pid":0,"tid":${cpu},"args":{"pasid":${pasid},"device":${this.q(this.k.model.devices[d].name)}}}`,
-    );
+    this.writeSlice(cpu, "ENQCMD", "descriptor", ts, 0, { pasid, device: this.k.model.devices[d].name });
     this.put(`{"name":"descriptor","cat":"descriptor","ph":"s","id":${id},"ts":${ts},"pid":0,"tid":${cpu}}`);
     this.queue[d].push({ id, name: `descriptor PASID ${pasid}`, at: this.clock[cpu], ts });
     if (!this.serving[d]) this.serve(d, this.now());

@@ -117,6 +117,18 @@ const ONE_CPU_WAKE = {
 /** Never owned: NMI state (no scenario measured it) and the devices' (their completions read and write it). */
 const CPU_SHARED = ["in_nmi", "nmi_cr3_mm", "nmi_cr3_pcid", "nmi_cr3_user", "nmi_from_user"] as const;
 
+/**
+ * CPU c has interrupts masked (irqs_off, or inside an interrupt) and no NMI
+ * can come: it takes no interrupt at its next step whatever others raise,
+ * and stays enabled.
+ */
+export function interruptsMasked(k: Kernel, c: number): boolean {
+  const C = k.C;
+  return (
+    !k.model.nmi && k.get(C.halted, c) === 0 && (k.get(C.irqs_off, c) !== 0 || k.get(C.irq_depth, c) !== 0)
+  );
+}
+
 export class Ownership {
   /** Per word: 0 (shared), PRIVATE or OWNER_WRITES. */
   private readonly cls: Uint8Array;

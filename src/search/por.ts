@@ -16,7 +16,7 @@ import { HASH_HI, HASH_LO } from "../machine/memory.js";
 import { runDfs } from "./dfs.js";
 import { enablingWords, Footprints } from "./footprints.js";
 import { FootprintMemo } from "./fpmemo.js";
-import { Ownership } from "./ownership.js";
+import { interruptsMasked, Ownership } from "./ownership.js";
 import { SleepMap } from "./sleepmap.js";
 import type { DfsStack } from "./stack.js";
 import { BaseDfs, EXPLORE, REVISIT, SKIP, type Visit } from "./strategy.js";
@@ -265,15 +265,6 @@ export class PorDfs extends BaseDfs {
     return bad;
   }
 
-  /** c has interrupts masked and no NMI can come: it takes no interrupt at its next step whatever others raise, and stays enabled. */
-  private masked(c: number): boolean {
-    const k = this.k;
-    const C = k.C;
-    return (
-      !k.model.nmi && k.get(C.halted, c) === 0 && (k.get(C.irqs_off, c) !== 0 || k.get(C.irq_depth, c) !== 0)
-    );
-  }
-
   /**
    * The persistent set of the state at depth d (in memory, its mark taken):
    * the first CPU step among buf[0..n) that is safe, into ampleTr (its leaf
@@ -294,7 +285,7 @@ export class PorDfs extends BaseDfs {
       if (trKind(tr) !== TR_CPU || this.bitOf(tr) < 0) continue;
       const c = trArg(tr);
       const silent = this.own.silent(c, this.ticksLeft(t));
-      const waived = this.masked(c) ? C.pending.at + c * C.pending.stride : -1;
+      const waived = interruptsMasked(this.k, c) ? C.pending.at + c * C.pending.stride : -1;
       if (!silent && waived < 0) continue;
       let lf = memo.lookup(tr);
       if (lf < 0) {

@@ -77,6 +77,8 @@ export class BitstateSet {
   private readonly bits: Uint32Array;
   /** The array's size in bits, a power of two up to 2^37 (16 GiB, `--bitstate`'s most). */
   private readonly size2: number;
+  /** The seed, mixed once. */
+  private readonly s: number;
   size = 0;
 
   /** `seed` 0 is the plain hash; another seed places states at other bits (a swarm shard's own omissions). */
@@ -88,11 +90,12 @@ export class BitstateSet {
     while (2 ** (log2 + 1) <= mib * 2 ** 23 && log2 < 37) log2++;
     this.bits = new Uint32Array(2 ** (log2 - 5));
     this.size2 = 2 ** log2;
+    this.s = Math.imul(seed, 0x85ebca6b);
   }
 
   add(lo: number, hi: number): boolean {
     // Two 32-bit mixes of all 64 bits and the seed (murmur3's fmix32 after a multiply-xor).
-    const s = Math.imul(this.seed, 0x85ebca6b);
+    const s = this.s;
     const x = fmix32(Math.imul(lo ^ s, 0xcc9e2d51) ^ Math.imul(hi, 0x1b873593));
     const y = fmix32(Math.imul(hi ^ (s >>> 7), 0x27d4eb2f) ^ Math.imul(lo, 0x165667b1) ^ 0x5bd1e995);
     // Double hashing over up to 2^37 bits: a start and an odd step, each 37 bits from x and y.
